@@ -1,0 +1,269 @@
+import { constants, createHmac, timingSafeEqual, verify as cryptoVerify } from 'node:crypto';
+import type { Algorithm } from '../model/algorithms.ts';
+import { isUsable, type KeySet, type TenantKey } from './key.ts';
+
+/**
+ * Per-request verification of a bearer JWT (JWS compact serialisation)
+ * against the keys of one tenant. Pure and synchronous: no I/O, never throws
+ * for any token input, and the algorithm always comes from the key, never
+ * from the token header.
+ */
+
+export interface TokenPolicy {
+  /** Leeway for exp, nbf and iat, in seconds (>= 0). */
+  clockToleranceSeconds: number;
+  /** Longest accepted lifetime (exp - iat, or exp - now without iat), in seconds. */
+  maxLifetimeSeconds: number;
+  /** When set, `iss` must be exactly this string. */
+  issuer?: string;
+  /** When set, `aud` must be this string or an array of strings holding it. */
+  audience?: string;
+}
+
+/** Every failure reason, e.g. for metric labels. */
+export const TOKEN_FAILURES = [
+  'token_missing',
+  'token_malformed',
+  'token_unknown_kid',
+  'token_key_inactive',
+  'token_algorithm',
+  'token_bad_signature',
+  'token_no_exp',
+  'token_expired',
+  'token_not_yet_valid',
+  'token_iat_future',
+  'token_lifetime',
+  'token_issuer',
+  'token_audience',
+] as const;
+
+export type TokenFailure = (typeof TOKEN_FAILURES)[number];
+
+export type TokenResult =
+  | { ok: true; claims: Readonly<Record<string, unknown>>; kid: string }
+  | { ok: false; reason: TokenFailure };
+
+/** Longest token accepted, in characters (the token is ASCII once checked). */
+export const MAX_TOKEN_LENGTH = 16 * 1024;
+
+/** Three non-empty base64url segments (no padding) separated by dots. */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/** `Bearer <token>`: scheme case-insensitive, exactly one space, one token. */
+const BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9_.-]+)$/;
+
+/**
+ * The token of an `Authorization: Bearer <token>` header, or undefined for
+ * anything else (another scheme, no token, two tokens, extra whitespace).
+ */
+export function extractBearer(authorization: string | undefined): string | undefined {
+  if (typeof authorization !== 'string') return undefined;
+  const match = BEARER.exec(authorization);
+  return match ? match[1] : undefined;
+}
+
+type Verifier = (key: TenantKey, data: string, signature: Buffer) => boolean;
+
+function hmacVerifier(hash: string): Verifier {
+  return (key, data, signature) => {
+    if (key.key.type !== 'secret') return false;
+    const expected = createHmac(hash, key.key).update(data, 'latin1').digest();
+    return expected.length === signature.length && timingSafeEqual(expected, signature);
+  };
+}
+
+function rsaVerifier(hash: string, pss: boolean): Verifier {
+  return (key, data, signature) => {
+    if (key.key.type !== 'public') return false;
+    const input = Buffer.from(data, 'latin1');
+    return pss
+      ? cryptoVerify(
+          hash,
+          input,
+          {
+            key: key.key,
+            padding: constants.RSA_PKCS1_PSS_PADDING,
+            saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
+          },
+          signature,
+        )
+      : cryptoVerify(hash, input, key.key, signature);
+  };
+}
+
+function ecdsaVerifier(hash: string, signatureBytes: number): Verifier {
+  return (key, data, signature) => {
+    if (key.key.type !== 'public' || signature.length !== signatureBytes) return false;
+    return cryptoVerify(hash, Buffer.from(data, 'latin1'), { key: key.key, dsaEncoding: 'ieee-p1363' }, signature);
+  };
+}
+
+const VERIFIERS: Readonly<Record<Algorithm, Verifier>> = {
+  HS256: hmacVerifier('sha256'),
+  HS384: hmacVerifier('sha384'),
+  HS512: hmacVerifier('sha512'),
+  RS256: rsaVerifier('sha256', false),
+  RS384: rsaVerifier('sha384', false),
+  RS512: rsaVerifier('sha512', false),
+  PS256: rsaVerifier('sha256', true),
+  PS384: rsaVerifier('sha384', true),
+  PS512: rsaVerifier('sha512', true),
+  ES256: ecdsaVerifier('sha256', 64),
+  ES384: ecdsaVerifier('sha384', 96),
+  ES512: ecdsaVerifier('sha512', 132),
+};
+
+/** Verifies with the key's own algorithm; a throw from node:crypto is a failure. */
+function signatureValid(key: TenantKey, data: string, signature: Buffer): boolean {
+  const verifier = Object.hasOwn(VERIFIERS, key.alg) ? VERIFIERS[key.alg] : undefined;
+  if (verifier === undefined) return false;
+  try {
+    return verifier(key, data, signature);
+  } catch {
+    return false;
+  }
+}
+
+/** A base64url segment decoded and parsed as a JSON object, or undefined. */
+function decodeObject(segment: string): Record<string, unknown> | undefined {
+  // A length of 1 mod 4 is never valid base64.
+  if (segment.length % 4 === 1) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  return value as Record<string, unknown>;
+}
+
+/** An own property (never one inherited from Object.prototype). */
+function own(object: Record<string, unknown>, name: string): unknown {
+  return Object.hasOwn(object, name) ? object[name] : undefined;
+}
+
+function isFiniteNumber(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value);
+}
+
+function fail(reason: TokenFailure): TokenResult {
+  return { ok: false, reason };
+}
+
+/**
+ * Verifies `token` against one tenant's keys at `nowMs` (epoch ms).
+ *
+ * Throws (TypeError) only for a non-finite `nowMs` or an invalid policy:
+ * those are programming errors, and failing closed beats accepting tokens
+ * against a NaN clock.
+ */
+export function verifyTenantToken(
+  token: string | undefined,
+  keys: KeySet,
+  policy: TokenPolicy,
+  nowMs: number,
+): TokenResult {
+  if (!Number.isFinite(nowMs)) throw new TypeError('verifyTenantToken: nowMs must be a finite number');
+  const tol = policy.clockToleranceSeconds;
+  const maxLifetime = policy.maxLifetimeSeconds;
+  if (!Number.isFinite(tol) || tol < 0) {
+    throw new TypeError('verifyTenantToken: clockToleranceSeconds must be a finite number >= 0');
+  }
+  if (!Number.isFinite(maxLifetime) || maxLifetime <= 0) {
+    throw new TypeError('verifyTenantToken: maxLifetimeSeconds must be a finite number > 0');
+  }
+
+  if (token === undefined || token === null || token === '') return fail('token_missing');
+  if (typeof token !== 'string') return fail('token_malformed');
+  if (token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) return fail('token_malformed');
+
+  const firstDot = token.indexOf('.');
+  const lastDot = token.lastIndexOf('.');
+  const headerSegment = token.slice(0, firstDot);
+  const payloadSegment = token.slice(firstDot + 1, lastDot);
+  const signatureSegment = token.slice(lastDot + 1);
+
+  const header = decodeObject(headerSegment);
+  if (header === undefined) return fail('token_malformed');
+  const alg = own(header, 'alg');
+  if (typeof alg !== 'string') return fail('token_malformed');
+  const kid = own(header, 'kid');
+  if (kid !== undefined && typeof kid !== 'string') return fail('token_malformed');
+  // RFC 7515 §4.1.11: extensions listed in `crit` must be understood; we
+  // understand none (notably not RFC 7797 `b64: false`).
+  if (Object.hasOwn(header, 'crit')) return fail('token_malformed');
+
+  // The signature must be canonical base64url, so that one signature has
+  // exactly one spelling (unused trailing bits must be zero).
+  const signature = Buffer.from(signatureSegment, 'base64url');
+  if (signature.toString('base64url') !== signatureSegment) return fail('token_malformed');
+
+  const signingInput = token.slice(0, lastDot);
+  let verifiedBy: TenantKey | undefined;
+
+  if (kid !== undefined) {
+    const key = keys.byKid.get(kid);
+    if (key === undefined) return fail('token_unknown_kid');
+    if (!isUsable(key, nowMs)) return fail('token_key_inactive');
+    if (alg !== key.alg) return fail('token_algorithm');
+    if (!signatureValid(key, signingInput, signature)) return fail('token_bad_signature');
+    verifiedBy = key;
+  } else {
+    let candidates = 0;
+    for (const key of keys.list) {
+      if (key.alg !== alg || !isUsable(key, nowMs)) continue;
+      candidates++;
+      if (signatureValid(key, signingInput, signature)) {
+        verifiedBy = key;
+        break;
+      }
+    }
+    if (candidates === 0) return fail('token_unknown_kid');
+    if (verifiedBy === undefined) return fail('token_bad_signature');
+  }
+
+  // Only now, with the signature verified, is the payload parsed.
+  const claims = decodeObject(payloadSegment);
+  if (claims === undefined) return fail('token_malformed');
+
+  const now = nowMs / 1000;
+  const exp = own(claims, 'exp');
+  if (!isFiniteNumber(exp)) return fail('token_no_exp');
+  if (now >= exp + tol) return fail('token_expired');
+
+  const nbf = own(claims, 'nbf');
+  if (nbf !== undefined) {
+    if (!isFiniteNumber(nbf)) return fail('token_malformed');
+    if (now + tol < nbf) return fail('token_not_yet_valid');
+  }
+
+  const iat = own(claims, 'iat');
+  if (iat !== undefined) {
+    if (!isFiniteNumber(iat)) return fail('token_malformed');
+    if (iat > now + tol) return fail('token_iat_future');
+  }
+
+  const lifetime = iat !== undefined ? exp - (iat as number) : exp - now;
+  if (lifetime > maxLifetime) return fail('token_lifetime');
+
+  if (policy.issuer !== undefined && own(claims, 'iss') !== policy.issuer) return fail('token_issuer');
+
+  if (policy.audience !== undefined && !audienceMatches(own(claims, 'aud'), policy.audience)) {
+    return fail('token_audience');
+  }
+
+  return { ok: true, claims, kid: verifiedBy.kid };
+}
+
+/** `aud` is the audience itself, or an array of strings that holds it. */
+function audienceMatches(aud: unknown, audience: string): boolean {
+  if (typeof aud === 'string') return aud === audience;
+  if (!Array.isArray(aud)) return false;
+  let found = false;
+  for (const entry of aud) {
+    if (typeof entry !== 'string') return false;
+    if (entry === audience) found = true;
+  }
+  return found;
+}
