@@ -120,6 +120,15 @@ function pathSegment(key: string): string {
   return IDENTIFIER.test(key) ? `.${key}` : `[${quote(key)}]`;
 }
 
+const PAUSED: unique symbol = Symbol('paused');
+
+function checkedMaxDepth(maxDepth: number = DEFAULT_MAX_DEPTH): number {
+  if (!Number.isSafeInteger(maxDepth) || maxDepth < 0) {
+    throw new RangeError(`maxDepth must be a non-negative integer, got ${String(maxDepth)}`);
+  }
+  return maxDepth;
+}
+
 class Parser {
   private readonly text: string;
   private readonly len: number;
@@ -351,7 +360,8 @@ class Parser {
 
   // ---- grammar ----------------------------------------------------------
 
-  parse(): unknown {
+  /** Checks the start of the input; then `run()` parses. */
+  begin(): void {
     const text = this.text;
     const len = this.len;
     if (len > 0 && text.charCodeAt(0) === BOM) {
@@ -361,7 +371,19 @@ class Parser {
     if (this.pos >= len) {
       this.syntax(len === 0 ? 'empty input, expected a JSON value' : 'no JSON value, input is only whitespace', this.pos);
     }
+  }
 
+  /** When set, `run()` returns PAUSED after this time (performance.now()) at a value boundary. */
+  deadline = Infinity;
+
+  /**
+   * Parses from `pos` to the end, or until the deadline passes; all state
+   * lives in the parser, so a paused run resumes where it stopped.
+   */
+  run(): unknown {
+    const text = this.text;
+    const len = this.len;
+    let sinceClock = 0;
     let value: unknown;
     for (;;) {
       // ---- a value starts at this.pos (whitespace already skipped) ----
@@ -443,6 +465,11 @@ class Parser {
             if (k === CLOSE_BRACE) return this.syntax('trailing comma before "}"', i);
             this.keys[top] = this.parseKey(container as JsonObject);
           }
+          // Between two values the state is complete: a safe place to pause.
+          if (++sinceClock >= 1024) {
+            sinceClock = 0;
+            if (performance.now() >= this.deadline) return PAUSED;
+          }
           break; // parse the next value
         }
         if (s === (array ? CLOSE_BRACKET : CLOSE_BRACE)) {
@@ -475,11 +502,26 @@ export function parseStrictJson(text: string, options?: StrictJsonOptions): unkn
   if (typeof text !== 'string') {
     throw new TypeError(`parseStrictJson expects a string, got ${text === null ? 'null' : typeof text}`);
   }
-  const maxDepth = options?.maxDepth ?? DEFAULT_MAX_DEPTH;
-  if (!Number.isSafeInteger(maxDepth) || maxDepth < 0) {
-    throw new RangeError(`maxDepth must be a non-negative integer, got ${String(maxDepth)}`);
+  const maxDepth = checkedMaxDepth(options?.maxDepth);
+  const parser = new Parser(text, maxDepth);
+  parser.begin();
+  return parser.run();
+}
+
+/**
+ * The same parse, in slices of about `sliceMs` with the event loop free in
+ * between: for whitelist files large enough that one synchronous parse would
+ * stall requests.
+ */
+export async function parseStrictJsonSliced(text: string, options: StrictJsonOptions & { sliceMs: number }): Promise<unknown> {
+  const parser = new Parser(text, checkedMaxDepth(options.maxDepth));
+  parser.begin();
+  for (;;) {
+    parser.deadline = performance.now() + options.sliceMs;
+    const result = parser.run();
+    if (result !== PAUSED) return result;
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
-  return new Parser(text, maxDepth).parse();
 }
 
 /**

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import {
+  parseStrictJsonSliced,
   StrictJsonError,
   getPath,
   parseStrictJson,
@@ -481,3 +482,32 @@ describe('splitDottedPath', () => {
   });
 });
 
+
+describe('parseStrictJsonSliced', () => {
+  const big = JSON.stringify({ tenants: Array.from({ length: 20_000 }, (_, i) => ({ oin: String(i).padStart(20, '0'), cidrs: ['10.0.0.0/8'] })) });
+
+  it('gives the same value as the synchronous parse', async () => {
+    const sliced = await parseStrictJsonSliced(big, { sliceMs: 1 });
+    expect(JSON.stringify(sliced)).to.equal(JSON.stringify(JSON.parse(big)));
+  });
+
+  it('lets the event loop run between slices of a large document', async () => {
+    let turns = 0;
+    const timer = setInterval(() => turns++, 0);
+    try {
+      await parseStrictJsonSliced(big, { sliceMs: 0 });
+    } finally {
+      clearInterval(timer);
+    }
+    expect(turns).to.be.greaterThan(0);
+  });
+
+  it('still refuses a duplicate key found after a pause', async () => {
+    try {
+      await parseStrictJsonSliced(big.slice(0, -1) + ',"tenants":[]}', { sliceMs: 0 });
+      expect.fail('should have thrown');
+    } catch (error) {
+      expect((error as StrictJsonError).code).to.equal('ERR_JSON_DUPLICATE_KEY');
+    }
+  });
+});
