@@ -1,0 +1,318 @@
+import { createHash, type KeyObject } from 'node:crypto';
+import { CidrError, CidrSet, parseCidr, type Cidr } from '../ip/cidr.ts';
+import { keySet, type KeySet, type TenantKey } from '../token/key.ts';
+import { buildHmacKey, buildPublicKey, KeyMaterialError } from '../token/keys.ts';
+import { isAlgorithm, isHmac, ALGORITHMS } from './algorithms.ts';
+import { WhitelistError, type ValidationIssue } from './errors.ts';
+
+/** One tenant as enforced: everything a request needs is prebuilt. */
+export interface Tenant {
+  readonly oin: string;
+  readonly name: string;
+  readonly enabled: boolean;
+  readonly cidrs: CidrSet;
+  readonly cidrTexts: readonly string[];
+  readonly keys: KeySet;
+  readonly jwksUri: string | undefined;
+}
+
+/** The enforced whitelist. Immutable; a reload builds a new one and swaps it. */
+export interface Snapshot {
+  /** Digest of the enforced content; changes exactly when the whitelist does. */
+  readonly version: string;
+  readonly tenants: ReadonlyMap<string, Tenant>;
+  readonly loadedAt: Date;
+}
+
+export interface SnapshotOptions {
+  /** Tenants' OINs must match it, as requests' OINs must. */
+  readonly oinPattern: RegExp;
+  /** Yield to the event loop this often (ms) so a huge reload never stalls requests. */
+  readonly sliceMs?: number;
+}
+
+const TENANT_FIELDS = new Set(['oin', 'name', 'enabled', 'cidrs', 'keys', 'jwksUri']);
+const KEY_FIELDS = new Set(['kid', 'alg', 'secret', 'publicKey', 'enabled', 'notBefore', 'expiresAt']);
+const TOP_FIELDS = new Set(['tenants', '$schema']);
+// Full date-time with an explicit zone: a zone-less time would depend on the host's TZ.
+const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+const MAX_KID_LENGTH = 256;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function has(object: Record<string, unknown>, key: string): boolean {
+  return Object.prototype.hasOwnProperty.call(object, key);
+}
+
+/**
+ * Validates a whitelist document (file or database rows) and builds the
+ * snapshot: CIDR matchers and `KeyObject`s once, here, never per request.
+ * Collects every problem before refusing, so `oingate check` lists them all.
+ */
+export async function buildSnapshot(document: unknown, options: SnapshotOptions): Promise<Snapshot> {
+  const issues: ValidationIssue[] = [];
+  const tenants = new Map<string, Tenant>();
+  const sliceMs = options.sliceMs ?? 10;
+
+  if (!isRecord(document)) {
+    throw new WhitelistError([{ path: '$', message: 'must be an object with a "tenants" array' }]);
+  }
+  for (const key of Object.keys(document)) {
+    if (!TOP_FIELDS.has(key)) issues.push({ path: '$', message: `unknown field "${key}"` });
+  }
+  const list = document['tenants'];
+  if (!Array.isArray(list)) {
+    throw new WhitelistError([...issues, { path: 'tenants', message: 'must be an array' }]);
+  }
+
+  const version = new OrderFreeDigest();
+  let sliceStart = performance.now();
+  for (let index = 0; index < list.length; index++) {
+    const tenant = buildTenant(list[index], `tenants[${index}]`, options, issues);
+    if (tenant) {
+      if (tenants.has(tenant.oin)) {
+        issues.push({ path: `tenants[${index}].oin`, message: `duplicate OIN "${tenant.oin}"` });
+      } else {
+        tenants.set(tenant.oin, tenant);
+        version.add(tenantFingerprint(tenant));
+      }
+    }
+    if (performance.now() - sliceStart > sliceMs) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
+    }
+  }
+  if (issues.length > 0) throw new WhitelistError(issues);
+  return Object.freeze({
+    version: version.digest(),
+    tenants,
+    loadedAt: new Date(),
+  });
+}
+
+function buildTenant(
+  raw: unknown,
+  path: string,
+  options: SnapshotOptions,
+  issues: ValidationIssue[],
+): Tenant | undefined {
+  if (!isRecord(raw)) {
+    issues.push({ path, message: 'must be an object' });
+    return undefined;
+  }
+  const before = issues.length;
+  for (const key of Object.keys(raw)) {
+    if (!TENANT_FIELDS.has(key)) issues.push({ path, message: `unknown field "${key}"` });
+  }
+
+  const oin = raw['oin'];
+  if (typeof oin !== 'string') {
+    issues.push({ path: `${path}.oin`, message: 'must be a string' });
+  } else if (!options.oinPattern.test(oin)) {
+    issues.push({ path: `${path}.oin`, message: `"${oin}" does not match the OIN pattern ${options.oinPattern.source}` });
+  }
+  const name = has(raw, 'name') ? raw['name'] : '';
+  if (typeof name !== 'string') issues.push({ path: `${path}.name`, message: 'must be a string' });
+  const enabled = has(raw, 'enabled') ? raw['enabled'] : true;
+  if (typeof enabled !== 'boolean') issues.push({ path: `${path}.enabled`, message: 'must be true or false' });
+
+  const cidrs = buildCidrs(raw['cidrs'], `${path}.cidrs`, issues);
+  const keys = has(raw, 'keys') ? buildKeys(raw['keys'], `${path}.keys`, issues) : [];
+  const jwksUri = has(raw, 'jwksUri') ? raw['jwksUri'] : undefined;
+  if (jwksUri !== undefined) checkJwksUri(jwksUri, `${path}.jwksUri`, issues);
+
+  if (issues.length > before || typeof oin !== 'string' || !cidrs || !keys) return undefined;
+  return Object.freeze({
+    oin,
+    name: name as string,
+    enabled: enabled as boolean,
+    cidrs: new CidrSet(cidrs),
+    cidrTexts: Object.freeze(cidrs.map((c) => c.text)),
+    keys: keySet(Object.freeze(keys)),
+    jwksUri: jwksUri as string | undefined,
+  });
+}
+
+function buildCidrs(raw: unknown, path: string, issues: ValidationIssue[]): Cidr[] | undefined {
+  if (!Array.isArray(raw)) {
+    issues.push({ path, message: 'must be an array of CIDR strings' });
+    return undefined;
+  }
+  const cidrs: Cidr[] = [];
+  const seen = new Set<string>();
+  raw.forEach((text: unknown, index) => {
+    const at = `${path}[${index}]`;
+    if (typeof text !== 'string') {
+      issues.push({ path: at, message: 'must be a string' });
+      return;
+    }
+    try {
+      const cidr = parseCidr(text);
+      if (seen.has(cidr.text)) issues.push({ path: at, message: `duplicate CIDR "${text}"` });
+      seen.add(cidr.text);
+      cidrs.push(cidr);
+    } catch (error) {
+      if (!(error instanceof CidrError)) throw error;
+      issues.push({ path: at, message: error.message });
+    }
+  });
+  return cidrs;
+}
+
+function buildKeys(raw: unknown, path: string, issues: ValidationIssue[]): TenantKey[] | undefined {
+  if (!Array.isArray(raw)) {
+    issues.push({ path, message: 'must be an array of keys' });
+    return undefined;
+  }
+  const keys: TenantKey[] = [];
+  const kids = new Set<string>();
+  raw.forEach((entry: unknown, index) => {
+    const key = buildKey(entry, `${path}[${index}]`, issues);
+    if (!key) return;
+    if (kids.has(key.kid)) {
+      issues.push({ path: `${path}[${index}].kid`, message: `duplicate kid "${key.kid}"` });
+      return;
+    }
+    kids.add(key.kid);
+    keys.push(key);
+  });
+  return keys;
+}
+
+function buildKey(raw: unknown, path: string, issues: ValidationIssue[]): TenantKey | undefined {
+  if (!isRecord(raw)) {
+    issues.push({ path, message: 'must be an object' });
+    return undefined;
+  }
+  const before = issues.length;
+  for (const field of Object.keys(raw)) {
+    if (!KEY_FIELDS.has(field)) issues.push({ path, message: `unknown field "${field}"` });
+  }
+  const kid = raw['kid'];
+  if (typeof kid !== 'string' || kid.length === 0 || kid.length > MAX_KID_LENGTH) {
+    issues.push({ path: `${path}.kid`, message: `must be a non-empty string of at most ${MAX_KID_LENGTH} characters` });
+  }
+  const alg = raw['alg'];
+  if (!isAlgorithm(alg)) {
+    issues.push({ path: `${path}.alg`, message: `${describeValue(alg)} is not supported; must be one of ${ALGORITHMS.join(', ')}` });
+  }
+  const enabled = has(raw, 'enabled') ? raw['enabled'] : true;
+  if (typeof enabled !== 'boolean') issues.push({ path: `${path}.enabled`, message: 'must be true or false' });
+  const notBefore = optionalTime(raw, 'notBefore', path, issues);
+  const expiresAt = optionalTime(raw, 'expiresAt', path, issues);
+  if (notBefore !== undefined && expiresAt !== undefined && notBefore >= expiresAt) {
+    issues.push({ path: `${path}.expiresAt`, message: 'must be later than notBefore' });
+  }
+  if (issues.length > before || typeof kid !== 'string' || !isAlgorithm(alg)) return undefined;
+
+  const secret = raw['secret'];
+  const publicKey = raw['publicKey'];
+  let material: KeyObject | undefined;
+  try {
+    if (isHmac(alg)) {
+      if (publicKey !== undefined) issues.push({ path: `${path}.publicKey`, message: `not allowed with ${alg}; use "secret"` });
+      if (typeof secret !== 'string') issues.push({ path: `${path}.secret`, message: `${alg} needs a "secret" string` });
+      else material = buildHmacKey(kid, alg, secret);
+    } else {
+      if (secret !== undefined) issues.push({ path: `${path}.secret`, message: `not allowed with ${alg}; use "publicKey"` });
+      if (typeof publicKey !== 'string') issues.push({ path: `${path}.publicKey`, message: `${alg} needs a "publicKey" PEM string` });
+      else material = buildPublicKey(kid, alg, publicKey);
+    }
+  } catch (error) {
+    if (!(error instanceof KeyMaterialError)) throw error;
+    issues.push({ path, message: error.message });
+  }
+  if (!material || issues.length > before) return undefined;
+  return Object.freeze({
+    kid,
+    alg,
+    key: material,
+    enabled: enabled as boolean,
+    ...(notBefore !== undefined ? { notBefore } : {}),
+    ...(expiresAt !== undefined ? { expiresAt } : {}),
+  });
+}
+
+function optionalTime(raw: Record<string, unknown>, field: string, path: string, issues: ValidationIssue[]): number | undefined {
+  if (!has(raw, field) || raw[field] === null) return undefined;
+  const value = raw[field];
+  const ms = typeof value === 'string' && ISO_DATE_TIME.test(value) ? Date.parse(value) : NaN;
+  if (Number.isNaN(ms)) {
+    issues.push({ path: `${path}.${field}`, message: `${describeValue(value)} is not an ISO-8601 date-time with a zone, e.g. 2026-12-01T00:00:00Z` });
+    return undefined;
+  }
+  return ms;
+}
+
+function checkJwksUri(raw: unknown, path: string, issues: ValidationIssue[]): void {
+  if (typeof raw !== 'string') {
+    issues.push({ path, message: 'must be a URL string' });
+    return;
+  }
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    issues.push({ path, message: `"${raw.replace(/\/\/[^/]*@/, '//***@')}" is not a URL` });
+    return;
+  }
+  const loopback = url.hostname === 'localhost' || url.hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+    // Echo the URL without its credentials: the password must not reach logs or /readyz.
+    const shown = new URL(url.href);
+    shown.username = '';
+    shown.password = '';
+    const text = url.username || url.password ? shown.href : raw;
+    issues.push({ path, message: `"${text}" must use https (plain http only to a loopback address)` });
+  }
+  if (url.username || url.password) issues.push({ path, message: 'must not contain credentials' });
+}
+
+/** A short, quoted rendering of a bad scalar for an issue message (never used for secrets). */
+function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
+  return Array.isArray(value) ? 'an array' : value === undefined ? 'a missing value' : `a ${typeof value}`;
+}
+
+/**
+ * A digest of a set that does not depend on order (reordering a file is not a
+ * change) and needs no sort of 100k entries: the sum, modulo 2^256, of each
+ * entry's SHA-256, hashed once more with the count.
+ */
+class OrderFreeDigest {
+  readonly #sum = new Uint32Array(8);
+  #count = 0;
+
+  add(entry: string): void {
+    const hash = createHash('sha256').update(entry).digest();
+    let carry = 0;
+    for (let word = 7; word >= 0; word--) {
+      const total = (this.#sum[word] as number) + hash.readUInt32BE(word * 4) + carry;
+      this.#sum[word] = total >>> 0;
+      carry = total > 0xffffffff ? 1 : 0;
+    }
+    this.#count++;
+  }
+
+  digest(): string {
+    return createHash('sha256').update(this.#sum).update(String(this.#count)).digest('hex').slice(0, 16);
+  }
+}
+
+/** What the version digest covers: every enforced fact, key material by its bytes. */
+function tenantFingerprint(tenant: Tenant): string {
+  const keys = [...tenant.keys.list]
+    .sort((a, b) => (a.kid < b.kid ? -1 : 1))
+    .map((k) => [
+      k.kid,
+      k.alg,
+      k.enabled,
+      k.notBefore ?? null,
+      k.expiresAt ?? null,
+      createHash('sha256').update(k.key.type === 'secret' ? k.key.export() : k.key.export({ type: 'spki', format: 'der' })).digest('base64'),
+    ]);
+  return JSON.stringify([tenant.oin, tenant.name, tenant.enabled, [...tenant.cidrTexts].sort(), keys, tenant.jwksUri ?? null]) + '\n';
+}

@@ -1,0 +1,91 @@
+import { watch, type FSWatcher } from 'chokidar';
+import { realpath, stat } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
+import { readWhitelistFile } from './read-file.ts';
+import type { WhitelistSource } from './source.ts';
+
+export interface FileSourceOptions {
+  /** How long events must be quiet before a reload: an editor's write is often several events. */
+  readonly debounceMs?: number;
+  /** Safety net for filesystems where events are lost: a cheap stat comparison. */
+  readonly pollMs?: number;
+}
+
+/**
+ * A whitelist file, watched. The parent directory is watched rather than the
+ * file, because atomic renames and Kubernetes ConfigMap `..data` symlink swaps
+ * replace what the path resolves to without touching the file itself. Every
+ * event is checked against the resolved file's identity (real path, inode,
+ * size, mtime), so only a real change triggers a reload.
+ */
+export class FileSource implements WhitelistSource {
+  readonly description: string;
+  readonly #path: string;
+  readonly #debounceMs: number;
+  readonly #pollMs: number;
+  #watcher: FSWatcher | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #poll: NodeJS.Timeout | undefined;
+  #fingerprint = '';
+  #changed: (() => void) | undefined;
+
+  constructor(path: string, options: FileSourceOptions = {}) {
+    this.#path = resolve(path);
+    this.description = `file:${path}`;
+    this.#debounceMs = options.debounceMs ?? 100;
+    this.#pollMs = options.pollMs ?? 1000;
+  }
+
+  async load(): Promise<unknown> {
+    this.#fingerprint = await this.#identity();
+    return readWhitelistFile(this.#path);
+  }
+
+  async watch(changed: () => void): Promise<void> {
+    this.#changed = changed;
+    const directory = dirname(this.#path);
+    const name = basename(this.#path);
+    this.#watcher = watch(directory, {
+      depth: 0,
+      ignoreInitial: true,
+      // Kubernetes swaps `..data`; a change anywhere beside the file may change it.
+      ignored: (path) => path !== directory && !basename(path).startsWith('..') && basename(path) !== name,
+    });
+    this.#watcher.on('all', () => this.#schedule());
+    this.#watcher.on('error', () => this.#schedule());
+    await new Promise<void>((ready) => this.#watcher?.once('ready', () => ready()));
+    this.#poll = setInterval(() => void this.#check(), this.#pollMs);
+    this.#poll.unref();
+  }
+
+  #schedule(): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#check(), this.#debounceMs);
+  }
+
+  async #check(): Promise<void> {
+    const identity = await this.#identity();
+    if (identity !== this.#fingerprint) {
+      this.#fingerprint = identity;
+      this.#changed?.();
+    }
+  }
+
+  async #identity(): Promise<string> {
+    try {
+      const real = await realpath(this.#path);
+      const info = await stat(real);
+      return `${real}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
+    } catch (error) {
+      return `missing:${(error as NodeJS.ErrnoException).code ?? ''}`;
+    }
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.#timer);
+    clearInterval(this.#poll);
+    this.#changed = undefined;
+    await this.#watcher?.close();
+    this.#watcher = undefined;
+  }
+}

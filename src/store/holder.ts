@@ -1,0 +1,120 @@
+import type { Snapshot } from '../model/snapshot.ts';
+import type { WhitelistSource } from './source.ts';
+
+export type ReloadOutcome =
+  | { readonly ok: true; readonly changed: boolean; readonly snapshot: Snapshot }
+  | { readonly ok: false; readonly error: string };
+
+export interface HolderEvents {
+  /** Every successful load, whether or not it changed the whitelist. */
+  accepted?(snapshot: Snapshot): void;
+  /** A load that changed the enforced whitelist. */
+  loaded?(snapshot: Snapshot, previous: Snapshot | undefined): void;
+  refused?(error: string): void;
+}
+
+export interface Readiness {
+  readonly ready: boolean;
+  readonly store: string;
+  readonly version: string | null;
+  readonly tenants: number;
+  readonly loadedAt: string | null;
+  readonly lastError: string | null;
+}
+
+/**
+ * Holds the one enforced snapshot. Every reload, whatever triggered it, goes
+ * through here: read, validate and build completely, then swap one reference.
+ * On any failure the last good snapshot stays. Reloads are serialised, and a
+ * burst of triggers collapses into at most one queued reload, so an older
+ * read can never replace a newer one.
+ */
+export class SnapshotHolder {
+  #current: Snapshot | undefined;
+  #lastError: string | null = null;
+  #running: Promise<ReloadOutcome> | undefined;
+  #queued: Promise<ReloadOutcome> | undefined;
+  #closed = false;
+
+  constructor(
+    readonly source: WhitelistSource,
+    private readonly build: (document: unknown) => Promise<Snapshot>,
+    private readonly events: HolderEvents = {},
+  ) {}
+
+  get current(): Snapshot | undefined {
+    return this.#current;
+  }
+
+  get lastError(): string | null {
+    return this.#lastError;
+  }
+
+  /** Loads once, then follows the source's change hints. */
+  async start(): Promise<ReloadOutcome> {
+    const first = await this.reload();
+    await this.source.watch(() => {
+      void this.reload();
+    });
+    return first;
+  }
+
+  reload(): Promise<ReloadOutcome> {
+    if (this.#running === undefined) {
+      this.#running = this.#run();
+      return this.#running;
+    }
+    // One reload runs; one more may wait, and it reads the store after every
+    // trigger so far, so further triggers can share it.
+    this.#queued ??= this.#running.then(() => {
+      this.#queued = undefined;
+      this.#running = this.#run();
+      return this.#running;
+    });
+    return this.#queued;
+  }
+
+  async #run(): Promise<ReloadOutcome> {
+    try {
+      if (this.#closed) return { ok: false, error: 'closed' };
+      let snapshot: Snapshot;
+      try {
+        snapshot = await this.build(await this.source.load());
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        this.#lastError = message;
+        this.events.refused?.(message);
+        return { ok: false, error: message };
+      }
+      const previous = this.#current;
+      this.#lastError = null;
+      if (previous !== undefined && previous.version === snapshot.version) {
+        this.events.accepted?.(previous);
+        return { ok: true, changed: false, snapshot: previous };
+      }
+      this.events.accepted?.(snapshot);
+      this.#current = snapshot;
+      this.events.loaded?.(snapshot, previous);
+      return { ok: true, changed: true, snapshot };
+    } finally {
+      if (this.#queued === undefined) this.#running = undefined;
+    }
+  }
+
+  readiness(): Readiness {
+    const current = this.#current;
+    return {
+      ready: current !== undefined,
+      store: this.source.description,
+      version: current?.version ?? null,
+      tenants: current?.tenants.size ?? 0,
+      loadedAt: current?.loadedAt.toISOString() ?? null,
+      lastError: this.#lastError,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.source.close();
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * Schema migration and whole-whitelist import for the PostgreSQL store
+ * (`oingate migrate`, `oingate import FILE`).
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import type { WhitelistDocument } from '../../model/document.ts';
+import { PostgresStoreError, passwordScrubber, redactConnectionString } from './source.ts';
+
+/** Advisory lock key ("oing", 1) held while a migration file is applied. */
+const MIGRATION_LOCK = [0x6f696e67, 1] as const;
+
+function messageOf(err: unknown): string {
+  if (err instanceof AggregateError && !err.message) return err.errors.map(messageOf).join('; ') || err.name;
+  return err instanceof Error ? err.message || err.name : String(err);
+}
+
+function codeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** Connects a client; every error it produces is rephrased without the password. */
+async function withClient<T>(
+  connectionString: string,
+  what: string,
+  fn: (client: pg.Client, step: (label: string) => void) => Promise<T>,
+): Promise<T> {
+  const description = redactConnectionString(connectionString);
+  const scrub = passwordScrubber(connectionString);
+  let label = '';
+  const fail = (err: unknown): never => {
+    throw new PostgresStoreError(
+      `${what} ${description}${label ? ` (${label})` : ''}: ${scrub(messageOf(err))}`,
+      codeOf(err),
+    );
+  };
+  let client: pg.Client;
+  try {
+    client = new pg.Client({ connectionString, application_name: 'oingate-admin', connectionTimeoutMillis: 10000 });
+  } catch (err) {
+    return fail(err);
+  }
+  // A server that goes away mid-way is reported by the failing query;
+  // without a listener the 'error' event would crash the process.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return await fn(client, (l) => {
+      label = l;
+    });
+  } catch (err) {
+    return fail(err);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Applies the `*.sql` files of `sqlDir` in name order. Each file runs in its
+ * own transaction together with its row in `oingate.schema_migrations`
+ * (version = file name without `.sql`), under a transaction-scoped advisory
+ * lock, so concurrent runs apply every file exactly once. Files already
+ * recorded are skipped.
+ */
+export async function migrate(connectionString: string, sqlDir: string): Promise<{ applied: string[] }> {
+  const files = (await readdir(sqlDir, { withFileTypes: true }))
+    .filter((e) => e.isFile() && e.name.endsWith('.sql'))
+    .map((e) => e.name)
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const applied: string[] = [];
+  await withClient(connectionString, 'cannot migrate PostgreSQL store', async (client, step) => {
+    for (const file of files) {
+      const version = file.slice(0, -'.sql'.length);
+      step(file);
+      const sql = await readFile(path.join(sqlDir, file), 'utf8');
+      await client.query('BEGIN');
+      try {
+        await client.query('SELECT pg_advisory_xact_lock($1, $2)', [...MIGRATION_LOCK]);
+        // Read after the lock is held: in READ COMMITTED this statement sees
+        // whatever a concurrent migrator committed while we waited.
+        // (Two statements: a reference to a missing table fails at parse time.)
+        const table = await client.query<{ exists: boolean }>(
+          `SELECT to_regclass('oingate.schema_migrations') IS NOT NULL AS exists`,
+        );
+        const done =
+          table.rows[0]?.exists === true &&
+          (await client.query('SELECT 1 FROM oingate.schema_migrations WHERE version = $1', [version])).rowCount === 1;
+        if (done) {
+          await client.query('ROLLBACK');
+          continue;
+        }
+        await client.query(sql);
+        await client.query('INSERT INTO oingate.schema_migrations (version) VALUES ($1)', [version]);
+        await client.query('COMMIT');
+        applied.push(version);
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    }
+  });
+  return { applied };
+}
+
+/**
+ * Replaces the whole whitelist with `doc` in one transaction: concurrent
+ * readers see either the old or the new whitelist, and listeners get one
+ * notification. The caller validates `doc`.
+ */
+export async function importDocument(connectionString: string, doc: WhitelistDocument): Promise<{ tenants: number }> {
+  const t = { oin: [] as string[], name: [] as string[], enabled: [] as boolean[], jwks: [] as (string | null)[] };
+  const c = { oin: [] as string[], cidr: [] as string[] };
+  const k = {
+    oin: [] as string[],
+    kid: [] as string[],
+    alg: [] as string[],
+    secret: [] as (string | null)[],
+    publicKey: [] as (string | null)[],
+    enabled: [] as boolean[],
+    notBefore: [] as (string | null)[],
+    expiresAt: [] as (string | null)[],
+  };
+  for (const tenant of doc.tenants) {
+    t.oin.push(tenant.oin);
+    t.name.push(tenant.name ?? '');
+    t.enabled.push(tenant.enabled ?? true);
+    t.jwks.push(tenant.jwksUri ?? null);
+    for (const cidr of tenant.cidrs) {
+      c.oin.push(tenant.oin);
+      c.cidr.push(cidr);
+    }
+    for (const key of tenant.keys ?? []) {
+      k.oin.push(tenant.oin);
+      k.kid.push(key.kid);
+      k.alg.push(key.alg);
+      k.secret.push(key.secret ?? null);
+      k.publicKey.push(key.publicKey ?? null);
+      k.enabled.push(key.enabled ?? true);
+      k.notBefore.push(key.notBefore ?? null);
+      k.expiresAt.push(key.expiresAt ?? null);
+    }
+  }
+  await withClient(connectionString, 'cannot import into PostgreSQL store', async (client, step) => {
+    await client.query('BEGIN');
+    try {
+      step('delete');
+      // DELETE rather than TRUNCATE: TRUNCATE's exclusive lock would block
+      // oingate instances reading their snapshot meanwhile.
+      await client.query('DELETE FROM oingate.tenant_keys');
+      await client.query('DELETE FROM oingate.tenant_cidrs');
+      await client.query('DELETE FROM oingate.tenants');
+      step('tenants');
+      await client.query(
+        `INSERT INTO oingate.tenants (oin, name, enabled, jwks_uri)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[])`,
+        [t.oin, t.name, t.enabled, t.jwks],
+      );
+      step('cidrs');
+      await client.query(
+        `INSERT INTO oingate.tenant_cidrs (oin, cidr) SELECT * FROM unnest($1::text[], $2::cidr[])`,
+        [c.oin, c.cidr],
+      );
+      step('keys');
+      await client.query(
+        `INSERT INTO oingate.tenant_keys (oin, kid, alg, secret, public_key, enabled, not_before, expires_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[],
+                              $7::timestamptz[], $8::timestamptz[])`,
+        [k.oin, k.kid, k.alg, k.secret, k.publicKey, k.enabled, k.notBefore, k.expiresAt],
+      );
+      step('commit');
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  });
+  return { tenants: doc.tenants.length };
+}

@@ -1,0 +1,456 @@
+// Why not pg-listen (unmaintained): its close() does not stop a reconnect loop
+// in progress, so after close() during an outage it keeps retrying and later
+// opens a LISTEN connection that no one ends (checked); its "paranoid" SELECT
+// has no timeout, so a silently dead socket hangs it instead of reconnecting;
+// and a failed first connect() rejects while it retries behind the caller.
+// So this file keeps its own small LISTEN client on a dedicated pg.Client.
+import pg from 'pg';
+import type { WhitelistSource } from '../source.ts';
+import type { KeyDocument, TenantDocument, WhitelistDocument } from '../../model/document.ts';
+
+export const NOTIFY_CHANNEL = 'oingate_config';
+export const LISTEN_APPLICATION_NAME = 'oingate-listen';
+export const LOAD_APPLICATION_NAME = 'oingate';
+
+const INITIAL_BACKOFF_MS = 100;
+const DEFAULT_MAX_BACKOFF_MS = 5000;
+const DEFAULT_KEEP_ALIVE_MS = 5000;
+const CONNECT_TIMEOUT_MS = 5000;
+const LOAD_TIMEOUT_MS = 10000;
+const CLOSE_TIMEOUT_MS = 2000;
+
+export interface SourceLogger {
+  info(o: object, m?: string): void;
+  warn(o: object, m?: string): void;
+  error(o: object, m?: string): void;
+}
+
+export interface PostgresSourceOptions {
+  connectionString: string;
+  /** Periodic safety reload: `changed()` is called this often (seconds). Not positive: off. */
+  resyncSeconds: number;
+  logger?: SourceLogger;
+  /** Interval of the listener's keep-alive query; it also bounds how long that query may take. Default 5000. */
+  keepAliveMs?: number;
+  /** Cap of the reconnect back-off (starts at 100 ms, doubles). Default 5000. */
+  maxBackoffMs?: number;
+}
+
+/** Finds the password part of a URL's userinfo; null when there is none. */
+function userinfoPassword(url: string): { start: number; end: number } | null {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url);
+  if (!scheme) return null;
+  const start = scheme[0].length;
+  // The userinfo ends at the last '@'. Taking the last one in the whole string
+  // (rather than in the authority only) errs towards hiding too much when a
+  // password holds an unescaped '/', '?' or '#'.
+  const at = url.lastIndexOf('@');
+  if (at < start) return null;
+  const colon = url.indexOf(':', start);
+  if (colon < 0 || colon > at) return null;
+  return { start: colon + 1, end: at };
+}
+
+const QUERY_PASSWORD = /([?&\s]password=)([^&#\s]*)/gi;
+
+/**
+ * The connection string with any password (in the userinfo or a `password`
+ * query parameter) replaced by `***`. Works on malformed strings too.
+ */
+export function redactConnectionString(url: string): string {
+  let out = url;
+  const pw = userinfoPassword(out);
+  if (pw) out = out.slice(0, pw.start) + '***' + out.slice(pw.end);
+  return out.replace(QUERY_PASSWORD, '$1***');
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/**
+ * Returns a function that removes every form of the connection string's
+ * password from a text (raw, percent-decoded, and the URL itself).
+ */
+export function passwordScrubber(url: string): (text: string) => string {
+  const secrets = new Set<string>();
+  const pw = userinfoPassword(url);
+  if (pw) {
+    const raw = url.slice(pw.start, pw.end);
+    secrets.add(raw);
+    secrets.add(safeDecode(raw));
+  }
+  try {
+    // The password as a URL parser (and so pg) reads it, in case it differs.
+    const raw = new URL(url).password;
+    secrets.add(raw);
+    secrets.add(safeDecode(raw));
+  } catch {
+    // not parseable: the heuristic above is all there is
+  }
+  for (const m of url.matchAll(QUERY_PASSWORD)) {
+    const raw = m[2] ?? '';
+    secrets.add(raw);
+    secrets.add(safeDecode(raw));
+    secrets.add(safeDecode(raw.replace(/\+/g, ' ')));
+  }
+  secrets.delete('');
+  secrets.delete('***');
+  // Longest first, so a secret that contains another is removed whole.
+  const list = [...secrets].sort((a, b) => b.length - a.length);
+  const redacted = redactConnectionString(url);
+  return (text: string) => {
+    let out = text.split(url).join(redacted);
+    for (const s of list) out = out.split(s).join('***');
+    return out;
+  };
+}
+
+/** An error whose message and properties carry no password. */
+export class PostgresStoreError extends Error {
+  /** SQLSTATE or Node error code of the underlying error, when there was one. */
+  readonly code: string | undefined;
+  constructor(message: string, code?: string) {
+    super(message);
+    this.name = 'PostgresStoreError';
+    this.code = code;
+  }
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof Error) {
+    // AggregateError (e.g. ECONNREFUSED on both ::1 and 127.0.0.1) has an empty message.
+    if (!err.message && err instanceof AggregateError) {
+      return err.errors.map(errorMessage).join('; ') || err.name;
+    }
+    return err.message || err.name;
+  }
+  return String(err);
+}
+
+function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+// SQLSTATEs meaning the schema is not there or not current.
+const SCHEMA_MISSING = new Set(['3F000', '42P01', '42703']);
+
+interface TenantRow {
+  oin: string;
+  name: string;
+  enabled: boolean;
+  jwks_uri: string | null;
+}
+interface CidrRow {
+  oin: string;
+  cidr: string;
+}
+interface KeyRow {
+  oin: string;
+  kid: string;
+  alg: string;
+  secret: string | null;
+  public_key: string | null;
+  enabled: boolean;
+  not_before: string | null;
+  expires_at: string | null;
+}
+
+// Timestamps are rendered by the server (not pg's type parsers, which other
+// code may have replaced) in the form Date#toISOString uses. Infinite values
+// come out as 'infinity'/'-infinity' and are refused by validation.
+const isoTimestamp = (col: string) =>
+  `CASE WHEN isfinite(${col}) THEN to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') ELSE ${col}::text END`;
+
+const SELECT_TENANTS = `SELECT oin, name, enabled, jwks_uri FROM oingate.tenants ORDER BY oin COLLATE "C"`;
+const SELECT_CIDRS = `SELECT oin, cidr::text AS cidr FROM oingate.tenant_cidrs ORDER BY oin COLLATE "C", cidr`;
+const SELECT_KEYS = `SELECT oin, kid, alg, secret, public_key, enabled,
+  ${isoTimestamp('not_before')} AS not_before, ${isoTimestamp('expires_at')} AS expires_at
+  FROM oingate.tenant_keys ORDER BY oin COLLATE "C", kid COLLATE "C"`;
+
+function assemble(tenants: TenantRow[], cidrs: CidrRow[], keys: KeyRow[]): WhitelistDocument {
+  const byOin = new Map<string, TenantDocument & { cidrs: string[]; keys: KeyDocument[] }>();
+  const out: TenantDocument[] = [];
+  for (const t of tenants) {
+    const doc: TenantDocument & { cidrs: string[]; keys: KeyDocument[] } = {
+      oin: t.oin,
+      name: t.name,
+      enabled: t.enabled,
+      cidrs: [],
+      keys: [],
+    };
+    if (t.jwks_uri !== null) doc.jwksUri = t.jwks_uri;
+    byOin.set(t.oin, doc);
+    out.push(doc);
+  }
+  // Within one snapshot the foreign keys guarantee every row has its tenant.
+  for (const c of cidrs) byOin.get(c.oin)?.cidrs.push(c.cidr);
+  for (const k of keys) {
+    const key: KeyDocument = { kid: k.kid, alg: k.alg };
+    if (k.secret !== null) key.secret = k.secret;
+    if (k.public_key !== null) key.publicKey = k.public_key;
+    key.enabled = k.enabled;
+    if (k.not_before !== null) key.notBefore = k.not_before;
+    if (k.expires_at !== null) key.expiresAt = k.expires_at;
+    byOin.get(k.oin)?.keys.push(key);
+  }
+  return { tenants: out };
+}
+
+const noopLogger: SourceLogger = { info() {}, warn() {}, error() {} };
+
+function unref(t: NodeJS.Timeout): NodeJS.Timeout {
+  t.unref();
+  return t;
+}
+
+export class PostgresSource implements WhitelistSource {
+  readonly description: string;
+
+  private readonly connectionString: string;
+  private readonly scrub: (text: string) => string;
+  private readonly logger: SourceLogger;
+  private readonly resyncMs: number;
+  private readonly keepAliveMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly pool: pg.Pool;
+
+  private closed = false;
+  private closing: Promise<void> | null = null;
+  private changed: (() => void) | null = null;
+  private listener: pg.Client | null = null;
+  private connecting = false;
+  private everConnected = false;
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private keepAliveTimer: NodeJS.Timeout | null = null;
+  private keepAliveBusy = false;
+  private resyncTimer: NodeJS.Timeout | null = null;
+
+  constructor(options: PostgresSourceOptions) {
+    this.connectionString = options.connectionString;
+    this.description = redactConnectionString(options.connectionString);
+    this.scrub = passwordScrubber(options.connectionString);
+    this.logger = options.logger ?? noopLogger;
+    this.resyncMs =
+      Number.isFinite(options.resyncSeconds) && options.resyncSeconds > 0 ? options.resyncSeconds * 1000 : 0;
+    this.keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
+    this.maxBackoffMs = options.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS;
+
+    // pg parses the connection string when a client is made; do it once now
+    // so a malformed string fails here, with a message free of the password
+    // (parse errors can carry the input).
+    try {
+      new pg.Client({ connectionString: this.connectionString });
+    } catch (err) {
+      throw new PostgresStoreError(
+        `invalid PostgreSQL connection string ${this.description}: ${this.scrub(errorMessage(err))}`,
+        errorCode(err),
+      );
+    }
+
+    this.pool = new pg.Pool({
+      connectionString: this.connectionString,
+      application_name: LOAD_APPLICATION_NAME,
+      max: 2,
+      idleTimeoutMillis: 30000,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      query_timeout: LOAD_TIMEOUT_MS,
+      keepAlive: true,
+    });
+    // An idle pooled client whose server goes away emits 'error' on the pool;
+    // unhandled, that would crash the process. The pool drops the client.
+    this.pool.on('error', (err) => {
+      this.logger.warn({ store: this.description, err: this.safeMessage(err) }, 'PostgreSQL idle connection lost');
+    });
+  }
+
+  private safeMessage(err: unknown): string {
+    return this.scrub(errorMessage(err));
+  }
+
+  private wrap(err: unknown, what: string): PostgresStoreError {
+    const code = errorCode(err);
+    const msg = this.safeMessage(err);
+    if (code !== undefined && SCHEMA_MISSING.has(code)) {
+      return new PostgresStoreError(
+        `${what} ${this.description}: the oingate schema is missing or out of date (${msg}); run \`oingate migrate\``,
+        code,
+      );
+    }
+    return new PostgresStoreError(`${what} ${this.description}: ${msg}`, code);
+  }
+
+  async load(): Promise<WhitelistDocument> {
+    if (this.closed) throw new PostgresStoreError(`PostgreSQL store ${this.description} is closed`);
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw this.wrap(err, 'cannot connect to PostgreSQL store');
+    }
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      try {
+        const tenants = await client.query<TenantRow>(SELECT_TENANTS);
+        const cidrs = await client.query<CidrRow>(SELECT_CIDRS);
+        const keys = await client.query<KeyRow>(SELECT_KEYS);
+        await client.query('COMMIT');
+        return assemble(tenants.rows, cidrs.rows, keys.rows);
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    } catch (err) {
+      // Do not return a client in an unknown state to the pool.
+      broken = err instanceof Error ? err : new Error(String(err));
+      throw this.wrap(err, 'cannot read PostgreSQL store');
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async watch(changed: () => void): Promise<void> {
+    if (this.closed) throw new PostgresStoreError(`PostgreSQL store ${this.description} is closed`);
+    if (this.changed) throw new Error('PostgresSource.watch() may be called only once');
+    this.changed = changed;
+    if (this.resyncMs > 0) {
+      this.resyncTimer = unref(setInterval(() => this.signal(), this.resyncMs));
+    }
+    await this.connect();
+  }
+
+  /** Calls `changed`, never letting it throw out of a timer or an event. */
+  private signal(): void {
+    const changed = this.changed;
+    if (!changed || this.closed) return;
+    try {
+      const r = changed() as unknown;
+      if (r && typeof (r as PromiseLike<unknown>).then === 'function') {
+        (r as PromiseLike<unknown>).then(undefined, (err: unknown) =>
+          this.logger.error({ store: this.description, err: this.safeMessage(err) }, 'whitelist change handler failed'),
+        );
+      }
+    } catch (err) {
+      this.logger.error({ store: this.description, err: this.safeMessage(err) }, 'whitelist change handler failed');
+    }
+  }
+
+  /** One connection attempt; on failure it schedules the next. Never rejects. */
+  private async connect(): Promise<void> {
+    if (this.closed || this.connecting || this.listener) return;
+    this.connecting = true;
+    const client = new pg.Client({
+      connectionString: this.connectionString,
+      application_name: LISTEN_APPLICATION_NAME,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      keepAlive: true,
+    });
+    client.on('error', (err) => this.lost(client, err));
+    client.on('end', () => this.lost(client, new Error('connection ended')));
+    client.on('notification', (msg) => {
+      if (client === this.listener && msg.channel === NOTIFY_CHANNEL) this.signal();
+    });
+    try {
+      await client.connect();
+      await client.query({ text: `LISTEN ${NOTIFY_CHANNEL}`, query_timeout: CONNECT_TIMEOUT_MS } as pg.QueryConfig);
+    } catch (err) {
+      this.connecting = false;
+      client.end().catch(() => undefined);
+      if (this.closed) return;
+      const retryInMs = this.scheduleReconnect();
+      this.logger.warn(
+        { store: this.description, err: this.safeMessage(err), attempt: this.attempt, retryInMs },
+        'PostgreSQL listener cannot connect; retrying',
+      );
+      return;
+    }
+    this.connecting = false;
+    if (this.closed) {
+      client.end().catch(() => undefined);
+      return;
+    }
+    this.listener = client;
+    this.attempt = 0;
+    this.logger.info(
+      { store: this.description },
+      this.everConnected ? 'PostgreSQL listener reconnected' : 'PostgreSQL listener connected',
+    );
+    this.everConnected = true;
+    this.keepAliveTimer = unref(setInterval(() => this.keepAlive(client), this.keepAliveMs));
+    // Changes made while not listening were not signalled: ask for a full reload.
+    this.signal();
+  }
+
+  private keepAlive(client: pg.Client): void {
+    if (client !== this.listener || this.keepAliveBusy) return;
+    this.keepAliveBusy = true;
+    client
+      .query({ text: 'SELECT 1', query_timeout: this.keepAliveMs } as pg.QueryConfig)
+      .then(
+        () => undefined,
+        (err: unknown) => this.lost(client, err),
+      )
+      .finally(() => {
+        this.keepAliveBusy = false;
+      });
+  }
+
+  /** The listening connection is gone (error, end, failed keep-alive). */
+  private lost(client: pg.Client, err: unknown): void {
+    if (client !== this.listener) return; // a connecting or already-dropped client
+    this.listener = null;
+    this.keepAliveBusy = false;
+    if (this.keepAliveTimer) clearInterval(this.keepAliveTimer);
+    this.keepAliveTimer = null;
+    // Not awaited: on a silently dead socket, end() may never settle.
+    client.end().catch(() => undefined);
+    if (this.closed) return;
+    const retryInMs = this.scheduleReconnect();
+    this.logger.warn(
+      { store: this.description, err: this.safeMessage(err), retryInMs },
+      'PostgreSQL listener connection lost; reconnecting',
+    );
+  }
+
+  private scheduleReconnect(): number {
+    if (this.reconnectTimer) return 0;
+    const delay = Math.min(INITIAL_BACKOFF_MS * 2 ** Math.min(this.attempt, 30), this.maxBackoffMs);
+    this.attempt++;
+    this.reconnectTimer = unref(
+      setTimeout(() => {
+        this.reconnectTimer = null;
+        void this.connect();
+      }, delay),
+    );
+    return delay;
+  }
+
+  close(): Promise<void> {
+    if (!this.closing) this.closing = this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    this.closed = true;
+    for (const t of [this.reconnectTimer, this.keepAliveTimer]) if (t) clearTimeout(t);
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.reconnectTimer = this.keepAliveTimer = this.resyncTimer = null;
+    const listener = this.listener;
+    this.listener = null;
+    const ending: Promise<unknown>[] = [this.pool.end().catch(() => undefined)];
+    if (listener) ending.push(listener.end().catch(() => undefined));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = unref(setTimeout(resolve, CLOSE_TIMEOUT_MS));
+    });
+    await Promise.race([Promise.all(ending), timeout]);
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * A place whitelists come from. A source only reads and signals; validation
+ * and the swap of the enforced snapshot belong to the SnapshotHolder, so both
+ * stores share one reload path.
+ */
+export interface WhitelistSource {
+  /** Names the store for /readyz and logs. Never contains a password. */
+  readonly description: string;
+  /**
+   * Reads the whole whitelist as one consistent document (the JSON file's
+   * shape, unvalidated). Rejects when the store cannot be read.
+   */
+  load(): Promise<unknown>;
+  /**
+   * Starts watching; `changed` is a hint that the store may differ from the
+   * last load (the holder re-reads, coalescing bursts). Called again after
+   * every reconnect, since changes made meanwhile were not signalled.
+   */
+  watch(changed: () => void): Promise<void>;
+  close(): Promise<void>;
+}

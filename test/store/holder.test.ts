@@ -1,0 +1,280 @@
+import { expect } from 'chai';
+import { buildSnapshot, type Snapshot } from '../../src/model/snapshot.ts';
+import { SnapshotHolder, type ReloadOutcome } from '../../src/store/holder.ts';
+import type { WhitelistSource } from '../../src/store/source.ts';
+
+const OIN_1 = '00000001000000000001';
+const OIN_2 = '00000001000000000002';
+const OIN_3 = '00000001000000000003';
+const SECRET = 'holder-test-secret-0123456789abcdefgh';
+
+function whitelist(...oins: string[]): unknown {
+  return {
+    tenants: oins.map((oin) => ({ oin, cidrs: ['127.0.0.0/8'], keys: [{ kid: 'k', alg: 'HS256', secret: SECRET }] })),
+  };
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A whitelist source under the test's control: `document` is what the store
+ * holds now; each load reads it when it starts and answers after `delayMs`
+ * (or per-call delays queued in `delays`). `fail` makes loads reject.
+ */
+class ScriptedSource implements WhitelistSource {
+  readonly description = 'scripted:test';
+  document: unknown = whitelist(OIN_1);
+  fail: string | undefined;
+  delayMs = 0;
+  readonly delays: number[] = [];
+  loads = 0;
+  active = 0;
+  maxActive = 0;
+  watched: (() => void) | undefined;
+  closed = false;
+
+  async load(): Promise<unknown> {
+    this.loads++;
+    this.active++;
+    this.maxActive = Math.max(this.maxActive, this.active);
+    // Read the store at the start of the load, like a file read or a DB snapshot.
+    const document = this.document;
+    const failure = this.fail;
+    try {
+      const delay = this.delays.shift() ?? this.delayMs;
+      if (delay > 0) await sleep(delay);
+      if (failure !== undefined) throw new Error(failure);
+      return structuredClone(document);
+    } finally {
+      this.active--;
+    }
+  }
+
+  async watch(changed: () => void): Promise<void> {
+    this.watched = changed;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+function newHolder(source: ScriptedSource, events: ConstructorParameters<typeof SnapshotHolder>[2] = {}): SnapshotHolder {
+  return new SnapshotHolder(source, (document) => buildSnapshot(document, { oinPattern: /^[0-9]{20}$/u }), events);
+}
+
+function oinsOf(snapshot: Snapshot | undefined): string[] {
+  return [...(snapshot?.tenants.keys() ?? [])].sort();
+}
+
+describe('SnapshotHolder', () => {
+  it('is not ready before the first load, and reports the readiness shape', async () => {
+    const source = new ScriptedSource();
+    const holder = newHolder(source);
+    expect(holder.current).to.equal(undefined);
+    expect(holder.readiness()).to.deep.equal({
+      ready: false,
+      store: 'scripted:test',
+      version: null,
+      tenants: 0,
+      loadedAt: null,
+      lastError: null,
+    });
+    source.document = whitelist(OIN_1, OIN_2);
+    const outcome = await holder.reload();
+    expect(outcome.ok).to.equal(true);
+    const readiness = holder.readiness();
+    expect(Object.keys(readiness).sort()).to.deep.equal(['lastError', 'loadedAt', 'ready', 'store', 'tenants', 'version']);
+    expect(readiness.ready).to.equal(true);
+    expect(readiness.store).to.equal('scripted:test');
+    expect(readiness.version).to.equal(holder.current?.version).and.match(/^[0-9a-f]{16}$/);
+    expect(readiness.tenants).to.equal(2);
+    expect(readiness.loadedAt).to.equal(holder.current?.loadedAt.toISOString());
+    expect(Date.parse(readiness.loadedAt as string)).to.be.closeTo(Date.now(), 5_000);
+    expect(readiness.lastError).to.equal(null);
+  });
+
+  it('start() loads once and then follows the source’s change hints', async () => {
+    const source = new ScriptedSource();
+    const holder = newHolder(source);
+    const first = await holder.start();
+    expect(first.ok).to.equal(true);
+    expect(source.loads).to.equal(1);
+    expect(source.watched).to.be.a('function');
+    source.document = whitelist(OIN_1, OIN_3);
+    source.watched?.();
+    for (let i = 0; i < 200 && oinsOf(holder.current).length < 2; i++) await sleep(5);
+    expect(oinsOf(holder.current)).to.deep.equal([OIN_1, OIN_3]);
+    await holder.close();
+    expect(source.closed).to.equal(true);
+    const afterClose = await holder.reload();
+    expect(afterClose.ok).to.equal(false);
+    expect(oinsOf(holder.current)).to.deep.equal([OIN_1, OIN_3]);
+  });
+
+  it('keeps the last good snapshot and sets lastError when the source fails to load', async () => {
+    const refused: string[] = [];
+    const source = new ScriptedSource();
+    const holder = newHolder(source, { refused: (error) => refused.push(error) });
+    await holder.reload();
+    const good = holder.current;
+    expect(good).to.not.equal(undefined);
+
+    source.fail = 'cannot read whitelist.json: ENOENT';
+    source.document = whitelist(OIN_2);
+    const outcome = await holder.reload();
+    expect(outcome).to.deep.equal({ ok: false, error: 'cannot read whitelist.json: ENOENT' });
+    expect(holder.current).to.equal(good);
+    expect(oinsOf(holder.current)).to.deep.equal([OIN_1]);
+    expect(holder.lastError).to.equal('cannot read whitelist.json: ENOENT');
+    expect(holder.readiness().lastError).to.equal('cannot read whitelist.json: ENOENT');
+    expect(holder.readiness().ready).to.equal(true);
+    expect(refused).to.deep.equal(['cannot read whitelist.json: ENOENT']);
+  });
+
+  it('keeps the last good snapshot when the new document is invalid, then a later success clears lastError', async () => {
+    const loaded: Array<[string, string | undefined]> = [];
+    const source = new ScriptedSource();
+    const holder = newHolder(source, { loaded: (snapshot, previous) => loaded.push([snapshot.version, previous?.version]) });
+    await holder.reload();
+    const good = holder.current as Snapshot;
+
+    source.document = { tenants: [{ oin: OIN_2, cidrs: ['0.0.0.0/0'] }] };
+    const refused = await holder.reload();
+    expect(refused.ok).to.equal(false);
+    expect(holder.current).to.equal(good);
+    expect(holder.lastError).to.be.a('string').and.include('tenants[0].cidrs[0]');
+    expect(holder.readiness().version).to.equal(good.version);
+
+    source.document = whitelist(OIN_2);
+    const recovered = await holder.reload();
+    expect(recovered.ok && recovered.changed).to.equal(true);
+    expect(holder.lastError).to.equal(null);
+    expect(holder.readiness().lastError).to.equal(null);
+    expect(oinsOf(holder.current)).to.deep.equal([OIN_2]);
+    expect(loaded).to.deep.equal([
+      [good.version, undefined],
+      [holder.current?.version, good.version],
+    ]);
+  });
+
+  it('a failed first load leaves it unready with lastError set; a later success makes it ready', async () => {
+    const source = new ScriptedSource();
+    source.fail = 'connection refused';
+    const holder = newHolder(source);
+    const outcome = await holder.reload();
+    expect(outcome.ok).to.equal(false);
+    expect(holder.readiness()).to.include({ ready: false, version: null, tenants: 0, lastError: 'connection refused' });
+    source.fail = undefined;
+    await holder.reload();
+    expect(holder.readiness()).to.include({ ready: true, tenants: 1, lastError: null });
+  });
+
+  it('does not swap the snapshot for an identical document (same object, changed: false)', async () => {
+    let loadedEvents = 0;
+    const source = new ScriptedSource();
+    const holder = newHolder(source, { loaded: () => loadedEvents++ });
+    const first = await holder.reload();
+    expect(first.ok && first.changed).to.equal(true);
+    const snapshot = holder.current;
+    const loadedAt = holder.readiness().loadedAt;
+
+    // Same facts, other order and other object identity.
+    source.document = { tenants: [{ keys: [{ secret: SECRET, alg: 'HS256', kid: 'k' }], cidrs: ['127.0.0.0/8'], oin: OIN_1 }] };
+    await sleep(5);
+    const second = await holder.reload();
+    expect(second.ok).to.equal(true);
+    expect(second.ok && second.changed).to.equal(false);
+    expect(second.ok && second.snapshot).to.equal(snapshot);
+    expect(holder.current).to.equal(snapshot);
+    expect(holder.readiness().loadedAt).to.equal(loadedAt);
+    expect(loadedEvents).to.equal(1);
+  });
+
+  it('collapses a burst of 100 reloads during a running one into at most 2 loads, and answers every caller', async () => {
+    const source = new ScriptedSource();
+    const holder = newHolder(source);
+    await holder.reload();
+    source.loads = 0;
+    source.delayMs = 40;
+
+    const running = holder.reload();
+    source.document = whitelist(OIN_1, OIN_2);
+    const burst: Array<Promise<ReloadOutcome>> = [];
+    for (let i = 0; i < 100; i++) burst.push(holder.reload());
+    const outcomes = await Promise.all([running, ...burst]);
+
+    expect(outcomes).to.have.length(101);
+    for (const outcome of outcomes) expect(outcome.ok).to.equal(true);
+    expect(source.loads).to.be.at.most(2).and.at.least(1);
+    expect(source.maxActive).to.equal(1);
+    // The triggers came after the change, so the last load saw it.
+    expect(oinsOf(holder.current)).to.deep.equal([OIN_1, OIN_2]);
+    const last = outcomes[outcomes.length - 1] as ReloadOutcome;
+    expect(last.ok && last.snapshot).to.equal(holder.current);
+
+    // Once quiet, a new trigger loads again (nothing is stuck).
+    const before = source.loads;
+    source.delayMs = 0;
+    await holder.reload();
+    expect(source.loads).to.equal(before + 1);
+  });
+
+  it('repeated bursts never run two loads at once and keep at most one queued', async () => {
+    const source = new ScriptedSource();
+    const holder = newHolder(source);
+    source.delayMs = 10;
+    const all: Array<Promise<ReloadOutcome>> = [];
+    for (let round = 0; round < 5; round++) {
+      for (let i = 0; i < 20; i++) all.push(holder.reload());
+      await sleep(3);
+    }
+    const outcomes = await Promise.all(all);
+    expect(outcomes.every((o) => o.ok)).to.equal(true);
+    expect(source.maxActive).to.equal(1);
+    // Each synchronous round of 20 triggers can start at most one load and queue one more.
+    expect(source.loads).to.be.at.most(10);
+  });
+
+  it('never ends with the older document enforced after a slow first load followed by triggers', async () => {
+    const source = new ScriptedSource();
+    const swaps: string[][] = [];
+    const tracked = newHolder(source, { loaded: (snapshot) => swaps.push(oinsOf(snapshot)) });
+
+    // Load 1 reads v1 and is slow; the store then changes to v2 and v3, each with a trigger.
+    source.document = whitelist(OIN_1);
+    source.delays.push(150, 0, 0);
+    const slow = tracked.reload();
+    await sleep(10);
+    source.document = whitelist(OIN_2);
+    const second = tracked.reload();
+    await sleep(10);
+    source.document = whitelist(OIN_3);
+    const third = tracked.reload();
+    const outcomes = await Promise.all([slow, second, third]);
+
+    expect(outcomes.every((o) => o.ok)).to.equal(true);
+    expect(oinsOf(tracked.current)).to.deep.equal([OIN_3]);
+    expect(swaps.at(-1)).to.deep.equal([OIN_3]);
+    expect(source.loads).to.equal(2);
+    // v1 may be enforced only before v3, never after it.
+    expect(swaps).to.deep.equal([[OIN_1], [OIN_3]]);
+  });
+
+  it('a slow refused load followed by a good one ends with the good one and no lastError', async () => {
+    const source = new ScriptedSource();
+    const holder = newHolder(source);
+    await holder.reload();
+    source.document = { tenants: 'broken' };
+    source.delays.push(100);
+    const bad = holder.reload();
+    await sleep(10);
+    source.document = whitelist(OIN_2);
+    const good = holder.reload();
+    const [badOutcome, goodOutcome] = await Promise.all([bad, good]);
+    expect(badOutcome.ok).to.equal(false);
+    expect(goodOutcome.ok).to.equal(true);
+    expect(oinsOf(holder.current)).to.deep.equal([OIN_2]);
+    expect(holder.lastError).to.equal(null);
+  });
+});
