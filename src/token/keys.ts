@@ -89,6 +89,19 @@ export function buildPublicKey(kid: string, alg: Algorithm, pem: string): KeyObj
     const detail = err instanceof Error ? err.message : String(err);
     throw new KeyMaterialError(kid, `unreadable PEM public key (${detail})`);
   }
+  return checkPublicKey(kid, alg, key);
+}
+
+/**
+ * The checks every RS*, PS* or ES* verification key must pass, whatever it
+ * was built from (PEM in the whitelist, or a JWK): a public key of the type
+ * the alg needs, an RSA modulus of at least 2048 bits, RSA-PSS restrictions
+ * that fit the alg, the EC curve the alg names. Returns the key unchanged.
+ */
+export function checkPublicKey(kid: string, alg: Algorithm, key: KeyObject): KeyObject {
+  if (isHmac(alg)) {
+    throw new KeyMaterialError(kid, `${alg} needs a shared secret, not a public key`);
+  }
   if (key.type !== 'public') {
     throw new KeyMaterialError(kid, `expected a public key, got a ${key.type} key`);
   }
