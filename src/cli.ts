@@ -1,0 +1,200 @@
+import jwt from 'jsonwebtoken';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { buildSnapshot, type Snapshot } from './model/snapshot.ts';
+import { WhitelistError } from './model/errors.ts';
+import { isHmac } from './model/algorithms.ts';
+import { loadSettings, SettingsError, type Settings } from './settings.ts';
+import { readWhitelistFile } from './store/read-file.ts';
+import { isUsable } from './token/key.ts';
+import type { WhitelistDocument } from './model/document.ts';
+
+const USAGE = `usage:
+  oingate serve                         start the gate (settings from OINGATE_* variables)
+  oingate check [FILE]                  validate a whitelist file (default: the configured store)
+  oingate token --oin OIN [--kid KID] [--ttl 1h]
+                                        sign a token with a tenant's HS key from the store
+  oingate migrate                       apply sql/ to the PostgreSQL store
+  oingate import FILE                   replace the PostgreSQL whitelist with FILE, in one transaction`;
+
+/** A command-line failure: printed as one line, exit code attached. */
+class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+const SQL_DIR = fileURLToPath(new URL('../sql/', import.meta.url));
+
+async function loadFromStore(settings: Settings): Promise<unknown> {
+  if (settings.store.kind === 'file') return readWhitelistFile(settings.store.path);
+  // Loaded on demand: a `check` of a file need not load pg, koa or chokidar.
+  const { PostgresSource } = await import('./store/postgres/source.ts');
+  const source = new PostgresSource({ connectionString: settings.store.url, resyncSeconds: settings.pgResyncSeconds });
+  try {
+    return await source.load();
+  } finally {
+    await source.close();
+  }
+}
+
+function postgresUrl(settings: Settings, command: string): string {
+  if (settings.store.kind !== 'postgres') {
+    throw new CliError(`${command} needs OINGATE_STORE to be a postgres:// URL`, 2);
+  }
+  return settings.store.url;
+}
+
+function describeIssues(error: WhitelistError): string {
+  return error.issues.map((issue) => `  ${issue.path}: ${issue.message}`).join('\n');
+}
+
+async function validated(document: unknown, settings: Settings, place: string): Promise<Snapshot> {
+  try {
+    return await buildSnapshot(document, { oinPattern: settings.oinPattern });
+  } catch (error) {
+    if (error instanceof WhitelistError) {
+      throw new CliError(`${place}: ${error.issues.length} error(s)\n${describeIssues(error)}`);
+    }
+    throw error;
+  }
+}
+
+async function check(settings: Settings, file: string | undefined): Promise<void> {
+  const place = file ?? (settings.store.kind === 'file' ? settings.store.path : 'postgres store');
+  let document: unknown;
+  try {
+    document = file ? await readWhitelistFile(file) : await loadFromStore(settings);
+  } catch (error) {
+    throw new CliError((error as Error).message);
+  }
+  const snapshot = await validated(document, settings, place);
+  let keys = 0;
+  let cidrs = 0;
+  for (const tenant of snapshot.tenants.values()) {
+    keys += tenant.keys.list.length;
+    cidrs += tenant.cidrTexts.length;
+  }
+  console.log(`${place}: ok, ${snapshot.tenants.size} tenant(s), ${cidrs} CIDR(s), ${keys} key(s), version ${snapshot.version}`);
+}
+
+const TTL = /^([1-9][0-9]*)([smhd]?)$/;
+const UNIT_SECONDS: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600, d: 86400 };
+
+function parseTtl(text: string): number {
+  const match = TTL.exec(text);
+  if (!match) throw new CliError(`--ttl must be a number with an optional unit s, m, h or d (e.g. 1h), got "${text}"`, 2);
+  return Number(match[1]) * (UNIT_SECONDS[match[2] as string] as number);
+}
+
+async function token(settings: Settings, args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: { oin: { type: 'string' }, kid: { type: 'string' }, ttl: { type: 'string', default: '1h' } },
+    strict: true,
+  });
+  if (!values.oin) throw new CliError('token needs --oin OIN', 2);
+  const ttl = parseTtl(values.ttl as string);
+  if (ttl > settings.maxTokenLifetimeSeconds) {
+    throw new CliError(`--ttl ${values.ttl} is longer than OINGATE_MAX_TOKEN_LIFETIME (${settings.maxTokenLifetimeSeconds} s)`, 2);
+  }
+  const snapshot = await validated(await loadFromStore(settings), settings, 'store');
+  const tenant = snapshot.tenants.get(values.oin);
+  if (!tenant) throw new CliError(`no tenant with OIN ${values.oin} in the store`);
+  const now = Date.now();
+  const key = values.kid
+    ? tenant.keys.byKid.get(values.kid)
+    : tenant.keys.list.find((candidate) => isHmac(candidate.alg) && isUsable(candidate, now));
+  if (!key) throw new CliError(values.kid ? `tenant ${values.oin} has no key "${values.kid}"` : `tenant ${values.oin} has no usable HS key`);
+  if (!isHmac(key.alg)) {
+    throw new CliError(`key "${key.kid}" is ${key.alg}: oingate holds only its public key; sign with the tenant's private key instead`);
+  }
+  if (!isUsable(key, now)) throw new CliError(`key "${key.kid}" is disabled or outside its validity window`);
+  const issuedAt = Math.floor(now / 1000);
+  const claims: Record<string, unknown> = { [settings.tenantClaim]: tenant.oin, iat: issuedAt, exp: issuedAt + ttl };
+  if (settings.issuer) claims['iss'] = settings.issuer;
+  if (settings.audience) claims['aud'] = settings.audience;
+  // iat is in the claims: jsonwebtoken keeps it (noTimestamp would delete it).
+  console.log(jwt.sign(claims, key.key, { algorithm: key.alg, keyid: key.kid }));
+}
+
+async function serve(settings: Settings): Promise<void> {
+  const { createLogger } = await import('./observe/logger.ts');
+  const { startService } = await import('./service.ts');
+  const logger = createLogger(settings.logLevel);
+  const service = await startService(settings, { logger });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'draining in-flight requests, then exiting');
+    void service.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === 'help') {
+    console.log(USAGE);
+    if (command === undefined) process.exitCode = 2;
+    return;
+  }
+  try {
+    const settings = loadSettings();
+    switch (command) {
+      case 'serve':
+        return await serve(settings);
+      case 'check':
+        return await check(settings, rest[0]);
+      case 'token':
+        return await token(settings, rest);
+      case 'migrate': {
+        const { migrate } = await import('./store/postgres/migrate.ts');
+        const { applied } = await migrate(postgresUrl(settings, 'migrate'), SQL_DIR);
+        console.log(applied.length ? `applied ${applied.join(', ')}` : 'schema is up to date');
+        return;
+      }
+      case 'import': {
+        const file = rest[0];
+        if (!file) throw new CliError('import needs a FILE', 2);
+        const url = postgresUrl(settings, 'import');
+        const document = await readWhitelistFile(file).catch((error: Error) => {
+          throw new CliError(error.message);
+        });
+        const snapshot = await validated(document, settings, file);
+        const { importDocument } = await import('./store/postgres/migrate.ts');
+        await importDocument(url, document as WhitelistDocument);
+        console.log(`imported ${snapshot.tenants.size} tenant(s) from ${file}, version ${snapshot.version}`);
+        return;
+      }
+      default:
+        throw new CliError(`unknown command "${command}"\n${USAGE}`, 2);
+    }
+  } catch (error) {
+    if (error instanceof SettingsError) {
+      console.error(`oingate: ${error.message}`);
+      process.exitCode = 2;
+      return;
+    }
+    if (error instanceof CliError) {
+      console.error(`oingate: ${error.message}`);
+      process.exitCode = error.exitCode;
+      return;
+    }
+    console.error(`oingate: ${(error as Error).message ?? String(error)}`);
+    process.exitCode = 1;
+  }
+}
+
+await main(process.argv.slice(2));
