@@ -1,5 +1,4 @@
 import type { Context } from 'koa';
-import { pipeline } from 'node:stream/promises';
 import { Pool, errors } from 'undici';
 import type { GateState } from './gate.ts';
 import { Refusal } from './refusal.ts';
@@ -96,48 +95,56 @@ export class UpstreamProxy {
 
   async forward(ctx: Context): Promise<void> {
     const state = ctx.state as GateState;
-    const abort = new AbortController();
-    const onClose = () => {
-      if (!ctx.res.writableFinished) abort.abort();
-    };
-    ctx.res.once('close', onClose);
     let response: Awaited<ReturnType<Pool['request']>>;
     try {
+      // No AbortSignal: one per request costs more than the proxying itself
+      // (profiled). A client that leaves while the upstream thinks costs at
+      // most the upstream timeout; one that leaves mid-body is handled below.
       response = await this.#pool.request({
         method: ctx.req.method as string,
         path: ctx.req.url as string,
         headers: this.#headers(ctx, state),
         body: state.body ?? null,
-        signal: abort.signal,
       });
     } catch (error) {
-      ctx.res.off('close', onClose);
-      if (abort.signal.aborted) {
-        state.upstreamError = 'client_gone';
-        ctx.req.socket.destroy();
-        return;
-      }
       throw this.#refusalFor(error, state);
     }
 
+    const res = ctx.res;
+    const body = response.body;
+    // An error on the upstream body must never go unheard: unhandled, it
+    // would end the process.
+    body.on('error', (error: Error) => {
+      state.upstreamError ??= `body: ${error.message}`;
+      res.destroy();
+    });
+    if (res.destroyed) {
+      state.upstreamError = 'client_gone';
+      body.destroy();
+      return;
+    }
     const dropped = connectionTokens(response.headers['connection']);
     ctx.respond = false;
-    const res = ctx.res;
     res.statusCode = response.statusCode;
-    for (const [name, value] of Object.entries(response.headers)) {
+    for (const name in response.headers) {
+      const value = response.headers[name];
       if (value === undefined || NOT_RETURNED.has(name) || dropped.has(name)) continue;
       res.setHeader(name, value);
     }
     res.setHeader('x-request-id', state.requestId);
-    try {
-      await pipeline(response.body, res);
-    } catch (error) {
-      // Headers are gone already: the only honest signal left is a cut connection.
-      state.upstreamError = abort.signal.aborted ? 'client_gone' : `body: ${(error as Error).message}`;
-      res.destroy();
-    } finally {
-      ctx.res.off('close', onClose);
-    }
+    // pipe(), not stream.pipeline(): pipeline allocates an AbortController
+    // per call, which profiling showed to cost more than the proxying.
+    await new Promise<void>((resolve) => {
+      res.once('close', () => {
+        if (!res.writableFinished) {
+          // The client left mid-body: abandon the upstream response too.
+          state.upstreamError ??= 'client_gone';
+          body.destroy();
+        }
+        resolve();
+      });
+      body.pipe(res);
+    });
   }
 
   #refusalFor(error: unknown, state: GateState): Refusal {

@@ -512,6 +512,23 @@ describe('proxy mode with a failing upstream', () => {
       expect(timeoutSeries[0], 'timeouts and failures are told apart').to.not.equal(failureSeries[0]);
     });
 
+    it('survives a client that leaves while the upstream is still thinking', async () => {
+      upstream.handle(slow(150));
+      await clientLeavesEarly(gate.url, 50);
+      // Wait until the upstream has answered into the void, then check the gate still serves.
+      await eventually(() => expect(gate.logs.decisions().some((line) => line['upstreamError'] === 'client_gone')).to.equal(true));
+      upstream.handle();
+      expect((await call(gate.url, { oin: OIN_A }, tokenFor(OIN_A))).status).to.equal(200);
+    });
+
+    it('survives a client that leaves in the middle of a streamed response body', async () => {
+      upstream.handle(streamBody(8 * 1024 * 1024, 16 * 1024).handler);
+      await clientLeavesEarly(gate.url, 0, true);
+      await eventually(() => expect(gate.logs.decisions().filter((line) => line['upstreamError'] === 'client_gone').length).to.be.at.least(1));
+      upstream.handle();
+      expect((await call(gate.url, { oin: OIN_A }, tokenFor(OIN_A))).status).to.equal(200);
+    });
+
     it('still forwards normally once the upstream behaves again', async () => {
       const res = await call(gate.url, { oin: OIN_A }, tokenFor(OIN_A), { path: '/after?ok=1' });
       expect(res.status).to.equal(200);
@@ -519,3 +536,23 @@ describe('proxy mode with a failing upstream', () => {
     });
   });
 });
+
+/** Sends an allowed request and closes the connection after `afterMs`, or once the first body bytes arrive. */
+function clientLeavesEarly(baseUrl: string, afterMs: number, onFirstBytes = false): Promise<void> {
+  const url = new URL(baseUrl);
+  const body = JSON.stringify({ oin: OIN_A });
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname, () => {
+      socket.write(
+        `POST /leave HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\nauthorization: Bearer ${tokenFor(OIN_A)}\r\n` +
+          `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+      if (!onFirstBytes) setTimeout(() => socket.destroy(), afterMs);
+    });
+    socket.once('data', () => {
+      if (onFirstBytes) socket.destroy();
+    });
+    socket.on('close', () => resolve());
+    socket.on('error', reject);
+  });
+}
