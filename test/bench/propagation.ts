@@ -1,0 +1,124 @@
+/**
+ * Propagation bench for the PostgreSQL store: how long from COMMIT until
+ * every one of three oingate instances on one database enforces the change.
+ *
+ * A throwaway cluster (or a database on OINGATE_TEST_DATABASE_URL), migrated,
+ * one tenant with an HS256 key, three in-process gates. Then `changes`
+ * transactions alternately add and remove the tenant's CIDR 127.0.0.0/8; each
+ * is timed from the moment COMMIT is sent until a real call to each of the
+ * three gates (polled every ~2 ms) gets the new answer (200 after an add,
+ * 403 after a remove).
+ *
+ *   npx tsx test/bench/propagation.ts [changes]
+ */
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import type pg from 'pg';
+import { call, signToken } from '../support/gate.ts';
+import {
+  addTenant,
+  connectStore,
+  deleteCidr,
+  insertCidr,
+  migrateStore,
+  startPgGate,
+  transaction,
+  type PgGate,
+} from '../support/pg-gate.ts';
+import { startTestDatabase, type TestDatabase } from '../support/postgres.ts';
+
+export interface PropagationResult {
+  /** Median COMMIT-to-all-three-enforcing time, ms. */
+  medianMs: number;
+  /** Slowest change, ms. */
+  worstMs: number;
+  /** Every change's time in ms, in the order made. */
+  samples: number[];
+}
+
+const INSTANCES = 3;
+const POLL_MS = 2;
+const GIVE_UP_MS = 10_000;
+const OIN = '00000003000000000001';
+const KID = 'prop-1';
+const SECRET = 'propagation-bench-secret-0123456789abcdef';
+const CIDR = '127.0.0.0/8';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  if (sorted.length === 0) return NaN;
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** Polls one gate with a real call until it answers `expected`. */
+async function until(gate: PgGate, token: string, expected: number, since: number): Promise<void> {
+  for (;;) {
+    const { status } = await call(gate.url, { oin: OIN }, token);
+    if (status === expected) return;
+    if (performance.now() - since > GIVE_UP_MS) {
+      throw new Error(`${gate.url} still answers ${status}, not ${expected}, ${GIVE_UP_MS} ms after COMMIT`);
+    }
+    await sleep(POLL_MS);
+  }
+}
+
+export async function propagationBench(options: { changes?: number } = {}): Promise<PropagationResult> {
+  const changes = options.changes ?? 50;
+  if (!Number.isInteger(changes) || changes < 1) throw new Error(`changes must be a positive whole number, got ${changes}`);
+  let cluster: TestDatabase | undefined;
+  let sql: pg.Client | undefined;
+  const gates: PgGate[] = [];
+  try {
+    cluster = await startTestDatabase({ private: true });
+    const url = await cluster.createDatabase();
+    await migrateStore(url);
+    sql = await connectStore(url);
+    // Known but not allowed from loopback: every gate starts at 403.
+    await addTenant(sql, { oin: OIN, name: 'propagation', cidrs: ['10.0.0.0/8'], keys: [{ kid: KID, alg: 'HS256', secret: SECRET }] });
+    for (let i = 0; i < INSTANCES; i++) gates.push(await startPgGate(url, { OINGATE_LOG_LEVEL: 'error' }));
+
+    const now = Math.floor(Date.now() / 1000);
+    const token = signToken({ oin: OIN, iat: now, exp: now + 3600 }, SECRET, { algorithm: 'HS256', keyid: KID });
+    const started = performance.now();
+    await Promise.all(gates.map((g) => until(g, token, 403, started)));
+
+    const samples: number[] = [];
+    for (let i = 0; i < changes; i++) {
+      const add = i % 2 === 0;
+      const client = sql;
+      let committing = 0;
+      await transaction(client, async () => {
+        if (add) await insertCidr(client, OIN, CIDR);
+        else await deleteCidr(client, OIN, CIDR);
+        committing = performance.now();
+      });
+      await Promise.all(gates.map((g) => until(g, token, add ? 200 : 403, committing)));
+      samples.push(performance.now() - committing);
+    }
+    return { medianMs: median(samples), worstMs: Math.max(...samples), samples };
+  } finally {
+    await Promise.all(gates.map((g) => g.close().catch(() => undefined)));
+    await sql?.end().catch(() => undefined);
+    await cluster?.destroy().catch(() => undefined);
+  }
+}
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href;
+if (invokedDirectly) {
+  const changes = process.argv[2] === undefined ? undefined : Number(process.argv[2]);
+  try {
+    const result = await propagationBench(changes === undefined ? {} : { changes });
+    const ms = (n: number) => `${n.toFixed(1)} ms`;
+    console.log(
+      `PostgreSQL propagation, COMMIT to all ${INSTANCES} instances enforcing, ${result.samples.length} changes: ` +
+        `median ${ms(result.medianMs)}, worst ${ms(result.worstMs)}`,
+    );
+  } catch (error) {
+    console.error(`propagation bench failed: ${(error as Error).message}`);
+    process.exitCode = 1;
+  }
+}

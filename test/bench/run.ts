@@ -1,0 +1,274 @@
+/**
+ * oingate benchmark: `npm run bench`.
+ *
+ * Environment:
+ *   BENCH_ONLY=decision|http|100k   run some parts (comma-separated); default all
+ *   BENCH_SECONDS=5                 seconds per load round
+ *   BENCH_ROUNDS=3                  alternating HTTP rounds (after a warm-up round)
+ *   BENCH_WARMUP_SECONDS=2          warm-up per HTTP target
+ *   BENCH_PROFILE=1                 oingate children run with --cpu-prof; summaries printed
+ *   BENCH_NO_INSTALL=1              never apt-get install nginx-light
+ *
+ * The bench reports; it does not gate: the exit code is 0 whether targets are met or not
+ * (1 only when the bench itself could not run).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { benchDecision, PAIRS, type DecisionBench } from './decision.ts';
+import { benchHttp, type HttpBench } from './http.ts';
+import { currentPinning, REPO_ROOT, setUpPinning } from './lib/children.ts';
+import { cpuModel } from './lib/proc.ts';
+import { fixed, mib, table } from './lib/stats.ts';
+import { bench100k, LARGE, type LargeBench } from './whitelist100k.ts';
+
+type Part = 'decision' | 'http' | '100k';
+const PARTS: readonly Part[] = ['decision', 'http', '100k'];
+
+function positive(name: string, fallback: number): number {
+  const text = process.env[name];
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!(value > 0)) throw new ConfigError(`${name} must be a positive number, got "${text}"`);
+  return value;
+}
+
+function parts(): Set<Part> {
+  const text = process.env['BENCH_ONLY'];
+  if (!text) return new Set(PARTS);
+  const chosen = text.split(',').map((p) => p.trim()) as Part[];
+  for (const part of chosen) {
+    if (!PARTS.includes(part)) throw new ConfigError(`BENCH_ONLY must be one or more of ${PARTS.join(', ')}, got "${part}"`);
+  }
+  return new Set(chosen);
+}
+
+const log = (line: string) => console.log(line);
+
+/** The commit measured, e.g. "48d4f24 (with uncommitted changes)". */
+function codeVersion(): string {
+  const git = (args: string[]) => spawnSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8' });
+  const head = git(['log', '-1', '--format=%h %cI %s']);
+  if (head.status !== 0) return 'unknown (not a git checkout)';
+  const dirty = git(['status', '--porcelain', '--untracked-files=no']).stdout.trim() !== '';
+  return `${head.stdout.trim()}${dirty ? ' (plus uncommitted changes)' : ''}`;
+}
+const heading = (title: string) => console.log(`\n=== ${title} ${'='.repeat(Math.max(0, 72 - title.length))}`);
+
+type Verdict = 'PASS' | 'MISS' | 'n/a';
+const verdict = (ok: boolean | undefined): Verdict => (ok === undefined ? 'n/a' : ok ? 'PASS' : 'MISS');
+
+async function main(): Promise<void> {
+  const selected = parts();
+  const seconds = positive('BENCH_SECONDS', 5);
+  const rounds = Math.round(positive('BENCH_ROUNDS', 3));
+  const warmupSeconds = positive('BENCH_WARMUP_SECONDS', Math.min(2, seconds));
+  const profile = process.env['BENCH_PROFILE'] === '1';
+  const profileRoot = profile ? await mkdtemp(join(tmpdir(), 'oingate-bench-profiles-')) : undefined;
+  const cpuCount = cpus().length;
+  const pinning = setUpPinning(cpuCount);
+  const startedAt = new Date();
+
+  const machine = [
+    `date:     ${startedAt.toISOString()}`,
+    `cpu:      ${cpuModel()}, ${cpuCount} cores (kernel ${release()})`,
+    `node:     ${process.version}`,
+    `code:     ${codeVersion()}`,
+    `pinning:  ${pinning}`,
+    `load:     1-min load average ${loadavg()[0]!.toFixed(2)} at start` +
+      (loadavg()[0]! > 0.5 ? ' (other work is running on this machine: figures will be noisy)' : ''),
+    `settings: parts ${[...selected].join(', ')}; ${seconds} s per round, ${rounds} rounds, ${warmupSeconds} s warm-up` +
+      (profile ? '; CPU profiling ON (throughput figures of this run are lowered by the profiler)' : ''),
+  ];
+  heading('oingate bench');
+  machine.forEach((line) => log(line));
+
+  let decision: DecisionBench | undefined;
+  let http: HttpBench | undefined;
+  let large: LargeBench | undefined;
+
+  if (selected.has('decision')) {
+    heading('decision function (in-process, no HTTP)');
+    decision = await benchDecision(log);
+    log(
+      `decide(): HS256 token, 400-byte JSON body, peer inside the tenant's CIDR; ${PAIRS} random (body, token) pairs; ` +
+        `timer overhead ${fixed(decision.timerOverheadUs * 1000, 0)} ns per reading (included in per-call figures)`,
+    );
+    log(
+      table(
+        [
+          ['whitelist', 'p50 µs', 'p90 µs', 'p99 µs', 'batch mean µs', 'snapshot build'],
+          ...[decision.small, decision.large].map((m) => [
+            `${m.tenants.toLocaleString('en-US')} tenants`,
+            fixed(m.p50Us, 2),
+            fixed(m.p90Us, 2),
+            fixed(m.p99Us, 2),
+            fixed(m.batchMeanUs, 2),
+            `${m.buildMs.toFixed(0)} ms`,
+          ]),
+        ],
+        new Set([1, 2, 3, 4, 5]),
+      ),
+    );
+    log(`100k / 10: p50 x${fixed(decision.ratioP50, 3)}, batch mean x${fixed(decision.ratioBatch, 3)}`);
+    log('\ncomponents (µs per call, batch means; informative):');
+    log(table([['step', 'µs'], ...decision.breakdown.map(([name, us]) => [name, fixed(us, 2)])], new Set([1])));
+  }
+
+  if (selected.has('http')) {
+    heading('HTTP: proxy vs nginx vs direct, forward-auth vs bare node');
+    http = await benchHttp({ seconds, warmupSeconds, rounds, profileRoot }, log);
+    log('');
+    log(http.text);
+    for (const [key, reason] of http.skipped) log(`${key}: ${reason}`);
+    log(`nginx: ${http.nginxNote}`);
+  }
+
+  if (selected.has('100k')) {
+    heading(`whitelist of ${LARGE.toLocaleString('en-US')} tenants`);
+    large = await bench100k({ seconds, profileRoot }, log);
+    log('');
+    log(large.text);
+  }
+
+  if (profileRoot) {
+    heading('CPU profiles (node --cpu-prof)');
+    log(`profiles written under ${profileRoot}`);
+    const summaries = [
+      ...(http?.profiles ?? []),
+      ...(large ? [{ name: 'oingate-100k-tenants (start, steady load, reloads)', summaries: large.profiles }] : []),
+    ];
+    for (const { name, summaries: list } of summaries) {
+      for (const summary of list) {
+        log(`\n--- ${name} ---`);
+        log(summary.text);
+      }
+      if (list.length === 0) log(`\n--- ${name} --- no profile written`);
+    }
+  }
+
+  // ---- final table ------------------------------------------------------
+  const f = http?.figures;
+  const proxy = f?.get('proxy');
+  const nginx = f?.get('nginx');
+  const direct = f?.get('direct');
+  const forwardAuth = f?.get('forward-auth');
+  const bare = f?.get('bare');
+  const proxyInfo = f?.get('proxy-info-log');
+  const forwardAuthInfo = f?.get('forward-auth-info-log');
+  const ratio = (a?: { rps: number }, b?: { rps: number }) => (a && b ? a.rps / b.rps : undefined);
+  const proxyNginx = ratio(proxy, nginx);
+  const proxyDirect = ratio(proxy, direct);
+  const faBare = ratio(forwardAuth, bare);
+  const notRun = (part: Part) => (selected.has(part) ? 'not measured' : `not run (BENCH_ONLY)`);
+  const nginxMissing = http && !nginx ? (http.skipped.get('nginx') ?? 'skipped') : undefined;
+
+  const rows: string[][] = [['target', 'measured', 'result']];
+  rows.push([
+    'oingate-proxy >= 0.5 x nginx (req/s)',
+    proxyNginx !== undefined ? `${fixed(proxyNginx, 2)} x (${fixed(proxy?.rps, 0)} / ${fixed(nginx?.rps, 0)})` : (nginxMissing ?? notRun('http')),
+    verdict(proxyNginx === undefined ? undefined : proxyNginx >= 0.5),
+  ]);
+  rows.push([
+    'forward-auth >= 0.7 x bare node (req/s)',
+    faBare !== undefined ? `${fixed(faBare, 2)} x (${fixed(forwardAuth?.rps, 0)} / ${fixed(bare?.rps, 0)})` : notRun('http'),
+    verdict(faBare === undefined ? undefined : faBare >= 0.7),
+  ]);
+  const worstP50 = decision ? Math.max(decision.small.p50Us, decision.large.p50Us) : undefined;
+  rows.push([
+    'decide() <= 20 µs median (HS256)',
+    decision ? `${fixed(decision.small.p50Us, 2)} µs (10) / ${fixed(decision.large.p50Us, 2)} µs (100k)` : notRun('decision'),
+    verdict(worstP50 === undefined ? undefined : worstP50 <= 20),
+  ]);
+  rows.push([
+    '100k whitelist ready < 3 s',
+    large ? `${fixed(large.large.readyMs / 1000, 2)} s spawn -> /readyz 200 (10 tenants: ${fixed(large.small.readyMs / 1000, 2)} s)` : notRun('100k'),
+    verdict(large ? large.large.readyMs < 3000 : undefined),
+  ]);
+  rows.push([
+    '100k whitelist resident < 400 MiB',
+    large ? `${mib(large.large.rss)} at ready (10 tenants: ${mib(large.small.rss)}; after reloads ${mib(large.rssAfterReload)}, peak ${mib(large.hwmAfterReload)})` : notRun('100k'),
+    verdict(large ? large.large.rss < 400 * 1048576 : undefined),
+  ]);
+  rows.push([
+    'decide() at 100k within 10% of 10 tenants',
+    decision ? `${fixed((decision.ratioP50 - 1) * 100, 1)}% p50 (${fixed((decision.ratioBatch - 1) * 100, 1)}% batch mean)` : notRun('decision'),
+    verdict(decision ? decision.ratioP50 <= 1.1 : undefined),
+  ]);
+  rows.push([
+    'reload of 100k under load: 0 failed requests',
+    large ? `${large.failed} failed of ${large.reloadLoad.ok + large.failed} (2 reloads)` : notRun('100k'),
+    verdict(large ? large.failed === 0 : undefined),
+  ]);
+  rows.push([
+    'reload of 100k under load: no stall > 50 ms',
+    large ? `${fixed(large.maxStallMs, 1)} ms longest event-loop delay (monitorEventLoopDelay in oingate)` : notRun('100k'),
+    verdict(large ? large.maxStallMs <= 50 : undefined),
+  ]);
+
+  heading('summary');
+  machine.forEach((line) => log(line));
+  log(`          1-min load average ${loadavg()[0]!.toFixed(2)} at the end (the bench itself adds up to ~2)`);
+  log('');
+  log(table(rows));
+  log('');
+  log('informative:');
+  log(`  oingate-proxy / direct upstream:  ${proxyDirect !== undefined ? `${fixed(proxyDirect, 2)} x (${fixed(proxy?.rps, 0)} / ${fixed(direct?.rps, 0)} req/s)` : 'n/a'}`);
+  if (proxy || forwardAuth) {
+    log(
+      `  latency p50/p99 ms: proxy ${fixed(proxy?.p50Ms, 2)}/${fixed(proxy?.p99Ms, 2)}, nginx ${fixed(nginx?.p50Ms, 2)}/${fixed(nginx?.p99Ms, 2)}, ` +
+        `direct ${fixed(direct?.p50Ms, 2)}/${fixed(direct?.p99Ms, 2)}, forward-auth ${fixed(forwardAuth?.p50Ms, 2)}/${fixed(forwardAuth?.p99Ms, 2)}, ` +
+        `bare ${fixed(bare?.p50Ms, 2)}/${fixed(bare?.p99Ms, 2)}`,
+    );
+  }
+  const best = (a?: { bestRps: number }, b?: { bestRps: number }) => (a && b ? a.bestRps / b.bestRps : undefined);
+  if (f) {
+    log(
+      `  ratios of the best rounds (least disturbed on a shared machine): proxy/nginx ${fixed(best(proxy, nginx), 2)}, ` +
+        `proxy/direct ${fixed(best(proxy, direct), 2)}, forward-auth/bare ${fixed(best(forwardAuth, bare), 2)}`,
+    );
+  }
+  if (proxy && nginx && forwardAuth && bare) {
+    log(
+      `  CPU per request (server + upstream, µs): proxy ${fixed(proxy.serverUsPerRequest, 0)} + ${fixed(proxy.upstreamUsPerRequest, 0)}, ` +
+        `nginx ${fixed(nginx.serverUsPerRequest, 0)} + ${fixed(nginx.upstreamUsPerRequest, 0)}, direct ${fixed(direct?.serverUsPerRequest, 0)}; ` +
+        `forward-auth ${fixed(forwardAuth.serverUsPerRequest, 0)}, bare ${fixed(bare.serverUsPerRequest, 0)}`,
+    );
+  }
+  const change = (r: number | undefined) => (r === undefined ? 'n/a' : `${r >= 1 ? '+' : ''}${fixed((r - 1) * 100, 1)}%`);
+  if (proxyInfo || forwardAuthInfo) {
+    log(
+      `  req/s with info-level decision logging on (to /dev/null) vs off: proxy ${change(ratio(proxyInfo, proxy))}, ` +
+        `forward-auth ${change(ratio(forwardAuthInfo, forwardAuth))} (medians; best rounds: ${change(best(proxyInfo, proxy))}, ` +
+        `${change(best(forwardAuthInfo, forwardAuth))}); the main figures run with it off (warn)`,
+    );
+  }
+  if (large) {
+    log(
+      `  forward-auth req/s, 100k vs 10 tenants over HTTP: ${fixed(large.steadyLarge.rps, 0)} vs ${fixed(large.steadySmall.rps, 0)} ` +
+        `(${fixed((large.steadyLarge.rps / large.steadySmall.rps - 1) * 100, 1)}%)`,
+    );
+  }
+  if (f) {
+    const saturated = [...f.values()].filter((t) => t.loadgenCpu > 0.9);
+    if (saturated.length) {
+      log(`  note: the load generator used > 90% of its core for: ${saturated.map((t) => t.key).join(', ')} — those figures may be client-bound.`);
+    }
+  }
+  if (!currentPinning().pinning) log(`  note: ${currentPinning().note}`);
+  if (profileRoot) log(`  CPU profiles: ${profileRoot}`);
+}
+
+class ConfigError extends Error {}
+
+// Missed targets still exit 0 (the bench reports, it does not gate); only a
+// bench that could not run exits 1.
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    const text = error instanceof ConfigError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+    console.error(`bench failed: ${text}`);
+    process.exit(1);
+  },
+);
