@@ -163,58 +163,54 @@ export function parseCidr(text: string): Cidr {
 export class CidrSet {
   /** Number of distinct ranges (duplicates by canonical text count once). */
   readonly size: number;
-  /** The distinct ranges, in the order first given. */
-  readonly cidrs: readonly Cidr[];
-  /** Pairs [network, mask] as int32. */
-  readonly #v4: Int32Array;
-  /** Groups of 8: four network words then four mask words, as int32. */
-  readonly #v6: Int32Array;
+  /** IPv4 pairs [network, mask], then IPv6 groups of eight (four network words, four mask words), as int32. */
+  readonly #table: Int32Array;
+  /** Where the IPv6 groups start in #table. */
+  readonly #v6Start: number;
 
+  // One typed array per set, and no Cidr objects kept: a whitelist of 100k
+  // tenants holds 100k of these.
   constructor(cidrs: readonly Cidr[]) {
-    const seen = new Set<string>();
     const distinct: Cidr[] = [];
     for (const c of cidrs) {
-      if (seen.has(c.text)) continue;
-      seen.add(c.text);
-      distinct.push(c);
+      if (!distinct.some((d) => d.text === c.text)) distinct.push(c);
     }
-    const v4 = distinct.filter((c) => c.family === 4);
-    const v6 = distinct.filter((c) => c.family === 6);
-    this.#v4 = new Int32Array(v4.length * 2);
-    v4.forEach((c, k) => {
-      this.#v4[k * 2] = c.network.w0 & c.mask[0];
-      this.#v4[k * 2 + 1] = c.mask[0];
-    });
-    this.#v6 = new Int32Array(v6.length * 8);
-    v6.forEach((c, k) => {
+    let v4 = 0;
+    for (const c of distinct) if (c.family === 4) v4++;
+    const table = new Int32Array(v4 * 2 + (distinct.length - v4) * 8);
+    let at4 = 0;
+    let at6 = v4 * 2;
+    for (const c of distinct) {
       const n = c.network;
       const m = c.mask;
-      this.#v6.set(
-        [n.w0 & m[0], n.w1 & m[1], n.w2 & m[2], n.w3 & m[3], m[0], m[1], m[2], m[3]],
-        k * 8,
-      );
-    });
+      if (c.family === 4) {
+        table[at4++] = n.w0 & m[0];
+        table[at4++] = m[0];
+      } else {
+        table.set([n.w0 & m[0], n.w1 & m[1], n.w2 & m[2], n.w3 & m[3], m[0], m[1], m[2], m[3]], at6);
+        at6 += 8;
+      }
+    }
+    this.#table = table;
+    this.#v6Start = v4 * 2;
     this.size = distinct.length;
-    this.cidrs = Object.freeze(distinct);
-    Object.freeze(this);
   }
 
   /** True when `a` lies in one of the ranges. IPv4 never matches IPv6 ranges. */
   contains(a: IpAddress): boolean {
+    const t = this.#table;
     if (a.family === 4) {
-      const t = this.#v4;
       const x = a.w0;
-      for (let k = 0; k < t.length; k += 2) {
+      for (let k = 0; k < this.#v6Start; k += 2) {
         if ((x & t[k + 1]!) === t[k]) return true;
       }
       return false;
     }
-    const t = this.#v6;
     const x0 = a.w0;
     const x1 = a.w1;
     const x2 = a.w2;
     const x3 = a.w3;
-    for (let k = 0; k < t.length; k += 8) {
+    for (let k = this.#v6Start; k < t.length; k += 8) {
       if (
         (x0 & t[k + 4]!) === t[k] &&
         (x1 & t[k + 5]!) === t[k + 1] &&
@@ -226,6 +222,7 @@ export class CidrSet {
     }
     return false;
   }
+
 }
 
 /** Parses every text and builds a set; throws the first {@link CidrError}. */

@@ -9,8 +9,9 @@
  * - refuses duplicate keys, compared after escape decoding;
  * - refuses nesting deeper than `maxDepth` (default 64) without recursion,
  *   so no input can overflow the JS stack;
- * - builds objects with a null prototype, so `__proto__` / `constructor`
- *   are ordinary own properties and can never pollute prototypes;
+ * - defines a `__proto__` key as an ordinary own property (an assignment
+ *   would set the prototype), so no input can pollute prototypes; objects
+ *   are otherwise plain, which keeps large documents compact and fast;
  * - otherwise accepts exactly what RFC 8259 accepts (no BOM, no comments,
  *   no trailing commas, no NaN/Infinity/hex, no raw control characters in
  *   strings); numbers are converted with `Number()` like `JSON.parse` does
@@ -82,6 +83,8 @@ const CLOSE_BRACE = 0x7d;
 const BOM = 0xfeff;
 
 type JsonObject = Record<string, unknown>;
+
+const hasOwn = Object.prototype.hasOwnProperty;
 
 /** Value of a hex digit character code, or -1. */
 function hexValue(c: number): number {
@@ -339,7 +342,7 @@ class Parser {
       return this.unexpected(keyAt, ', expected a string key');
     }
     const key = this.parseString();
-    if (key in obj) {
+    if (hasOwn.call(obj, key)) {
       this.fail('ERR_JSON_DUPLICATE_KEY', `duplicate key ${quote(key)}`, keyAt, ` (path ${this.pathTo(this.depth - 1)})`);
     }
     let i = this.skipWhitespace(this.pos);
@@ -391,7 +394,7 @@ class Parser {
       const c = text.charCodeAt(at);
       switch (c) {
         case OPEN_BRACE: {
-          const obj: JsonObject = Object.create(null) as JsonObject;
+          const obj: JsonObject = {};
           this.pos = this.skipWhitespace(at + 1);
           if (text.charCodeAt(this.pos) === CLOSE_BRACE) {
             if (this.depth >= this.maxDepth) this.open(obj, false, at);
@@ -454,7 +457,12 @@ class Parser {
         const container = this.containers[top] as JsonObject | unknown[];
         const array = this.isArray[top] as boolean;
         if (array) (container as unknown[]).push(value);
-        else (container as JsonObject)[this.keys[top] as string] = value;
+        else {
+          const key = this.keys[top] as string;
+          // An assignment to "__proto__" would set the prototype; define it as data instead.
+          if (key === '__proto__') Object.defineProperty(container, key, { value, enumerable: true, writable: true, configurable: true });
+          else (container as JsonObject)[key] = value;
+        }
 
         const i = this.skipWhitespace(this.pos);
         const s = text.charCodeAt(i);

@@ -16,14 +16,36 @@ export interface TenantKey {
   readonly expiresAt?: number;
 }
 
+/** Finds a key by kid. */
+export interface KidIndex {
+  get(kid: string): TenantKey | undefined;
+  has(kid: string): boolean;
+}
+
 /** A tenant's keys, indexed once: by kid, and in order for tokens without one. */
 export interface KeySet {
-  readonly byKid: ReadonlyMap<string, TenantKey>;
+  readonly byKid: KidIndex;
   readonly list: readonly TenantKey[];
 }
 
+// A tenant has a handful of keys: scanning them beats hashing, and costs no
+// Map per tenant in a whitelist of 100k tenants.
+const SCAN_LIMIT = 8;
+
+class KeyScan implements KidIndex {
+  constructor(private readonly keys: readonly TenantKey[]) {}
+  get(kid: string): TenantKey | undefined {
+    for (const key of this.keys) if (key.kid === kid) return key;
+    return undefined;
+  }
+  has(kid: string): boolean {
+    return this.get(kid) !== undefined;
+  }
+}
+
 export function keySet(keys: readonly TenantKey[]): KeySet {
-  return { byKid: new Map(keys.map((k) => [k.kid, k])), list: keys };
+  const byKid = keys.length <= SCAN_LIMIT ? new KeyScan(keys) : new Map(keys.map((k) => [k.kid, k]));
+  return { byKid, list: keys };
 }
 
 export function isUsable(key: TenantKey, nowMs: number): boolean {

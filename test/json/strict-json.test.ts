@@ -101,12 +101,17 @@ describe('parseStrictJson', () => {
       expect(parseStrictJson('"a\\u0000b"')).to.equal('a\u0000b');
     });
 
-    it('creates objects with a null prototype, nested ones too', () => {
+    it('creates plain objects whose prototype was not chosen by the input, nested ones too', () => {
       const value = parseStrictJson('{"a":{"b":[{"c":1}]}}') as Record<string, any>;
-      expect(Object.getPrototypeOf(value)).to.equal(null);
-      expect(Object.getPrototypeOf(value.a)).to.equal(null);
-      expect(Object.getPrototypeOf(value.a.b[0])).to.equal(null);
+      expect(Object.getPrototypeOf(value)).to.equal(Object.prototype);
+      expect(Object.getPrototypeOf(value.a.b[0])).to.equal(Object.prototype);
       expect(Array.isArray(value.a.b)).to.equal(true);
+    });
+
+    it('does not take a key inherited from Object.prototype for a duplicate', () => {
+      const value = parseStrictJson('{"toString":1,"constructor":2,"hasOwnProperty":3}') as Record<string, unknown>;
+      expect(value['toString']).to.equal(1);
+      expect(value['hasOwnProperty']).to.equal(3);
     });
 
     it('keeps a "__proto__" key as an ordinary own property and pollutes nothing', () => {
@@ -115,7 +120,8 @@ describe('parseStrictJson', () => {
         unknown
       >;
       expect(Object.prototype.hasOwnProperty.call(value, '__proto__')).to.equal(true);
-      expect(Object.getPrototypeOf(value)).to.equal(null);
+      expect(Object.getPrototypeOf(value), 'the key did not set the prototype').to.equal(Object.prototype);
+      expect(Object.getPrototypeOf(value['a'])).to.equal(Object.prototype);
       expect((value['__proto__'] as Record<string, unknown>)['polluted']).to.equal(true);
       expect(Object.keys(value)).to.deep.equal(['__proto__', 'a']);
       expect(({} as Record<string, unknown>)['polluted']).to.equal(undefined);
