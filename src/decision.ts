@@ -3,6 +3,7 @@ import type { CidrSet } from './ip/cidr.ts';
 import { resolveClientIp } from './ip/client-ip.ts';
 import { getPath, parseStrictJson, StrictJsonError } from './json/strict-json.ts';
 import type { Snapshot, Tenant } from './model/snapshot.ts';
+import type { VerifiedTokenCache } from './token/cache.ts';
 import type { KeySet } from './token/key.ts';
 import { extractBearer, TOKEN_FAILURES, verifyTenantToken, type TokenFailure, type TokenPolicy } from './token/verify.ts';
 
@@ -133,7 +134,9 @@ function readOin(facts: RequestFacts, policy: DecisionPolicy): OinResult {
 
 /**
  * The whole decision, in the contract's order: client IP, OIN, tenant,
- * IP whitelist, token, tenant claim. Pure: no I/O, no clock of its own.
+ * IP whitelist, token, tenant claim. No I/O and no clock of its own; the
+ * optional token cache only spares repeated signature checks and never
+ * changes an answer.
  */
 export function decide(
   facts: RequestFacts,
@@ -141,6 +144,7 @@ export function decide(
   policy: DecisionPolicy,
   nowMs: number,
   keysOf: KeyLookup = staticKeys,
+  tokenCache?: VerifiedTokenCache,
 ): Decision {
   if (snapshot === undefined) return refuse(503, 'not_ready');
 
@@ -163,7 +167,7 @@ export function decide(
   if (facts.authorization === undefined) return refuse(401, 'token_missing', clientIp, oin);
   const token = extractBearer(facts.authorization);
   if (token === undefined) return refuse(401, 'token_malformed', clientIp, oin);
-  const verified = verifyTenantToken(token, keys, policy.token, nowMs);
+  const verified = verifyTenantToken(token, keys, policy.token, nowMs, tokenCache);
   if (!verified.ok) {
     const reason: TokenFailure = verified.reason;
     return refuse(401, reason, clientIp, oin, reason === 'token_unknown_kid' ? tenant : undefined);

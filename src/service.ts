@@ -1,6 +1,5 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type Koa from 'koa';
 import type { DecisionPolicy } from './decision.ts';
 import { parsePeerAddress } from './ip/address.ts';
 import { buildSnapshot, type Snapshot } from './model/snapshot.ts';
@@ -8,7 +7,7 @@ import { createLogger, type Logger } from './observe/logger.ts';
 import { Metrics } from './observe/metrics.ts';
 import { opsApp } from './http/ops.ts';
 import { UpstreamProxy } from './http/proxy.ts';
-import { publicApp } from './http/public.ts';
+import { publicHandler } from './http/public.ts';
 import { refusalBody } from './http/refusal.ts';
 import { requestIdFor } from './http/request-id.ts';
 import type { Settings } from './settings.ts';
@@ -16,16 +15,20 @@ import { FileSource, type FileSourceOptions } from './store/file.ts';
 import { SnapshotHolder } from './store/holder.ts';
 import { PostgresSource } from './store/postgres/source.ts';
 import type { WhitelistSource } from './store/source.ts';
+import { VerifiedTokenCache } from './token/cache.ts';
 import { JwksCache } from './token/jwks.ts';
 
 export const MAX_BODY_DEPTH = 64;
 const DRAIN_MS = 10_000;
+const TOKEN_CACHE_ENTRIES = 10_000;
 
 export interface Service {
   readonly publicUrl: string;
   readonly adminUrl: string;
   readonly holder: SnapshotHolder;
   readonly metrics: Metrics;
+  /** Verified tokens, emptied on every whitelist change. */
+  readonly tokenCache: VerifiedTokenCache;
   /** The tenants' JWKS sets; `status()` tells each one's age and last error. */
   readonly jwks: JwksCache;
   /** Stops accepting, lets in-flight requests finish (at most drainMs), then closes everything. */
@@ -67,8 +70,8 @@ export function createSource(settings: Settings, logger: Logger, fileOptions?: F
   });
 }
 
-function listen(app: Koa, host: string, port: number): Promise<Server> {
-  const server = createServer(app.callback());
+function listen(handler: RequestListener, host: string, port: number): Promise<Server> {
+  const server = createServer(handler);
   // Malformed HTTP (e.g. Content-Length with Transfer-Encoding) never reaches
   // Koa; answer it in the contract's JSON shape and close.
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
@@ -115,6 +118,7 @@ function closeServer(server: Server, drainMs: number): Promise<void> {
 export async function startService(settings: Settings, options: ServiceOptions = {}): Promise<Service> {
   const logger = options.logger ?? createLogger(settings.logLevel);
   const metrics = new Metrics();
+  const tokenCache = new VerifiedTokenCache(TOKEN_CACHE_ENTRIES);
   const source = createSource(settings, logger, options.fileOptions);
   const build = (document: unknown): Promise<Snapshot> => buildSnapshot(document, { oinPattern: settings.oinPattern });
   // Created before the holder: its first `loaded` event already syncs it.
@@ -134,6 +138,8 @@ export async function startService(settings: Settings, options: ServiceOptions =
       metrics.reloads.inc();
     },
     loaded(snapshot, previous) {
+      // Entries are bound to the old KeySets and could never match again; free them.
+      tokenCache.clear();
       jwks.sync(snapshot.tenants.values());
       metrics.whitelistLoaded(snapshot.version, snapshot.tenants.size);
       logger.info({ version: snapshot.version, previous: previous?.version ?? null, tenants: snapshot.tenants.size, store: source.description }, 'whitelist loaded');
@@ -163,23 +169,24 @@ export async function startService(settings: Settings, options: ServiceOptions =
   if (holder.current) jwks.sync(holder.current.tenants.values());
 
   const ops = await listen(
-    opsApp({ holder, metrics, logger, adminToken: settings.adminToken }),
+    opsApp({ holder, metrics, logger, adminToken: settings.adminToken }).callback(),
     settings.adminListen.host,
     settings.adminListen.port,
   );
-  const app = publicApp({
+  const handler = publicHandler({
     snapshot: () => holder.current,
     policy,
     oinHeader: settings.oinHeader,
     bodyLimit: settings.bodyLimitBytes,
     logger,
     metrics,
+    tokenCache,
     keys: (tenant) => jwks.keysFor(tenant),
     refreshKeys: (tenant) => jwks.refreshOnUnknownKid(tenant),
     ...(proxy ? { proxy } : {}),
     ...(options.now ? { now: options.now } : {}),
   });
-  const server = await listen(app, settings.listen.host, settings.listen.port);
+  const server = await listen(handler, settings.listen.host, settings.listen.port);
   logger.info(
     { public: urlOf(server), admin: urlOf(ops), mode: proxy ? 'proxy' : 'forward-auth', store: source.description },
     'oingate listening',
@@ -191,6 +198,7 @@ export async function startService(settings: Settings, options: ServiceOptions =
     adminUrl: urlOf(ops),
     holder,
     metrics,
+    tokenCache,
     jwks,
     close(drainMs = DRAIN_MS) {
       closing ??= (async () => {

@@ -1,13 +1,13 @@
-import type { Context, Next } from 'koa';
-import { decide, staticKeys, type Decision, type DecisionPolicy, type KeyLookup } from '../decision.ts';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { decide, staticKeys, type Decision, type DecisionPolicy, type KeyLookup, type RequestFacts } from '../decision.ts';
 import type { Snapshot, Tenant } from '../model/snapshot.ts';
 import type { Logger } from '../observe/logger.ts';
 import type { Metrics } from '../observe/metrics.ts';
+import type { VerifiedTokenCache } from '../token/cache.ts';
 import { readBody } from './body.ts';
 import { Refusal, refusalBody, type RefusalStatusCode } from './refusal.ts';
-import { requestIdFor } from './request-id.ts';
 
-/** What the public listener needs; the same for proxy and forward-auth modes. */
+/** What the gate needs; the same for proxy and forward-auth modes. */
 export interface GateOptions {
   readonly snapshot: () => Snapshot | undefined;
   readonly policy: DecisionPolicy;
@@ -23,11 +23,12 @@ export interface GateOptions {
    */
   readonly refreshKeys?: (tenant: Tenant) => Promise<boolean>;
   readonly now?: () => number;
+  readonly tokenCache?: VerifiedTokenCache;
 }
 
-/** Per-request facts the log line reports; filled in as the request goes. */
-export interface GateState {
-  requestId: string;
+/** One request's facts for its log line, filled in as the request goes. */
+export interface RequestState {
+  readonly requestId: string;
   decision?: Decision & { allowed: true };
   body?: Buffer | undefined;
   clientIp?: string | undefined;
@@ -37,124 +38,78 @@ export interface GateState {
   upstreamError?: string;
 }
 
-function state(ctx: Context): GateState {
-  return ctx.state as GateState;
+/** Every value of one header, from the raw lines (cheaper than headersDistinct, which copies all). */
+function headerLines(request: IncomingMessage, name: string): string[] | undefined {
+  let values: string[] | undefined;
+  const raw = request.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const field = raw[i] as string;
+    if (field.length === name.length && field.toLowerCase() === name) (values ??= []).push(raw[i + 1] as string);
+  }
+  return values;
 }
 
 /**
- * The one error path of the public listener: every refusal and every
- * unexpected error becomes the contract's JSON body here, and every request
- * ends in exactly one log line.
+ * Reads the body, gathers the request's facts and asks the decision
+ * function. Returns the allowed decision, or throws the Refusal.
  */
-export function respond(options: Pick<GateOptions, 'logger' | 'metrics'>) {
-  return async function respondMiddleware(ctx: Context, next: Next): Promise<void> {
-    const started = performance.now();
-    const gate = state(ctx);
-    gate.requestId = requestIdFor(ctx.req.headers['x-request-id']);
-    ctx.set('x-request-id', gate.requestId);
-    try {
-      await next();
-    } catch (error) {
-      let status: RefusalStatusCode = 500;
-      if (error instanceof Refusal) {
-        status = error.status;
-        gate.reason = error.reason;
-      } else {
-        gate.reason = 'internal_error';
-        options.logger.error({ requestId: gate.requestId, err: error }, 'unexpected error');
-      }
-      if (gate.outcome === undefined) {
-        gate.outcome = 'refused';
-        options.metrics.decisions.labels('refused', gate.reason).inc();
-      }
-      if (ctx.headerSent || !ctx.writable) {
-        ctx.req.socket.destroy();
-      } else {
-        writeRefusal(ctx, status, gate.requestId);
-      }
-    } finally {
-      const level = gate.outcome === 'allowed' && gate.upstreamError === undefined ? 'info' : 'warn';
-      options.logger[level](
-        {
-          requestId: gate.requestId,
-          clientIp: gate.clientIp,
-          oin: gate.oin,
-          outcome: gate.outcome ?? 'refused',
-          reason: gate.reason,
-          status: ctx.respond === false ? ctx.res.statusCode : ctx.status,
-          method: ctx.method,
-          path: ctx.path,
-          ...(gate.upstreamError ? { upstreamError: gate.upstreamError } : {}),
-          ms: Math.round((performance.now() - started) * 1000) / 1000,
-        },
-        'decision',
-      );
-    }
-  };
-}
-
-export function writeRefusal(ctx: Context, status: RefusalStatusCode, requestId: string): void {
-  ctx.status = status;
-  ctx.type = 'application/json';
-  if (status === 401) ctx.set('www-authenticate', 'Bearer');
-  // An unread body may still be arriving; do not try to reuse the connection.
-  if (status === 413 || status === 415) ctx.set('connection', 'close');
-  ctx.body = refusalBody(status, requestId);
-}
-
-/**
- * Reads the body, gathers the request's facts, and asks the decision
- * function. A refused request ends here; an allowed one moves on with its
- * decision in ctx.state.
- */
-export function gate(options: GateOptions) {
+export function gate(options: GateOptions): (request: IncomingMessage, state: RequestState) => Promise<Decision & { allowed: true }> {
   const keys = options.keys ?? staticKeys;
   const now = options.now ?? Date.now;
-  return async function gateMiddleware(ctx: Context, next: Next): Promise<void> {
+  const { metrics, policy } = options;
+  return async function gateRequest(request, state) {
     const started = performance.now();
-    const gateState = state(ctx);
-    const request = ctx.req;
     // Absolute-form or asterisk targets have no place in front of an API.
-    if (!request.url?.startsWith('/')) throw new Refusal(400, 'request_target');
+    if (request.url?.charCodeAt(0) !== 0x2f) throw new Refusal(400, 'request_target');
     const body = await readBody(request, options.bodyLimit);
     const forwardedFor = request.headers['x-forwarded-for'];
-    const facts = {
+    const facts: RequestFacts = {
       peer: request.socket.remoteAddress,
       // Node joins repeated X-Forwarded-For lines into one string.
       forwardedFor: typeof forwardedFor === 'string' ? forwardedFor : undefined,
-      oinHeader: request.headersDistinct[options.oinHeader],
+      oinHeader: headerLines(request, options.oinHeader),
       body,
       authorization: request.headers.authorization,
     };
-    let decision = decide(facts, options.snapshot(), options.policy, now(), keys);
+    let decision = decide(facts, options.snapshot(), policy, now(), keys, options.tokenCache);
     if (!decision.allowed && decision.tenant !== undefined && options.refreshKeys) {
       if (await options.refreshKeys(decision.tenant)) {
-        decision = decide(facts, options.snapshot(), options.policy, now(), keys);
+        decision = decide(facts, options.snapshot(), policy, now(), keys, options.tokenCache);
       }
     }
-    options.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
-    gateState.clientIp = decision.clientIp;
-    gateState.oin = decision.oin;
+    metrics.decisionSeconds.observe((performance.now() - started) / 1000);
+    state.clientIp = decision.clientIp;
+    state.oin = decision.oin;
     if (!decision.allowed) {
-      gateState.outcome = 'refused';
-      gateState.reason = decision.reason;
-      options.metrics.decisions.labels('refused', decision.reason).inc();
+      state.outcome = 'refused';
+      state.reason = decision.reason;
+      metrics.decisions.labels('refused', decision.reason).inc();
       throw new Refusal(decision.status, decision.reason);
     }
-    gateState.outcome = 'allowed';
-    gateState.reason = 'ok';
-    options.metrics.decisions.labels('allowed', 'ok').inc();
-    gateState.decision = decision;
-    gateState.body = body;
-    await next();
+    state.outcome = 'allowed';
+    state.reason = 'ok';
+    metrics.allowed.inc();
+    state.decision = decision;
+    state.body = body;
+    return decision;
   };
 }
 
+export function writeRefusal(response: ServerResponse, status: RefusalStatusCode, requestId: string): void {
+  const body = refusalBody(status, requestId);
+  response.statusCode = status;
+  response.setHeader('content-type', 'application/json; charset=utf-8');
+  response.setHeader('content-length', Buffer.byteLength(body));
+  if (status === 401) response.setHeader('www-authenticate', 'Bearer');
+  // An unread body may still be arriving; do not try to reuse the connection.
+  if (status === 413 || status === 415) response.setHeader('connection', 'close');
+  response.end(body);
+}
+
 /** Forward-auth mode: the front proxy only needs the verdict and the OIN. */
-export function answerAllowed(ctx: Context): void {
-  const decision = state(ctx).decision;
-  if (!decision) throw new Error('answerAllowed without a decision');
-  ctx.status = 200;
-  ctx.set('x-authenticated-oin', decision.oin);
-  ctx.body = '';
+export function answerAllowed(response: ServerResponse, decision: Decision & { allowed: true }): void {
+  response.statusCode = 200;
+  response.setHeader('x-authenticated-oin', decision.oin);
+  response.setHeader('content-length', 0);
+  response.end();
 }

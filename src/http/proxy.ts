@@ -1,6 +1,6 @@
-import type { Context } from 'koa';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Pool, errors } from 'undici';
-import type { GateState } from './gate.ts';
+import type { RequestState } from './gate.ts';
 import { Refusal } from './refusal.ts';
 
 // RFC 9110 §7.6.1 connection-specific fields, plus what oingate sets itself.
@@ -65,8 +65,7 @@ export class UpstreamProxy {
   }
 
   /** Builds the upstream request's headers from the client's raw header lines. */
-  #headers(ctx: Context, state: GateState): string[] {
-    const request = ctx.req;
+  #headers(request: IncomingMessage, state: RequestState): string[] {
     const dropped = connectionTokens(request.headers.connection);
     const headers: string[] = [];
     const raw = request.rawHeaders;
@@ -93,24 +92,22 @@ export class UpstreamProxy {
     return headers;
   }
 
-  async forward(ctx: Context): Promise<void> {
-    const state = ctx.state as GateState;
+  async forward(request: IncomingMessage, res: ServerResponse, state: RequestState): Promise<void> {
     let response: Awaited<ReturnType<Pool['request']>>;
     try {
       // No AbortSignal: one per request costs more than the proxying itself
       // (profiled). A client that leaves while the upstream thinks costs at
       // most the upstream timeout; one that leaves mid-body is handled below.
       response = await this.#pool.request({
-        method: ctx.req.method as string,
-        path: ctx.req.url as string,
-        headers: this.#headers(ctx, state),
+        method: request.method as string,
+        path: request.url as string,
+        headers: this.#headers(request, state),
         body: state.body ?? null,
       });
     } catch (error) {
       throw this.#refusalFor(error, state);
     }
 
-    const res = ctx.res;
     const body = response.body;
     // An error on the upstream body must never go unheard: unhandled, it
     // would end the process.
@@ -120,11 +117,11 @@ export class UpstreamProxy {
     });
     if (res.destroyed) {
       state.upstreamError = 'client_gone';
+      res.statusCode = 499; // nginx's "client closed request", for the log only
       body.destroy();
       return;
     }
     const dropped = connectionTokens(response.headers['connection']);
-    ctx.respond = false;
     res.statusCode = response.statusCode;
     for (const name in response.headers) {
       const value = response.headers[name];
@@ -147,7 +144,7 @@ export class UpstreamProxy {
     });
   }
 
-  #refusalFor(error: unknown, state: GateState): Refusal {
+  #refusalFor(error: unknown, state: RequestState): Refusal {
     const timedOut =
       error instanceof errors.HeadersTimeoutError ||
       error instanceof errors.BodyTimeoutError ||

@@ -15,6 +15,8 @@ export class Metrics {
     labelNames: ['outcome', 'reason'] as const,
     registers: [this.registry],
   });
+  /** The allowed series, resolved once: labels() hashes its arguments on every call. */
+  readonly allowed = this.decisions.labels('allowed', 'ok');
   readonly decisionSeconds = new Histogram({
     name: 'oingate_decision_duration_seconds',
     help: 'Time to decide one request, body read included',
@@ -60,7 +62,7 @@ export class Metrics {
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'oingate_' });
-    this.decisions.labels('allowed', 'ok').inc(0);
+    this.allowed.inc(0);
     this.reloads.inc(0);
     this.refusedReloads.inc(0);
     const metrics = this;

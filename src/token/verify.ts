@@ -1,5 +1,6 @@
 import { constants, createHmac, timingSafeEqual, verify as cryptoVerify } from 'node:crypto';
 import type { Algorithm } from '../model/algorithms.ts';
+import type { VerifiedTokenCache } from './cache.ts';
 import { isUsable, type KeySet, type TenantKey } from './key.ts';
 
 /**
@@ -139,7 +140,7 @@ function decodeObject(segment: string): Record<string, unknown> | undefined {
 }
 
 /** An own property (never one inherited from Object.prototype). */
-function own(object: Record<string, unknown>, name: string): unknown {
+function own(object: Readonly<Record<string, unknown>>, name: string): unknown {
   return Object.hasOwn(object, name) ? object[name] : undefined;
 }
 
@@ -163,6 +164,7 @@ export function verifyTenantToken(
   keys: KeySet,
   policy: TokenPolicy,
   nowMs: number,
+  cache?: VerifiedTokenCache,
 ): TokenResult {
   if (!Number.isFinite(nowMs)) throw new TypeError('verifyTenantToken: nowMs must be a finite number');
   const tol = policy.clockToleranceSeconds;
@@ -177,6 +179,16 @@ export function verifyTenantToken(
   if (token === undefined || token === null || token === '') return fail('token_missing');
   if (typeof token !== 'string') return fail('token_malformed');
   if (token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) return fail('token_malformed');
+
+  if (cache !== undefined) {
+    const hit = cache.get(token, keys);
+    // A key that left its window falls through to the full path, so a hit
+    // never answers differently than verification would.
+    if (hit !== undefined && isUsable(hit.key, nowMs)) {
+      const failure = claimsFailure(hit.claims, policy, nowMs);
+      return failure === undefined ? { ok: true, claims: hit.claims, kid: hit.key.kid } : fail(failure);
+    }
+  }
 
   const firstDot = token.indexOf('.');
   const lastDot = token.lastIndexOf('.');
@@ -227,33 +239,38 @@ export function verifyTenantToken(
   const claims = decodeObject(payloadSegment);
   if (claims === undefined) return fail('token_malformed');
 
+  const failure = claimsFailure(claims, policy, nowMs);
+  if (failure !== undefined) return fail(failure);
+  cache?.set(token, keys, verifiedBy, claims);
+  return { ok: true, claims, kid: verifiedBy.kid };
+}
+
+/** The time, issuer and audience checks of a verified token's claims. */
+function claimsFailure(claims: Readonly<Record<string, unknown>>, policy: TokenPolicy, nowMs: number): TokenFailure | undefined {
+  const tol = policy.clockToleranceSeconds;
   const now = nowMs / 1000;
   const exp = own(claims, 'exp');
-  if (!isFiniteNumber(exp)) return fail('token_no_exp');
-  if (now >= exp + tol) return fail('token_expired');
+  if (!isFiniteNumber(exp)) return 'token_no_exp';
+  if (now >= exp + tol) return 'token_expired';
 
   const nbf = own(claims, 'nbf');
   if (nbf !== undefined) {
-    if (!isFiniteNumber(nbf)) return fail('token_malformed');
-    if (now + tol < nbf) return fail('token_not_yet_valid');
+    if (!isFiniteNumber(nbf)) return 'token_malformed';
+    if (now + tol < nbf) return 'token_not_yet_valid';
   }
 
   const iat = own(claims, 'iat');
   if (iat !== undefined) {
-    if (!isFiniteNumber(iat)) return fail('token_malformed');
-    if (iat > now + tol) return fail('token_iat_future');
+    if (!isFiniteNumber(iat)) return 'token_malformed';
+    if (iat > now + tol) return 'token_iat_future';
   }
 
   const lifetime = iat !== undefined ? exp - (iat as number) : exp - now;
-  if (lifetime > maxLifetime) return fail('token_lifetime');
+  if (lifetime > policy.maxLifetimeSeconds) return 'token_lifetime';
 
-  if (policy.issuer !== undefined && own(claims, 'iss') !== policy.issuer) return fail('token_issuer');
-
-  if (policy.audience !== undefined && !audienceMatches(own(claims, 'aud'), policy.audience)) {
-    return fail('token_audience');
-  }
-
-  return { ok: true, claims, kid: verifiedBy.kid };
+  if (policy.issuer !== undefined && own(claims, 'iss') !== policy.issuer) return 'token_issuer';
+  if (policy.audience !== undefined && !audienceMatches(own(claims, 'aud'), policy.audience)) return 'token_audience';
+  return undefined;
 }
 
 /** `aud` is the audience itself, or an array of strings that holds it. */

@@ -516,7 +516,9 @@ describe('proxy mode with a failing upstream', () => {
       upstream.handle(slow(150));
       await clientLeavesEarly(gate.url, 50);
       // Wait until the upstream has answered into the void, then check the gate still serves.
-      await eventually(() => expect(gate.logs.decisions().some((line) => line['upstreamError'] === 'client_gone')).to.equal(true));
+      await eventually(() => {
+        expect(gate.logs.decisions().some((line) => line['upstreamError'] === 'client_gone')).to.equal(true);
+      });
       upstream.handle();
       expect((await call(gate.url, { oin: OIN_A }, tokenFor(OIN_A))).status).to.equal(200);
     });
@@ -524,7 +526,9 @@ describe('proxy mode with a failing upstream', () => {
     it('survives a client that leaves in the middle of a streamed response body', async () => {
       upstream.handle(streamBody(8 * 1024 * 1024, 16 * 1024).handler);
       await clientLeavesEarly(gate.url, 0, true);
-      await eventually(() => expect(gate.logs.decisions().filter((line) => line['upstreamError'] === 'client_gone').length).to.be.at.least(1));
+      await eventually(() => {
+        expect(gate.logs.decisions().filter((line) => line['upstreamError'] === 'client_gone').length).to.be.at.least(1);
+      });
       upstream.handle();
       expect((await call(gate.url, { oin: OIN_A }, tokenFor(OIN_A))).status).to.equal(200);
     });
