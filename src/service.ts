@@ -13,7 +13,6 @@ import { requestIdFor } from './http/request-id.ts';
 import type { Settings } from './settings.ts';
 import { FileSource, type FileSourceOptions } from './store/file.ts';
 import { SnapshotHolder } from './store/holder.ts';
-import { PostgresSource } from './store/postgres/source.ts';
 import type { WhitelistSource } from './store/source.ts';
 import { VerifiedTokenCache } from './token/cache.ts';
 import { JwksCache } from './token/jwks.ts';
@@ -61,8 +60,10 @@ export function decisionPolicy(settings: Settings): DecisionPolicy {
   };
 }
 
-export function createSource(settings: Settings, logger: Logger, fileOptions?: FileSourceOptions): WhitelistSource {
+export async function createSource(settings: Settings, logger: Logger, fileOptions?: FileSourceOptions): Promise<WhitelistSource> {
   if (settings.store.kind === 'file') return new FileSource(settings.store.path, fileOptions);
+  // Loaded only for a PostgreSQL store: a file-store start need not load pg.
+  const { PostgresSource } = await import('./store/postgres/source.ts');
   return new PostgresSource({
     connectionString: settings.store.url,
     resyncSeconds: settings.pgResyncSeconds,
@@ -119,7 +120,7 @@ export async function startService(settings: Settings, options: ServiceOptions =
   const logger = options.logger ?? createLogger(settings.logLevel);
   const metrics = new Metrics();
   const tokenCache = new VerifiedTokenCache(TOKEN_CACHE_ENTRIES);
-  const source = createSource(settings, logger, options.fileOptions);
+  const source = await createSource(settings, logger, options.fileOptions);
   const build = (document: unknown): Promise<Snapshot> => buildSnapshot(document, { oinPattern: settings.oinPattern });
   // Created before the holder: its first `loaded` event already syncs it.
   // A failing JWKS endpoint is one tenant's problem: it shows in the log

@@ -2,7 +2,7 @@
  * oingate benchmark: `npm run bench`.
  *
  * Environment:
- *   BENCH_ONLY=decision|http|100k   run some parts (comma-separated); default all
+ *   BENCH_ONLY=decision|http|100k|propagation   run some parts (comma-separated); default all
  *   BENCH_SECONDS=5                 seconds per load round
  *   BENCH_ROUNDS=3                  alternating HTTP rounds (after a warm-up round)
  *   BENCH_WARMUP_SECONDS=2          warm-up per HTTP target
@@ -22,9 +22,10 @@ import { currentPinning, REPO_ROOT, setUpPinning } from './lib/children.ts';
 import { cpuModel } from './lib/proc.ts';
 import { fixed, mib, table } from './lib/stats.ts';
 import { bench100k, LARGE, type LargeBench } from './whitelist100k.ts';
+import { propagationBench } from './propagation.ts';
 
-type Part = 'decision' | 'http' | '100k';
-const PARTS: readonly Part[] = ['decision', 'http', '100k'];
+type Part = 'decision' | 'http' | '100k' | 'propagation';
+const PARTS: readonly Part[] = ['decision', 'http', '100k', 'propagation'];
 
 function positive(name: string, fallback: number): number {
   const text = process.env[name];
@@ -132,6 +133,13 @@ async function main(): Promise<void> {
     log(large.text);
   }
 
+  let propagation: Awaited<ReturnType<typeof propagationBench>> | undefined;
+  if (selected.has('propagation')) {
+    heading('PostgreSQL propagation: COMMIT -> enforced by all of 3 instances');
+    propagation = await propagationBench({ changes: 50 });
+    log(`50 changes, 3 oingate instances on one database: median ${fixed(propagation.medianMs, 1)} ms, worst ${fixed(propagation.worstMs, 1)} ms`);
+  }
+
   if (profileRoot) {
     heading('CPU profiles (node --cpu-prof)');
     log(`profiles written under ${profileRoot}`);
@@ -205,6 +213,12 @@ async function main(): Promise<void> {
     'reload of 100k under load: no stall > 50 ms',
     large ? `${fixed(large.maxStallMs, 1)} ms longest event-loop delay (monitorEventLoopDelay in oingate)` : notRun('100k'),
     verdict(large ? large.maxStallMs <= 50 : undefined),
+  ]);
+
+  rows.push([
+    'PostgreSQL change enforced by 3 instances < 1 s',
+    propagation ? `median ${fixed(propagation.medianMs, 1)} ms, worst ${fixed(propagation.worstMs, 1)} ms (50 changes)` : notRun('propagation'),
+    verdict(propagation ? propagation.worstMs < 1000 : undefined),
   ]);
 
   heading('summary');
