@@ -147,7 +147,8 @@ export async function startService(settings: Settings, options: ServiceOptions =
     },
     refused(error) {
       metrics.refusedReloads.inc();
-      logger.error({ error, store: source.description }, 'whitelist refused; the last good whitelist stays in force');
+      const kept = holder.current ? 'the last good whitelist stays in force' : 'no whitelist is loaded yet, so requests get 503';
+      logger.error({ error, store: source.description }, `whitelist not loaded; ${kept}`);
     },
   });
 

@@ -416,7 +416,7 @@ describe('PostgreSQL store through the service and the command line', function (
         expect(refused.body.version).to.equal(good.body.version);
         expect(await metricValue(g.adminUrl, 'oingate_reloads_refused_total')).to.be.above(refusedBefore);
         expect(await statusOf(g, t)).to.equal(200);
-        expect(g.logs.lines.some((l) => l['msg'] === 'whitelist refused; the last good whitelist stays in force' && bad.error.test(String(l['error'])))).to.equal(true);
+        expect(g.logs.lines.some((l) => l['msg'] === 'whitelist not loaded; the last good whitelist stays in force' && bad.error.test(String(l['error'])))).to.equal(true);
 
         await bad.fix(sql, t);
         await eventually(async () => {
@@ -546,6 +546,10 @@ describe('PostgreSQL store through the service and the command line', function (
       const refused = await call(g.url, { oin: t.oin }, t.token());
       expect(refused.status).to.equal(503);
       expect(refused.json()['error']).to.equal('unavailable');
+      expect(
+        g.logs.lines.some((l) => l['msg'] === 'whitelist not loaded; no whitelist is loaded yet, so requests get 503'),
+        'the log does not claim a last good whitelist that does not exist',
+      ).to.equal(true);
 
       await cluster.start();
       await eventually(async () => {
