@@ -1,5 +1,6 @@
 import { createHash, hash, type KeyObject } from 'node:crypto';
 import { CidrError, CidrSet, parseCidr, type Cidr } from '../ip/cidr.ts';
+import { isAllowedJwksScheme } from '../token/jwks-url.ts';
 import { keySet, type KeySet, type TenantKey } from '../token/key.ts';
 import { buildHmacKey, buildPublicKey, KeyMaterialError } from '../token/keys.ts';
 import { isAlgorithm, isHmac, ALGORITHMS } from './algorithms.ts';
@@ -261,8 +262,7 @@ function checkJwksUri(raw: unknown, path: string, issues: ValidationIssue[]): vo
     issues.push({ path, message: `"${raw.replace(/\/\/[^/]*@/, '//***@')}" is not a URL` });
     return;
   }
-  const loopback = url.hostname === 'localhost' || url.hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(url.hostname);
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+  if (!isAllowedJwksScheme(url)) {
     // Echo the URL without its credentials: the password must not reach logs or /readyz.
     const shown = new URL(url.href);
     shown.username = '';

@@ -5,6 +5,7 @@ import type { Tenant } from '../model/snapshot.ts';
 import { createLogger, type Logger } from '../observe/logger.ts';
 import { keySet, type KeySet, type TenantKey } from './key.ts';
 import { JwksError, readJwks } from './jwk.ts';
+import { isAllowedJwksUrl } from './jwks-url.ts';
 
 /**
  * Per-tenant JSON Web Key Sets: fetched in the background, cached, and
@@ -86,15 +87,6 @@ class FetchFailure extends Error {
     super(message);
     this.name = 'FetchFailure';
   }
-}
-
-/** https anywhere; plain http only to a loopback address (tests, sidecars). */
-export function isAllowedJwksUrl(url: URL): boolean {
-  if (url.username || url.password) return false;
-  if (url.protocol === 'https:') return true;
-  const host = url.hostname;
-  const loopback = host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-  return url.protocol === 'http:' && loopback;
 }
 
 /** Drops a response body unread; the abort this causes is expected, not an error. */
