@@ -388,7 +388,8 @@ describe('command line (src/bin.js)', () => {
           setTimeout(() => {
             res.writeHead(200, { 'content-type': 'text/plain' });
             res.end(`upstream saw ${String(req.headers['x-authenticated-oin'])}`);
-          }, 1_000);
+            // Long enough that the refusal of new connections is seen first even on a busy machine.
+          }, 2_000);
         });
         await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
         upstreamPort = (upstream.address() as AddressInfo).port;
