@@ -1,7 +1,6 @@
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { DecisionPolicy } from './decision.ts';
-import { parsePeerAddress } from './ip/address.ts';
 import { buildSnapshot, type Snapshot } from './model/snapshot.ts';
 import { createLogger, type Logger } from './observe/logger.ts';
 import { Metrics } from './observe/metrics.ts';
@@ -157,10 +156,7 @@ export async function startService(settings: Settings, options: ServiceOptions =
     ? new UpstreamProxy({
         upstream: settings.upstream,
         timeoutMs: settings.upstreamTimeoutMs,
-        peerIsTrusted: (peer) => {
-          const address = peer === undefined ? undefined : parsePeerAddress(peer);
-          return address !== undefined && settings.trustedProxies.contains(address);
-        },
+        trustedProxies: settings.trustedProxies,
       })
     : undefined;
 

@@ -4,6 +4,7 @@ import { Refusal } from './refusal.ts';
 
 // application/json or application/<anything>+json; parameters after ';'.
 const JSON_MEDIA_TYPE = /^application\/(?:json|[a-z0-9!#$&^_.-]+\+json)$/;
+const UTF8_CHARSET = /^"?utf-8"?$/i;
 
 function hasBody(request: IncomingMessage): boolean {
   const length = request.headers['content-length'];
@@ -19,7 +20,7 @@ function checkMediaType(request: IncomingMessage): void {
   if (!JSON_MEDIA_TYPE.test(type.trim().toLowerCase())) throw new Refusal(415, 'media_type');
   for (const parameter of parameters) {
     const [name = '', value = ''] = parameter.split('=');
-    if (name.trim().toLowerCase() === 'charset' && !/^"?utf-8"?$/i.test(value.trim())) {
+    if (name.trim().toLowerCase() === 'charset' && !UTF8_CHARSET.test(value.trim())) {
       throw new Refusal(415, 'charset');
     }
   }

@@ -1,6 +1,8 @@
 import Router from '@koa/router';
 import Koa, { type Context } from 'koa';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { parsePeerAddress } from '../ip/address.ts';
+import { parseCidrList } from '../ip/cidr.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { Logger } from '../observe/logger.ts';
 import type { SnapshotHolder } from '../store/holder.ts';
@@ -25,10 +27,12 @@ function tokenMatches(authorization: string | undefined, expected: Buffer): bool
   return timingSafeEqual(given, expected) && match !== null;
 }
 
+const LOOPBACK = parseCidrList(['127.0.0.0/8', '::1/128']);
+
+/** The same address parsing as the gate: IPv4-mapped peers count as IPv4. */
 function isLoopback(peer: string | undefined): boolean {
-  if (peer === undefined) return false;
-  const address = peer.startsWith('::ffff:') ? peer.slice(7) : peer;
-  return address === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address);
+  const address = peer === undefined ? undefined : parsePeerAddress(peer);
+  return address !== undefined && LOOPBACK.contains(address);
 }
 
 /** The ops listener: health, readiness, reload, metrics. */

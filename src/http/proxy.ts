@@ -1,5 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Pool, errors, type Dispatcher } from 'undici';
+import { formatAddress, parsePeerAddress } from '../ip/address.ts';
+import type { CidrSet } from '../ip/cidr.ts';
 import type { RequestState } from './gate.ts';
 import { Refusal } from './refusal.ts';
 
@@ -43,7 +45,7 @@ export interface ProxyOptions {
   readonly upstream: URL;
   readonly timeoutMs: number;
   /** Only a trusted front proxy's x-forwarded-proto/-host are passed on. */
-  readonly peerIsTrusted: (peer: string | undefined) => boolean;
+  readonly trustedProxies: CidrSet;
 }
 
 /** Forwards allowed requests over one pooled keep-alive client. */
@@ -74,10 +76,10 @@ export class UpstreamProxy {
       if (NOT_FORWARDED.has(name) || dropped.has(name) || name.startsWith('x-authenticated-')) continue;
       headers.push(raw[i] as string, raw[i + 1] as string);
     }
-    const peer = request.socket.remoteAddress ?? '';
-    const peerAddress = peer.startsWith('::ffff:') && peer.includes('.') ? peer.slice(7) : peer;
+    const peer = parsePeerAddress(request.socket.remoteAddress ?? '');
+    const peerAddress = peer === undefined ? '' : formatAddress(peer);
     const incomingFor = request.headers['x-forwarded-for'];
-    const trusted = this.#options.peerIsTrusted(request.socket.remoteAddress);
+    const trusted = peer !== undefined && this.#options.trustedProxies.contains(peer);
     const proto = trusted ? request.headers['x-forwarded-proto'] : undefined;
     const forwardedHost = trusted ? request.headers['x-forwarded-host'] : undefined;
     headers.push(

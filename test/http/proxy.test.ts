@@ -11,6 +11,7 @@ import {
   signToken,
   startGate,
   tokenFor,
+  twoTenants,
   type Gate,
   type RequestOptions,
 } from '../support/gate.ts';
@@ -432,6 +433,49 @@ describe('proxy mode', () => {
     it('does not count refusals or successes as upstream errors', async () => {
       expect(total(await scrape(gate, 'oingate_upstream_errors_total'))).to.equal(0);
     });
+  });
+});
+
+describe('proxy mode behind a trusted front proxy, on a dual-stack listener', () => {
+  let upstream: Upstream;
+  let gate: Gate;
+  let port: string;
+  before(async () => {
+    upstream = await startUpstream();
+    const tenants = twoTenants();
+    (tenants[0] as { cidrs: string[] }).cidrs = ['203.0.113.0/24', '127.0.0.0/8', '::1/128'];
+    gate = await startGate(tenants, {
+      OINGATE_UPSTREAM: upstream.url,
+      OINGATE_LISTEN: '[::]:0',
+      OINGATE_TRUSTED_PROXIES: '127.0.0.1/32',
+    });
+    port = new URL(gate.url).port;
+  });
+  after(async () => {
+    await gate?.close();
+    await upstream?.close();
+  });
+  beforeEach(() => upstream.reset());
+
+  it("passes on a trusted front proxy's x-forwarded-proto and x-forwarded-host, and appends its IPv4-mapped address as IPv4", async () => {
+    const res = await call(`http://127.0.0.1:${port}`, { oin: OIN_A }, tokenFor(OIN_A), {
+      headers: { 'x-forwarded-for': '203.0.113.7', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'api.example.test' },
+    });
+    expect(res.status).to.equal(200);
+    const seen = only(upstream);
+    expect(headerValues(seen, 'x-forwarded-proto')).to.deep.equal(['https']);
+    expect(headerValues(seen, 'x-forwarded-host')).to.deep.equal(['api.example.test']);
+    // The peer arrives as ::ffff:127.0.0.1 on a dual-stack socket; it is written as the IPv4 address.
+    expect(headerValues(seen, 'x-forwarded-for')).to.deep.equal(['203.0.113.7, 127.0.0.1']);
+    expect(gate.logs.last()?.['clientIp']).to.equal('203.0.113.7');
+  });
+
+  it('appends an IPv6 peer in its canonical form', async () => {
+    const res = await call(`http://[::1]:${port}`, { oin: OIN_A }, tokenFor(OIN_A), { headers: { 'x-forwarded-proto': 'https' } });
+    expect(res.status, 'tenant A allows ::1/128').to.equal(200);
+    const seen = only(upstream);
+    expect(headerValues(seen, 'x-forwarded-for')).to.deep.equal(['::1']);
+    expect(headerValues(seen, 'x-forwarded-proto'), '::1 is not a trusted proxy').to.deep.equal(['http']);
   });
 });
 
