@@ -856,3 +856,48 @@ describe('forward-auth mode', () => {
     });
   });
 });
+
+describe('custom OIN field, OIN header and tenant claim (OINGATE_OIN_FIELD, OINGATE_OIN_HEADER, OINGATE_TENANT_CLAIM)', () => {
+  let gate: Gate;
+  before(async () => {
+    gate = await startGate(twoTenants(), {
+      OINGATE_OIN_FIELD: 'meta.sender.oin',
+      OINGATE_OIN_HEADER: 'X-Organisation',
+      OINGATE_TENANT_CLAIM: 'org',
+    });
+  });
+  after(() => gate.close());
+
+  const orgToken = (oin: string) => signToken({ org: oin });
+
+  it('reads the OIN at the dotted body path and verifies the configured claim', async () => {
+    const res = await call(gate.url, { meta: { sender: { oin: OIN_A } } }, orgToken(OIN_A));
+    expect(res.status).to.equal(200);
+    expect(res.headers['x-authenticated-oin']).to.equal(OIN_A);
+  });
+
+  it('ignores a top-level "oin" once the field is configured elsewhere', async () => {
+    const res = await call(gate.url, { oin: OIN_A }, orgToken(OIN_A));
+    expect(res.status).to.equal(400);
+    expect(gate.logs.last()?.['reason']).to.equal('oin_missing');
+  });
+
+  it('reads the configured header, case-insensitively, and ignores x-oin', async () => {
+    const ok = await send(gate.url, { method: 'GET', headers: { 'x-organisation': OIN_A, authorization: `Bearer ${orgToken(OIN_A)}` } });
+    expect(ok.status).to.equal(200);
+    const old = await send(gate.url, { method: 'GET', headers: { 'x-oin': OIN_A, authorization: `Bearer ${orgToken(OIN_A)}` } });
+    expect(old.status).to.equal(400);
+  });
+
+  it('refuses a header that disagrees with the configured body path', async () => {
+    const res = await call(gate.url, { meta: { sender: { oin: OIN_A } } }, orgToken(OIN_A), { headers: { 'x-organisation': OIN_B } });
+    expect(res.status).to.equal(400);
+    expect(gate.logs.last()?.['reason']).to.equal('oin_conflict');
+  });
+
+  it('refuses a token whose configured claim is missing, even when it carries "oin"', async () => {
+    const res = await call(gate.url, { meta: { sender: { oin: OIN_A } } }, signToken({ oin: OIN_A }));
+    expect(res.status).to.equal(403);
+    expect(gate.logs.last()?.['reason']).to.equal('claim_mismatch');
+  });
+});
