@@ -1,7 +1,6 @@
 /** The forward-auth baseline: bare node:http, reads the body, answers 200 with no body. */
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { announce, serve } from './ipc.ts';
+import { serveHttp } from './ipc.ts';
 
 const server = createServer((req, res) => {
   req.on('data', () => undefined);
@@ -11,12 +10,4 @@ const server = createServer((req, res) => {
   });
 });
 
-server.listen(0, '127.0.0.1', () => {
-  const { port } = server.address() as AddressInfo;
-  announce({ url: `http://127.0.0.1:${port}`, sinceProcessStartMs: performance.now() });
-});
-
-serve({}, () => new Promise<void>((resolve) => {
-  server.close(() => resolve());
-  server.closeAllConnections();
-}));
+serveHttp(server);

@@ -3,6 +3,9 @@
  * stop on request (process.exit, so --cpu-prof writes its profile), and stop
  * when the bench goes away.
  */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
 type Handler = () => unknown;
 
 export function announce(message: Record<string, unknown>): void {
@@ -34,4 +37,16 @@ export function serve(handlers: Record<string, Handler>, stop: () => Promise<voi
   });
   process.on('SIGTERM', shutdown);
   process.on('disconnect', shutdown);
+}
+
+/** For the plain servers: listen on a loopback port, announce it, and close on stop. */
+export function serveHttp(server: Server): void {
+  server.listen(0, '127.0.0.1', () => {
+    const { port } = server.address() as AddressInfo;
+    announce({ url: `http://127.0.0.1:${port}`, sinceProcessStartMs: performance.now() });
+  });
+  serve({}, () => new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  }));
 }

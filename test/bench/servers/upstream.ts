@@ -1,7 +1,6 @@
 /** The upstream behind both proxies: bare node:http, reads the body, answers 200 with a small JSON body. */
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { announce, serve } from './ipc.ts';
+import { serveHttp } from './ipc.ts';
 
 const body = Buffer.from(JSON.stringify({ ok: true, from: 'bench-upstream' }));
 
@@ -16,12 +15,4 @@ const server = createServer((req, res) => {
 // connection the upstream is just closing (a POST is not retried: 502).
 server.keepAliveTimeout = 120_000;
 
-server.listen(0, '127.0.0.1', () => {
-  const { port } = server.address() as AddressInfo;
-  announce({ url: `http://127.0.0.1:${port}`, sinceProcessStartMs: performance.now() });
-});
-
-serve({}, () => new Promise<void>((resolve) => {
-  server.close(() => resolve());
-  server.closeAllConnections();
-}));
+serveHttp(server);
