@@ -228,6 +228,22 @@ describe('per-tenant JWKS through the gate', function () {
     expect(idp.hits('/j1')).to.equal(1);
   });
 
+  it('refreshes in the background every OINGATE_JWKS_TTL seconds, so a key removed at the IdP stops verifying', async () => {
+    idp.publish('/j1', [idpKey.jwk, rotatedKey.jwk]);
+    gate = await startGate([jwksTenant(OIN_J1, idp.uri('/j1'))], { OINGATE_JWKS_TTL: '1' }, { jwksCa: tls.cert });
+    const g = gate;
+    expect((await ready(g, OIN_J1, signWith(rotatedKey, { oin: OIN_J1 }))).status).to.equal(200);
+    idp.publish('/j1', [idpKey.jwk]);
+    const fetched = idp.hits('/j1');
+    // No request asks for it: the refresh comes from the TTL setting alone.
+    await eventually(() => void expect(idp.hits('/j1')).to.be.greaterThan(fetched), 5_000);
+    await eventually(async () => {
+      const res = await call(g.url, { oin: OIN_J1 }, signWith(rotatedKey, { oin: OIN_J1 }));
+      expect(res.status).to.equal(401);
+    }, 5_000);
+    expect((await call(g.url, { oin: OIN_J1 }, signWith(idpKey, { oin: OIN_J1 }))).status).to.equal(200);
+  });
+
   it('reports fetches by tenant and outcome, and each tenant’s set age (+Inf when never fetched)', async () => {
     idp.publish('/j1', [idpKey.jwk]);
     idp.route('/down', { status: 404, body: 'gone' });
