@@ -259,7 +259,8 @@ function checkJwksUri(raw: unknown, path: string, issues: ValidationIssue[]): vo
   try {
     url = new URL(raw);
   } catch {
-    issues.push({ path, message: `"${raw.replace(/\/\/[^/]*@/, '//***@')}" is not a URL` });
+    // Not echoed: an unparseable URL cannot be reliably stripped of a password.
+    issues.push({ path, message: 'is not a valid URL' });
     return;
   }
   if (!isAllowedJwksScheme(url)) {

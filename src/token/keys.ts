@@ -12,6 +12,7 @@ export const MIN_HMAC_SECRET_BYTES = 32;
 
 /** Smallest RSA modulus accepted, in bits. */
 export const MIN_RSA_MODULUS_BITS = 2048;
+export const MIN_RSA_PUBLIC_EXPONENT = 65537n;
 
 /** The curve each ECDSA algorithm requires, as node:crypto names it. */
 const EC_CURVES: Readonly<Record<string, string>> = {
@@ -124,6 +125,12 @@ export function checkPublicKey(kid: string, alg: Algorithm, key: KeyObject): Key
         kid,
         `${alg} key is ${bits ?? 'of unknown size'} bits, at least ${MIN_RSA_MODULUS_BITS} are required`,
       );
+    }
+    // e = 1 makes "signature = padded digest" verify without any private key;
+    // small or even exponents are never legitimate. NIST SP 800-56B: e >= 65537, odd.
+    const exponent = details.publicExponent;
+    if (exponent === undefined || exponent < MIN_RSA_PUBLIC_EXPONENT || exponent % 2n === 0n) {
+      throw new KeyMaterialError(kid, `${alg} key has public exponent ${String(exponent)}; an odd exponent of at least 65537 is required`);
     }
     if (type === 'rsa-pss') checkPssParameters(kid, alg, details);
     return key;

@@ -1,5 +1,6 @@
 import { constants, createHmac, timingSafeEqual, verify as cryptoVerify } from 'node:crypto';
 import type { Algorithm } from '../model/algorithms.ts';
+import { parseStrictJson } from '../json/strict-json.ts';
 import type { VerifiedTokenCache } from './cache.ts';
 import { isUsable, type KeySet, type TenantKey } from './key.ts';
 
@@ -125,13 +126,17 @@ function signatureValid(key: TenantKey, data: string, signature: Buffer): boolea
   }
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 /** A base64url segment decoded and parsed as a JSON object, or undefined. */
 function decodeObject(segment: string): Record<string, unknown> | undefined {
   // A length of 1 mod 4 is never valid base64.
   if (segment.length % 4 === 1) return undefined;
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+    // Strict like the body: a duplicate claim ("oin" twice) could be read one
+    // way here and another way by the upstream, which receives the same token.
+    value = parseStrictJson(utf8.decode(Buffer.from(segment, 'base64url')), { maxDepth: 16 });
   } catch {
     return undefined;
   }

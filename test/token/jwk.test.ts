@@ -101,6 +101,19 @@ describe('keyFromJwk', () => {
     expect(skipReason({ ...rsa.jwk, d: 'AQAB' })).to.equal('private_key');
   });
 
+  it('skips an RSA key with public exponent 1, which would let anyone forge a signature', () => {
+    const rsa = testKey('e1', 'RS256');
+    const forged = { ...rsa.jwk, e: 'AQ' };
+    const result = readJwk(forged);
+    expect(result.ok).to.equal(false);
+    if (!result.ok) {
+      expect(result.reason).to.equal('bad_key');
+      expect(result.detail).to.contain('public exponent 1');
+    }
+    // And the forgery itself: a "signature" that is just the padded digest would verify with e = 1.
+    expect(keyFromJwk(forged)).to.equal(undefined);
+  });
+
   it('skips an RSA key under 2048 bits', () => {
     const small = testKey('small', 'RS256', 1024);
     const result = readJwk(small.jwk);

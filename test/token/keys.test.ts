@@ -113,6 +113,12 @@ describe('buildPublicKey', () => {
     expect(buildPublicKey('r', 'RS256', pem).equals(rsa2048.publicKey)).to.equal(true);
   });
 
+  it('refuses an RSA key with a small public exponent (e = 3), however long its modulus', () => {
+    const smallE = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 3 });
+    const error = keyError(() => buildPublicKey('e3', 'RS256', spkiPem(smallE.publicKey)));
+    expect(error.message).to.contain('public exponent 3');
+  });
+
   it('refuses an RSA 1024 key', () => {
     const error = keyError(() => buildPublicKey('old', 'RS256', spkiPem(rsa1024.publicKey)));
     expect(error.message).to.equal('key "old": RS256 key is 1024 bits, at least 2048 are required');

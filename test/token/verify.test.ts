@@ -317,6 +317,21 @@ describe('verifyTenantToken', () => {
       expectFailure(verifyClaims({ sub: 'x', iat: NOW }), 'token_no_exp');
     });
 
+    it('refuses a validly signed payload that names a claim twice, so no reader can pick the other one', () => {
+      const payload = `{"oin":"00000001000000000002","exp":${NOW + 600},"oin":"00000001000000000001"}`;
+      expectFailure(verifyClaims(payload), 'token_malformed');
+      const escaped = `{"oin":"00000001000000000002","exp":${NOW + 600},"o\\u0069n":"00000001000000000001"}`;
+      expectFailure(verifyClaims(escaped), 'token_malformed');
+    });
+
+    it('refuses a validly signed payload that is not valid UTF-8', () => {
+      const bytes = Buffer.concat([Buffer.from(`{"exp":${NOW + 600},"sub":"`), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]);
+      const h = Buffer.from(JSON.stringify({ alg: 'HS256', kid: 'hs' })).toString('base64url');
+      const p = bytes.toString('base64url');
+      const sig = createHmac('sha256', hsKey).update(`${h}.${p}`).digest('base64url');
+      expectFailure(verifyTenantToken(`${h}.${p}.${sig}`, tenantA, POLICY, NOW_MS), 'token_malformed');
+    });
+
     it('refuses an exp that is not a finite number (string, null, 1e400)', () => {
       expectFailure(verifyClaims({ iat: NOW, exp: String(NOW + 60) }), 'token_no_exp');
       expectFailure(verifyClaims({ iat: NOW, exp: '9999999999' }), 'token_no_exp');
