@@ -34,6 +34,8 @@ export interface PostgresSourceOptions {
   keepAliveMs?: number;
   /** Cap of the reconnect back-off (starts at 100 ms, doubles). Default 5000. */
   maxBackoffMs?: number;
+  /** How long one load may take, lock waits included, enforced by the server. Default 10000. */
+  loadTimeoutMs?: number;
 }
 
 /** Finds the password part of a URL's userinfo; null when there is none. */
@@ -218,6 +220,7 @@ export class PostgresSource implements WhitelistSource {
   private readonly resyncMs: number;
   private readonly keepAliveMs: number;
   private readonly maxBackoffMs: number;
+  private readonly loadTimeoutMs: number;
   private readonly pool: pg.Pool;
 
   private closed = false;
@@ -241,6 +244,7 @@ export class PostgresSource implements WhitelistSource {
       Number.isFinite(options.resyncSeconds) && options.resyncSeconds > 0 ? options.resyncSeconds * 1000 : 0;
     this.keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
     this.maxBackoffMs = options.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS;
+    this.loadTimeoutMs = options.loadTimeoutMs ?? LOAD_TIMEOUT_MS;
 
     // pg parses the connection string when a client is made; do it once now
     // so a malformed string fails here, with a message free of the password
@@ -260,7 +264,8 @@ export class PostgresSource implements WhitelistSource {
       max: 2,
       idleTimeoutMillis: 30000,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-      query_timeout: LOAD_TIMEOUT_MS,
+      // A backstop for a dead network; the server-side timeouts in load() come first.
+      query_timeout: this.loadTimeoutMs + 2000,
       keepAlive: true,
     });
     // An idle pooled client whose server goes away emits 'error' on the pool;
@@ -294,24 +299,31 @@ export class PostgresSource implements WhitelistSource {
     } catch (err) {
       throw this.wrap(err, 'cannot connect to PostgreSQL store');
     }
+    // A checked-out client has no pool 'error' listener: a backend that dies
+    // mid-load (restart, failover, pg_terminate_backend) would otherwise emit
+    // an unhandled 'error' and end the process. The failed query rejects anyway.
+    const onError = (): void => undefined;
+    client.on('error', onError);
     let broken: Error | undefined;
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      try {
-        const tenants = await client.query<TenantRow>(SELECT_TENANTS);
-        const cidrs = await client.query<CidrRow>(SELECT_CIDRS);
-        const keys = await client.query<KeyRow>(SELECT_KEYS);
-        await client.query('COMMIT');
-        return assemble(tenants.rows, cidrs.rows, keys.rows);
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      }
+      // Server-side limits: a load stuck behind a lock (a migration, LOCK
+      // TABLE) is cancelled by the server itself, so no backend is left waiting.
+      await client.query(`SET LOCAL statement_timeout = ${this.loadTimeoutMs}`);
+      await client.query(`SET LOCAL lock_timeout = ${this.loadTimeoutMs}`);
+      const tenants = await client.query<TenantRow>(SELECT_TENANTS);
+      const cidrs = await client.query<CidrRow>(SELECT_CIDRS);
+      const keys = await client.query<KeyRow>(SELECT_KEYS);
+      await client.query('COMMIT');
+      return assemble(tenants.rows, cidrs.rows, keys.rows);
     } catch (err) {
-      // Do not return a client in an unknown state to the pool.
+      // The client is destroyed, not rolled back and reused: its state is
+      // unknown, and a ROLLBACK would only queue behind whatever is stuck.
       broken = err instanceof Error ? err : new Error(String(err));
       throw this.wrap(err, 'cannot read PostgreSQL store');
     } finally {
+      // A broken client is destroyed and may still report errors: keep it quiet.
+      if (!broken) client.off('error', onError);
       client.release(broken);
     }
   }

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { migrate } from '../../../src/store/postgres/migrate.ts';
 import {
   LISTEN_APPLICATION_NAME,
+  LOAD_APPLICATION_NAME,
   PostgresSource,
   redactConnectionString,
   type SourceLogger,
@@ -242,6 +243,62 @@ describe('PostgresSource', function () {
       );
       expect(err).to.be.instanceOf(Error);
       expect(err!.message).to.include('oingate migrate');
+    });
+
+    /** Holds an ACCESS EXCLUSIVE lock on tenant_cidrs, so a load blocks at its second SELECT. */
+    async function holdLock(): Promise<pg.Client> {
+      const locker = await connect(url);
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE oingate.tenant_cidrs IN ACCESS EXCLUSIVE MODE');
+      return locker;
+    }
+
+    async function waitingLoadPids(): Promise<number[]> {
+      const { rows } = await client.query<{ pid: number }>(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1 AND wait_event_type = 'Lock'",
+        [LOAD_APPLICATION_NAME],
+      );
+      return rows.map((r) => r.pid);
+    }
+
+    it('rejects, and the process survives, when its backend is killed in the middle of a load', async function () {
+      const locker = await holdLock();
+      try {
+        const pending = source(url).load().then(
+          () => null,
+          (e: unknown) => e as Error,
+        );
+        let pids: number[] = [];
+        await eventually('the load waits for the lock', 5000, async () => {
+          pids = await waitingLoadPids();
+          return pids.length === 1;
+        });
+        await client.query('SELECT pg_terminate_backend($1)', [pids[0]]);
+        const err = await pending;
+        expect(err, 'the load rejects instead of crashing the process with an unhandled error event').to.be.instanceOf(Error);
+      } finally {
+        await locker.query('ROLLBACK');
+        await locker.end();
+      }
+      // The same source still works afterwards.
+      expect(await source(url).load()).to.deep.equal({ tenants: [] });
+    });
+
+    it('gives up on a load stuck behind a lock within its timeout, and leaves no backend waiting', async function () {
+      const locker = await holdLock();
+      try {
+        const started = Date.now();
+        const err = await source(url, { loadTimeoutMs: 300 }).load().then(
+          () => null,
+          (e: unknown) => e as Error,
+        );
+        expect(err).to.be.instanceOf(Error);
+        expect(Date.now() - started, 'ms until the load gave up').to.be.below(2_000);
+        await eventually('no load backend is left waiting', 2000, async () => (await waitingLoadPids()).length === 0);
+      } finally {
+        await locker.query('ROLLBACK');
+        await locker.end();
+      }
     });
 
     it('rejects after close()', async function () {
