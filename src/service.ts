@@ -144,6 +144,9 @@ export async function startService(settings: Settings, options: ServiceOptions =
       metrics.whitelistLoaded(snapshot.version, snapshot.tenants.size);
       logger.info({ version: snapshot.version, previous: previous?.version ?? null, tenants: snapshot.tenants.size, store: source.description }, 'whitelist loaded');
     },
+    observerFailed(error) {
+      logger.error({ err: error }, 'a whitelist observer failed; the reload itself stands');
+    },
     refused(error) {
       metrics.refusedReloads.inc();
       const kept = holder.current ? 'the last good whitelist stays in force' : 'no whitelist is loaded yet, so requests get 503';

@@ -11,6 +11,8 @@ export interface HolderEvents {
   /** A load that changed the enforced whitelist. */
   loaded?(snapshot: Snapshot, previous: Snapshot | undefined): void;
   refused?(error: string): void;
+  /** An observer above threw; the reload itself stands. */
+  observerFailed?(error: unknown): void;
 }
 
 export interface Readiness {
@@ -66,11 +68,13 @@ export class SnapshotHolder {
     }
     // One reload runs; one more may wait, and it reads the store after every
     // trigger so far, so further triggers can share it.
-    this.#queued ??= this.#running.then(() => {
+    const next = (): Promise<ReloadOutcome> => {
       this.#queued = undefined;
       this.#running = this.#run();
       return this.#running;
-    });
+    };
+    // Chained on settlement, not success: nothing may wedge the queue.
+    this.#queued ??= this.#running.then(next, next);
     return this.#queued;
   }
 
@@ -83,21 +87,38 @@ export class SnapshotHolder {
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         this.#lastError = message;
-        this.events.refused?.(message);
+        this.#notify(() => this.events.refused?.(message));
         return { ok: false, error: message };
       }
       const previous = this.#current;
       this.#lastError = null;
       if (previous !== undefined && previous.version === snapshot.version) {
-        this.events.accepted?.(previous);
+        this.#notify(() => this.events.accepted?.(previous));
         return { ok: true, changed: false, snapshot: previous };
       }
-      this.events.accepted?.(snapshot);
       this.#current = snapshot;
-      this.events.loaded?.(snapshot, previous);
+      this.#notify(() => this.events.accepted?.(snapshot));
+      this.#notify(() => this.events.loaded?.(snapshot, previous));
       return { ok: true, changed: true, snapshot };
     } finally {
       if (this.#queued === undefined) this.#running = undefined;
+    }
+  }
+
+  /**
+   * Runs one observer. An observer that throws (a logger, a metric) must not
+   * turn a good reload into a rejected promise: the queue chains on it, and
+   * a rejection there would wedge every later reload.
+   */
+  #notify(observer: () => void): void {
+    try {
+      observer();
+    } catch (error) {
+      try {
+        this.events.observerFailed?.(error);
+      } catch {
+        // Nothing is left to tell it to; the reload stands.
+      }
     }
   }
 

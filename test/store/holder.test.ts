@@ -191,6 +191,37 @@ describe('SnapshotHolder', () => {
     expect(loadedEvents).to.equal(1);
   });
 
+  it('keeps reloading after an observer throws: a failing logger or metric never wedges the queue', async () => {
+    const failures: unknown[] = [];
+    const source = new ScriptedSource();
+    source.delayMs = 20;
+    const holder = newHolder(source, {
+      loaded: () => {
+        throw new Error('observer broke');
+      },
+      refused: () => {
+        throw new Error('observer broke too');
+      },
+      observerFailed: (error) => failures.push(error),
+    });
+    // A reload queued behind the one whose observer throws.
+    const [first, queued] = await Promise.all([holder.reload(), holder.reload()]);
+    expect(first.ok).to.equal(true);
+    expect(queued.ok).to.equal(true);
+    expect(oinsOf(holder.current)).to.deep.equal([OIN_1]);
+
+    source.document = whitelist(OIN_2);
+    const later = await holder.reload();
+    expect(later.ok && later.changed).to.equal(true);
+    expect(oinsOf(holder.current)).to.deep.equal([OIN_2]);
+
+    source.fail = 'store down';
+    const refused = await holder.reload();
+    expect(refused.ok).to.equal(false);
+    expect(holder.lastError).to.equal('store down');
+    expect(failures.map((e) => (e as Error).message)).to.include.members(['observer broke', 'observer broke too']);
+  });
+
   it('collapses a burst of 100 reloads during a running one into at most 2 loads, and answers every caller', async () => {
     const source = new ScriptedSource();
     const holder = newHolder(source);
