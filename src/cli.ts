@@ -125,13 +125,12 @@ async function serve(settings: Settings): Promise<void> {
   const { createLogger } = await import('./observe/logger.ts');
   const { startService } = await import('./service.ts');
   const logger = createLogger(settings.logLevel);
-  const service = await startService(settings, { logger });
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
+  type Started = Awaited<ReturnType<typeof startService>>;
+  let service: Started | undefined;
+  let stopping: string | undefined;
+  const stop = (svc: Started, signal: string) => {
     logger.info({ signal }, 'draining in-flight requests, then exiting');
-    void service.close().then(
+    void svc.close().then(
       () => process.exit(0),
       (error: unknown) => {
         logger.error({ err: error }, 'error while stopping');
@@ -139,8 +138,23 @@ async function serve(settings: Settings): Promise<void> {
       },
     );
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  // Registered before start-up, which can take seconds with the store down:
+  // a SIGTERM then still ends in an orderly exit 0.
+  const onSignal = (signal: string) => {
+    if (stopping) return;
+    stopping = signal;
+    if (service) stop(service, signal);
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  try {
+    service = await startService(settings, { logger });
+  } catch (error) {
+    // Nothing may keep a half-started process alive.
+    console.error(`oingate: ${(error as Error).message ?? String(error)}`);
+    process.exit(1);
+  }
+  if (stopping) stop(service, stopping);
 }
 
 export async function main(argv: string[]): Promise<void> {

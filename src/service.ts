@@ -166,37 +166,48 @@ export async function startService(settings: Settings, options: ServiceOptions =
   // A store that is down at start-up must not keep the listeners closed:
   // /healthz answers and requests get 503 until the first load succeeds.
   await holder.start();
-  // Idempotent: unchanged (oin, jwksUri) pairs keep their entries.
-  if (holder.current) jwks.sync(holder.current.tenants.values());
 
-  const ops = await listen(
-    opsApp({ holder, metrics, logger, adminToken: settings.adminToken }).callback(),
-    settings.adminListen.host,
-    settings.adminListen.port,
-  );
-  const handler = publicHandler({
-    snapshot: () => holder.current,
-    policy,
-    oinHeader: settings.oinHeader,
-    bodyLimit: settings.bodyLimitBytes,
-    logger,
-    metrics,
-    tokenCache,
-    keys: (tenant) => jwks.keysFor(tenant),
-    refreshKeys: (tenant) => jwks.refreshOnUnknownKid(tenant),
-    ...(proxy ? { proxy } : {}),
-    ...(options.now ? { now: options.now } : {}),
-  });
-  const server = await listen(handler, settings.listen.host, settings.listen.port);
+  // A listener that cannot open (port in use) must not leave the watcher,
+  // the LISTEN connection or the other listener holding the process open.
+  let ops: Server | undefined;
+  let server: Server;
+  try {
+    ops = await listen(
+      opsApp({ holder, metrics, logger, adminToken: settings.adminToken }).callback(),
+      settings.adminListen.host,
+      settings.adminListen.port,
+    );
+    const handler = publicHandler({
+      snapshot: () => holder.current,
+      policy,
+      oinHeader: settings.oinHeader,
+      bodyLimit: settings.bodyLimitBytes,
+      logger,
+      metrics,
+      tokenCache,
+      keys: (tenant) => jwks.keysFor(tenant),
+      refreshKeys: (tenant) => jwks.refreshOnUnknownKid(tenant),
+      ...(proxy ? { proxy } : {}),
+      ...(options.now ? { now: options.now } : {}),
+    });
+    server = await listen(handler, settings.listen.host, settings.listen.port);
+  } catch (error) {
+    if (ops) await closeServer(ops, 0);
+    await proxy?.close();
+    await holder.close();
+    await jwks.close();
+    throw error;
+  }
+  const opsServer = ops;
   logger.info(
-    { public: urlOf(server), admin: urlOf(ops), mode: proxy ? 'proxy' : 'forward-auth', store: source.description },
+    { public: urlOf(server), admin: urlOf(opsServer), mode: proxy ? 'proxy' : 'forward-auth', store: source.description },
     'oingate listening',
   );
 
   let closing: Promise<void> | undefined;
   return {
     publicUrl: urlOf(server),
-    adminUrl: urlOf(ops),
+    adminUrl: urlOf(opsServer),
     holder,
     metrics,
     tokenCache,
@@ -204,7 +215,7 @@ export async function startService(settings: Settings, options: ServiceOptions =
     close(drainMs = DRAIN_MS) {
       closing ??= (async () => {
         await closeServer(server, drainMs);
-        await closeServer(ops, 1_000);
+        await closeServer(opsServer, 1_000);
         await proxy?.close();
         await holder.close();
         await jwks.close();

@@ -347,6 +347,53 @@ describe('command line (src/bin.js)', () => {
       expectOneLineFailure(result, 'OINGATE_CLOCK_TOLERANCE', '999');
     });
 
+    it('exits non-zero with one line, instead of hanging, when its public port is taken', async function () {
+      this.timeout(20_000);
+      const busy = createNetServer();
+      await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+      const taken = (busy.address() as AddressInfo).port;
+      try {
+        const started = Date.now();
+        const result = await run(['serve'], {
+          OINGATE_LISTEN: `127.0.0.1:${taken}`,
+          OINGATE_ADMIN_LISTEN: `127.0.0.1:${await freePort()}`,
+          OINGATE_STORE: `file:${store}`,
+          OINGATE_LOG_LEVEL: 'silent',
+        });
+        expect(result.code, result.stderr).to.equal(1);
+        expect(result.stderr).to.include('EADDRINUSE');
+        expect(lines(result.stderr)).to.have.length(1);
+        expect(Date.now() - started, 'ms until it exited').to.be.below(10_000);
+      } finally {
+        await new Promise<void>((resolve) => busy.close(() => resolve()));
+      }
+    });
+
+    it('exits 0 on a SIGTERM that arrives while start-up still waits for the database', async function () {
+      this.timeout(30_000);
+      // A "database" that accepts connections and never answers: start-up waits on it.
+      const sockets = new Set<import('node:net').Socket>();
+      const silent = createNetServer((socket) => sockets.add(socket));
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      const dbPort = (silent.address() as AddressInfo).port;
+      try {
+        const child = start(['serve'], {
+          OINGATE_LISTEN: `127.0.0.1:${await freePort()}`,
+          OINGATE_ADMIN_LISTEN: `127.0.0.1:${await freePort()}`,
+          OINGATE_STORE: `postgres://oingate@127.0.0.1:${dbPort}/gate`,
+        }, true);
+        const exited = finished(child);
+        await eventually(() => void expect(sockets.size, 'start-up is talking to the database').to.be.at.least(1), 10_000, 20);
+        child.kill('SIGTERM');
+        const result = await exited;
+        expect(result.code, result.stderr).to.equal(0);
+        expect(result.signal).to.equal(null);
+      } finally {
+        for (const socket of sockets) socket.destroy();
+        await new Promise<void>((resolve) => silent.close(() => resolve()));
+      }
+    });
+
     it('accepts a token made by `oingate token` on the default-style config, then exits 0 on SIGTERM', async () => {
       const made = await outcome(['token', '--oin', OIN_DEFAULT], { OINGATE_STORE: `file:${defaultStyle}` });
       expect(made.code, made.stderr).to.equal(0);
