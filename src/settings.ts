@@ -137,7 +137,9 @@ function oinPattern(env: Env): RegExp {
     throw new SettingsError(name, `must be anchored with ^ and $, got "${text}"`);
   }
   try {
-    return new RegExp(text, 'u');
+    new RegExp(text, 'u');
+    // Anchored as a whole: "^[0-9]{20}|x$" must not mean "20 digits, then anything".
+    return new RegExp(`^(?:${text.slice(1, -1)})$`, 'u');
   } catch (error) {
     throw new SettingsError(name, `is not a valid regular expression: ${(error as Error).message}`);
   }

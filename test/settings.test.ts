@@ -27,7 +27,7 @@ describe('loadSettings', () => {
       expect(settings.adminToken).to.equal(undefined);
       expect([...settings.oinField]).to.deep.equal(['oin']);
       expect(settings.oinHeader).to.equal('x-oin');
-      expect(settings.oinPattern.source).to.equal('^[0-9]{20}$');
+      expect(settings.oinPattern.source).to.equal('^(?:[0-9]{20})$');
       expect(settings.oinPattern.test('00000001234567890000')).to.equal(true);
       expect(settings.oinPattern.test('0000000123456789000')).to.equal(false);
       expect(settings.tenantClaim).to.equal('oin');
@@ -193,5 +193,15 @@ describe('loadSettings', () => {
       if (saved === undefined) delete process.env['OINGATE_CLOCK_TOLERANCE'];
       else process.env['OINGATE_CLOCK_TOLERANCE'] = saved;
     }
+  });
+});
+
+describe('OINGATE_OIN_PATTERN anchoring', () => {
+  it('anchors the whole pattern, so an alternation cannot reopen either end', () => {
+    const pattern = loadSettings({ OINGATE_OIN_PATTERN: '^[0-9]{20}|x$' }).oinPattern;
+    expect(pattern.test('00000001234567890000')).to.equal(true);
+    expect(pattern.test('x')).to.equal(true);
+    expect(pattern.test('00000001234567890000; and anything')).to.equal(false);
+    expect(pattern.test('anything then x')).to.equal(false);
   });
 });
