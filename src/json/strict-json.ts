@@ -502,8 +502,8 @@ class Parser {
 }
 
 /**
- * Parses `text` as exactly one RFC 8259 JSON value. Objects have a null
- * prototype. Throws {@link StrictJsonError} on syntax errors, duplicate keys
+ * Parses `text` as exactly one RFC 8259 JSON value. A `__proto__` key is an
+ * ordinary own property. Throws {@link StrictJsonError} on syntax errors, duplicate keys
  * (compared after escape decoding) and nesting deeper than `maxDepth`.
  */
 export function parseStrictJson(text: string, options?: StrictJsonOptions): unknown {

@@ -1,7 +1,7 @@
 /**
  * The whitelist as both stores describe it before validation: the shape of
  * the JSON file, and what the PostgreSQL store assembles from its rows.
- * Every field is `unknown` on input; `validateDocument` turns it into these.
+ * Every field is `unknown` on input; `buildSnapshot` validates it.
  */
 export interface KeyDocument {
   kid: string;

@@ -12,9 +12,10 @@ export interface WhitelistSource {
    */
   load(): Promise<unknown>;
   /**
-   * Starts watching; `changed` is a hint that the store may differ from the
-   * last load (the holder re-reads, coalescing bursts). Called again after
-   * every reconnect, since changes made meanwhile were not signalled.
+   * Starts watching, once; `changed` is a hint that the store may differ
+   * from the last load (the holder re-reads, coalescing bursts). A source
+   * that reconnects calls `changed` after every reconnect, since changes made
+   * meanwhile were not signalled.
    */
   watch(changed: () => void): Promise<void>;
   close(): Promise<void>;

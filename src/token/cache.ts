@@ -1,5 +1,8 @@
 import type { KeySet, TenantKey } from './key.ts';
 
+/** Longer tokens are verified every time, never kept. */
+export const MAX_CACHED_TOKEN_LENGTH = 2048;
+
 interface Entry {
   readonly keys: KeySet;
   readonly key: TenantKey;
@@ -13,7 +16,8 @@ interface Entry {
  * every reload or JWKS fetch builds new KeySets, so an entry can never outlive
  * the keys that made it. Time-dependent checks (exp, nbf, iat, the key's
  * window) are repeated on every hit by the verifier; only the signature and
- * the decoding are skipped. Bounded: the oldest entry goes first.
+ * the decoding are skipped. Bounded: at most `maxEntries` tokens of at most
+ * 2 KiB each, the oldest going first.
  */
 export class VerifiedTokenCache {
   readonly #entries = new Map<string, Entry>();
@@ -34,16 +38,15 @@ export class VerifiedTokenCache {
   }
 
   set(token: string, keys: KeySet, key: TenantKey, claims: Readonly<Record<string, unknown>>): void {
+    // Bounded in bytes too: 10,000 tokens of the 16 KiB a token may have
+    // would hold 160 MiB. Ordinary tokens are a few hundred bytes.
+    if (token.length > MAX_CACHED_TOKEN_LENGTH) return;
     if (this.#entries.size >= this.maxEntries && !this.#entries.has(token)) {
       // Maps iterate in insertion order: the first key is the oldest.
       const oldest = this.#entries.keys().next().value as string;
       this.#entries.delete(oldest);
     }
     this.#entries.set(token, { keys, key, claims });
-  }
-
-  delete(token: string): void {
-    this.#entries.delete(token);
   }
 
   clear(): void {

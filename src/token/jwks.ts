@@ -187,7 +187,7 @@ export class JwksCache {
         stopped: false,
       };
       this.#entries.set(tenant.oin, entry);
-      void this.#refresh(entry);
+      this.#background(entry);
     }
     for (const [oin, entry] of this.#entries) {
       if (!seen.has(oin)) {
@@ -247,6 +247,13 @@ export class JwksCache {
   }
 
   /** Stops every timer and fetch; keysFor() answers undefined for JWKS tenants afterwards. */
+  /** A refresh nobody awaits: whatever it throws is logged, never left unhandled (it would end the process). */
+  #background(entry: Entry): void {
+    this.#refresh(entry).catch((error: unknown) => {
+      this.#logger.error({ oin: entry.oin, jwksUri: entry.uri, err: error }, 'jwks refresh failed unexpectedly');
+    });
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -366,7 +373,7 @@ export class JwksCache {
       : Math.min(this.#ttlMs, this.#retryMs);
     entry.timer = setTimeout(() => {
       entry.timer = undefined;
-      void this.#refresh(entry);
+      this.#background(entry);
     }, delay);
     entry.timer.unref();
   }

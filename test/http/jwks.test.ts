@@ -244,6 +244,22 @@ describe('per-tenant JWKS through the gate', function () {
     expect((await call(g.url, { oin: OIN_J1 }, signWith(idpKey, { oin: OIN_J1 }))).status).to.equal(200);
   });
 
+  it('stops accepting a token already in the verified-token cache once its key leaves the set', async () => {
+    const other = testKey('idp-3', 'RS256');
+    idp.publish('/j1', [idpKey.jwk, other.jwk]);
+    gate = await startGate([jwksTenant(OIN_J1, idp.uri('/j1'))], { OINGATE_JWKS_TTL: '1' }, { jwksCa: tls.cert });
+    const g = gate;
+    // RS256 signatures are deterministic: the very same token string is presented again and again.
+    const token = signWith(other, { oin: OIN_J1 });
+    expect((await ready(g, OIN_J1, token)).status).to.equal(200);
+    expect((await call(g.url, { oin: OIN_J1 }, token)).status).to.equal(200);
+    expect(g.service.tokenCache.size, 'the token is cached').to.be.at.least(1);
+    idp.publish('/j1', [idpKey.jwk]);
+    await eventually(async () => {
+      expect((await call(g.url, { oin: OIN_J1 }, token)).status).to.equal(401);
+    }, 5_000);
+  });
+
   it('reports fetches by tenant and outcome, and each tenant’s set age (+Inf when never fetched)', async () => {
     idp.publish('/j1', [idpKey.jwk]);
     idp.route('/down', { status: 404, body: 'gone' });

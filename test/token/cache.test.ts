@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
-import { VerifiedTokenCache } from '../../src/token/cache.ts';
+import { MAX_CACHED_TOKEN_LENGTH, VerifiedTokenCache } from '../../src/token/cache.ts';
 import { keySet, type TenantKey } from '../../src/token/key.ts';
 import { buildHmacKey } from '../../src/token/keys.ts';
 import { verifyTenantToken, type TokenPolicy } from '../../src/token/verify.ts';
@@ -93,6 +93,15 @@ describe('VerifiedTokenCache with verifyTenantToken', () => {
     expect(cache.size).to.equal(3);
     expect(cache.get(tokens[0] as string, keys)).to.equal(undefined);
     expect(cache.get(tokens[3] as string, keys)).to.not.equal(undefined);
+  });
+
+  it('never keeps a token longer than 2 KiB, which is still verified every time', () => {
+    const cache = new VerifiedTokenCache();
+    const keys = keySet([key('a1', SECRET_A)]);
+    const long = token(SECRET_A, 'a1', { pad: 'x'.repeat(MAX_CACHED_TOKEN_LENGTH) });
+    expect(long.length).to.be.greaterThan(MAX_CACHED_TOKEN_LENGTH);
+    expect(verifyTenantToken(long, keys, POLICY, NOW_MS, cache).ok).to.equal(true);
+    expect(cache.size).to.equal(0);
   });
 
   it('empties on clear()', () => {
