@@ -1,7 +1,7 @@
 import { watch, type FSWatcher } from 'chokidar';
 import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { readWhitelistFile } from './read-file.ts';
+import { fileDigest, readWhitelistFile } from './read-file.ts';
 import type { WhitelistSource } from './source.ts';
 
 export interface FileSourceOptions {
@@ -34,6 +34,11 @@ export class FileSource implements WhitelistSource {
     this.description = `file:${path}`;
     this.#debounceMs = options.debounceMs ?? 100;
     this.#pollMs = options.pollMs ?? 1000;
+  }
+
+  /** The content's digest, not the file's identity: an explicit reload must not be fooled by a coarse mtime. */
+  async revision(): Promise<string | undefined> {
+    return fileDigest(this.#path);
   }
 
   async load(): Promise<unknown> {

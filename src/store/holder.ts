@@ -37,6 +37,8 @@ export class SnapshotHolder {
   #running: Promise<ReloadOutcome> | undefined;
   #queued: Promise<ReloadOutcome> | undefined;
   #closed = false;
+  /** The store's revision read just before the load that built #current. */
+  #acceptedRevision: string | undefined;
 
   constructor(
     readonly source: WhitelistSource,
@@ -81,6 +83,15 @@ export class SnapshotHolder {
   async #run(): Promise<ReloadOutcome> {
     try {
       if (this.#closed) return { ok: false, error: 'closed' };
+      // Read before the load: if the store changes in between, the next
+      // check sees another revision and loads again. Never the other way.
+      const revision = await this.source.revision?.().catch(() => undefined);
+      const current = this.#current;
+      if (current !== undefined && revision !== undefined && revision === this.#acceptedRevision) {
+        this.#lastError = null; // the store holds exactly what is enforced
+        this.#notify(() => this.events.accepted?.(current));
+        return { ok: true, changed: false, snapshot: current };
+      }
       let snapshot: Snapshot;
       try {
         snapshot = await this.build(await this.source.load());
@@ -92,6 +103,7 @@ export class SnapshotHolder {
       }
       const previous = this.#current;
       this.#lastError = null;
+      this.#acceptedRevision = revision;
       if (previous !== undefined && previous.version === snapshot.version) {
         this.#notify(() => this.events.accepted?.(previous));
         return { ok: true, changed: false, snapshot: previous };

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parseStrictJsonSliced } from '../json/strict-json.ts';
 
@@ -24,4 +26,11 @@ export async function readWhitelistFile(path: string): Promise<unknown> {
   } catch (error) {
     throw new Error(`${path}: ${(error as Error).message}`);
   }
+}
+
+/** SHA-256 of the file's bytes, read in chunks so a large file never blocks the event loop. */
+export async function fileDigest(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }

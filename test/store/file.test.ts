@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { appendFile, mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { FileSource } from '../../src/store/file.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -271,5 +272,24 @@ describe('file store: faults keep the last good whitelist', () => {
     await writeWhitelistFile(gate.file, [tenantA(), tenantC()]);
     await enforcedWithin(gate, [OIN_A, OIN_C], [OIN_B]);
     expect((await readyz(gate))['lastError']).to.equal(null);
+  });
+});
+
+describe('FileSource revision', () => {
+  it('follows the content, not the file identity: same size and mtime but other bytes is another revision', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'oingate-revision-'));
+    try {
+      const file = join(dir, 'whitelist.json');
+      await writeFile(file, '{"tenants":[{"oin":"00000001000000000001","cidrs":[]}]}');
+      const source = new FileSource(file);
+      const first = await source.revision();
+      expect(await source.revision()).to.equal(first);
+      const { mtime } = await stat(file);
+      await writeFile(file, '{"tenants":[{"oin":"00000001000000000002","cidrs":[]}]}');
+      await utimes(file, mtime, mtime);
+      expect(await source.revision()).to.not.equal(first);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -32,6 +32,10 @@ class ScriptedSource implements WhitelistSource {
   maxActive = 0;
   watched: (() => void) | undefined;
   closed = false;
+  /** When set, revision() answers it (a function: throws to mean "cannot tell"). */
+  currentRevision: (() => string | undefined) | undefined;
+
+  revision?(): Promise<string | undefined>;
 
   async load(): Promise<unknown> {
     this.loads++;
@@ -307,5 +311,66 @@ describe('SnapshotHolder', () => {
     expect(goodOutcome.ok).to.equal(true);
     expect(oinsOf(holder.current)).to.deep.equal([OIN_2]);
     expect(holder.lastError).to.equal(null);
+  });
+});
+
+describe('SnapshotHolder with a source that reports revisions', () => {
+  function revisionedSource(): ScriptedSource {
+    const source = new ScriptedSource();
+    source.revision = async () => source.currentRevision?.();
+    return source;
+  }
+
+  it('skips load and build when the store revision equals the one it last accepted', async () => {
+    const source = revisionedSource();
+    let revision = 'r1';
+    source.currentRevision = () => revision;
+    const holder = newHolder(source);
+    await holder.reload();
+    const snapshot = holder.current;
+    expect(source.loads).to.equal(1);
+
+    const again = await holder.reload();
+    expect(again.ok && again.changed).to.equal(false);
+    expect(source.loads, 'no second load for an unchanged store').to.equal(1);
+    expect(holder.current).to.equal(snapshot);
+
+    revision = 'r2';
+    source.document = whitelist(OIN_2);
+    const changed = await holder.reload();
+    expect(changed.ok && changed.changed).to.equal(true);
+    expect(source.loads).to.equal(2);
+    expect(oinsOf(holder.current)).to.deep.equal([OIN_2]);
+  });
+
+  it('loads when the source cannot tell its revision', async () => {
+    const source = revisionedSource();
+    source.currentRevision = () => {
+      throw new Error('store down');
+    };
+    const holder = newHolder(source);
+    await holder.reload();
+    await holder.reload();
+    expect(source.loads).to.equal(2);
+  });
+
+  it('after a refused change is reverted, finds the store equal to what it enforces and clears lastError', async () => {
+    const source = revisionedSource();
+    let revision = 'good';
+    source.currentRevision = () => revision;
+    const holder = newHolder(source);
+    await holder.reload();
+
+    revision = 'bad';
+    source.document = { tenants: [{ oin: 'not an oin', cidrs: [] }] };
+    expect((await holder.reload()).ok).to.equal(false);
+    expect(holder.lastError).to.be.a('string');
+
+    revision = 'good';
+    const back = await holder.reload();
+    expect(back.ok).to.equal(true);
+    expect(holder.lastError).to.equal(null);
+    expect(source.loads, 'the reverted store is not loaded again').to.equal(2);
+    expect(oinsOf(holder.current)).to.deep.equal([OIN_1]);
   });
 });

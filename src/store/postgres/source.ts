@@ -169,6 +169,14 @@ interface KeyRow {
 const isoTimestamp = (col: string) =>
   `CASE WHEN isfinite(${col}) THEN to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') ELSE ${col}::text END`;
 
+// A digest of every column of every row, computed by the server in one
+// statement (one snapshot): whole rows as text, in a fixed order.
+const SELECT_REVISION = `SELECT md5(
+  coalesce((SELECT string_agg(t::text, E'\\n' ORDER BY t.oin COLLATE "C") FROM oingate.tenants t), '') || E'\\x01' ||
+  coalesce((SELECT string_agg(c::text, E'\\n' ORDER BY c.oin COLLATE "C", c.cidr) FROM oingate.tenant_cidrs c), '') || E'\\x01' ||
+  coalesce((SELECT string_agg(k::text, E'\\n' ORDER BY k.oin COLLATE "C", k.kid COLLATE "C") FROM oingate.tenant_keys k), '')
+) AS revision`;
+
 const SELECT_TENANTS = `SELECT oin, name, enabled, jwks_uri FROM oingate.tenants ORDER BY oin COLLATE "C"`;
 const SELECT_CIDRS = `SELECT oin, cidr::text AS cidr FROM oingate.tenant_cidrs ORDER BY oin COLLATE "C", cidr`;
 const SELECT_KEYS = `SELECT oin, kid, alg, secret, public_key, enabled,
@@ -264,7 +272,11 @@ export class PostgresSource implements WhitelistSource {
       max: 2,
       idleTimeoutMillis: 30000,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-      // A backstop for a dead network; the server-side timeouts in load() come first.
+      // Server-side limits: a read stuck behind a lock (a migration, LOCK
+      // TABLE) is cancelled by the server itself, so no backend is left
+      // waiting. The client-side timeout is only a backstop for a dead network.
+      statement_timeout: this.loadTimeoutMs,
+      lock_timeout: this.loadTimeoutMs,
       query_timeout: this.loadTimeoutMs + 2000,
       keepAlive: true,
     });
@@ -291,6 +303,17 @@ export class PostgresSource implements WhitelistSource {
     return new PostgresStoreError(`${what} ${this.description}: ${msg}`, code);
   }
 
+  /** The server's digest of all three tables; the holder skips a load when it is unchanged. */
+  async revision(): Promise<string | undefined> {
+    if (this.closed) return undefined;
+    try {
+      const { rows } = await this.pool.query<{ revision: string }>(SELECT_REVISION);
+      return rows[0]?.revision;
+    } catch (err) {
+      throw this.wrap(err, 'cannot read PostgreSQL store');
+    }
+  }
+
   async load(): Promise<WhitelistDocument> {
     if (this.closed) throw new PostgresStoreError(`PostgreSQL store ${this.description} is closed`);
     let client: pg.PoolClient;
@@ -307,10 +330,6 @@ export class PostgresSource implements WhitelistSource {
     let broken: Error | undefined;
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      // Server-side limits: a load stuck behind a lock (a migration, LOCK
-      // TABLE) is cancelled by the server itself, so no backend is left waiting.
-      await client.query(`SET LOCAL statement_timeout = ${this.loadTimeoutMs}`);
-      await client.query(`SET LOCAL lock_timeout = ${this.loadTimeoutMs}`);
       const tenants = await client.query<TenantRow>(SELECT_TENANTS);
       const cidrs = await client.query<CidrRow>(SELECT_CIDRS);
       const keys = await client.query<KeyRow>(SELECT_KEYS);

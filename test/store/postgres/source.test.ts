@@ -245,6 +245,36 @@ describe('PostgresSource', function () {
       expect(err!.message).to.include('oingate migrate');
     });
 
+    it('reports a revision that stays put without changes and moves with every kind of row change', async function () {
+      const src = source(url);
+      const seen = new Set<string>();
+      const step = async (sql?: string) => {
+        if (sql) await client.query(sql);
+        const revision = await src.revision();
+        expect(revision).to.be.a('string');
+        return revision as string;
+      };
+      const empty = await step();
+      expect(await step(), 'unchanged store, same revision').to.equal(empty);
+      seen.add(empty);
+      for (const sql of [
+        "INSERT INTO oingate.tenants (oin) VALUES ('a')",
+        "UPDATE oingate.tenants SET name = 'A' WHERE oin = 'a'",
+        "INSERT INTO oingate.tenant_cidrs (oin, cidr) VALUES ('a', '10.0.0.0/8')",
+        "UPDATE oingate.tenant_cidrs SET cidr = '10.0.0.0/9'",
+        "INSERT INTO oingate.tenant_keys (oin, kid, alg, secret) VALUES ('a', 'k', 'HS256', 'one-secret')",
+        "UPDATE oingate.tenant_keys SET secret = 'another-secret'",
+        "UPDATE oingate.tenant_keys SET expires_at = now() + interval '1 day'",
+      ]) {
+        const revision = await step(sql);
+        expect(seen.has(revision), `revision after: ${sql}`).to.equal(false);
+        seen.add(revision);
+      }
+      // Content, not history: back to the same rows, back to the same revision.
+      const withCidr = [...seen][4];
+      expect(await step('DELETE FROM oingate.tenant_keys'), 'same rows as before the key was added').to.equal(withCidr);
+    });
+
     /** Holds an ACCESS EXCLUSIVE lock on tenant_cidrs, so a load blocks at its second SELECT. */
     async function holdLock(): Promise<pg.Client> {
       const locker = await connect(url);
