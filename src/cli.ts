@@ -5,6 +5,7 @@ import { buildSnapshot, type Snapshot } from './model/snapshot.ts';
 import { WhitelistError } from './model/errors.ts';
 import { isHmac } from './model/algorithms.ts';
 import { loadSettings, SettingsError, type Settings } from './settings.ts';
+import { createSource } from './store/create.ts';
 import { readWhitelistFile } from './store/read-file.ts';
 import { isUsable } from './token/key.ts';
 import type { WhitelistDocument } from './model/document.ts';
@@ -30,10 +31,7 @@ class CliError extends Error {
 const SQL_DIR = fileURLToPath(new URL('../sql/', import.meta.url));
 
 async function loadFromStore(settings: Settings): Promise<unknown> {
-  if (settings.store.kind === 'file') return readWhitelistFile(settings.store.path);
-  // Loaded on demand: a `check` of a file need not load pg, koa or chokidar.
-  const { PostgresSource } = await import('./store/postgres/source.ts');
-  const source = new PostgresSource({ connectionString: settings.store.url, resyncSeconds: settings.pgResyncSeconds });
+  const source = await createSource(settings);
   try {
     return await source.load();
   } finally {

@@ -1,6 +1,7 @@
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { DecisionPolicy } from './decision.ts';
+import { DEFAULT_MAX_DEPTH } from './json/strict-json.ts';
 import { buildSnapshot, type Snapshot } from './model/snapshot.ts';
 import { createLogger, type Logger } from './observe/logger.ts';
 import { Metrics } from './observe/metrics.ts';
@@ -10,13 +11,12 @@ import { publicHandler } from './http/public.ts';
 import { refusalBody } from './http/refusal.ts';
 import { requestIdFor } from './http/request-id.ts';
 import type { Settings } from './settings.ts';
-import { FileSource, type FileSourceOptions } from './store/file.ts';
+import type { FileSourceOptions } from './store/file.ts';
+import { createSource } from './store/create.ts';
 import { SnapshotHolder } from './store/holder.ts';
-import type { WhitelistSource } from './store/source.ts';
 import { VerifiedTokenCache } from './token/cache.ts';
 import { JwksCache } from './token/jwks.ts';
 
-export const MAX_BODY_DEPTH = 64;
 const DRAIN_MS = 10_000;
 const TOKEN_CACHE_ENTRIES = 10_000;
 
@@ -49,7 +49,7 @@ export function decisionPolicy(settings: Settings): DecisionPolicy {
     oinField: settings.oinField,
     oinPattern: settings.oinPattern,
     tenantClaim: settings.tenantClaim,
-    maxBodyDepth: MAX_BODY_DEPTH,
+    maxBodyDepth: DEFAULT_MAX_DEPTH,
     token: {
       clockToleranceSeconds: settings.clockToleranceSeconds,
       maxLifetimeSeconds: settings.maxTokenLifetimeSeconds,
@@ -57,17 +57,6 @@ export function decisionPolicy(settings: Settings): DecisionPolicy {
       ...(settings.audience !== undefined ? { audience: settings.audience } : {}),
     },
   };
-}
-
-export async function createSource(settings: Settings, logger: Logger, fileOptions?: FileSourceOptions): Promise<WhitelistSource> {
-  if (settings.store.kind === 'file') return new FileSource(settings.store.path, fileOptions);
-  // Loaded only for a PostgreSQL store: a file-store start need not load pg.
-  const { PostgresSource } = await import('./store/postgres/source.ts');
-  return new PostgresSource({
-    connectionString: settings.store.url,
-    resyncSeconds: settings.pgResyncSeconds,
-    logger: logger.child({ component: 'postgres' }),
-  });
 }
 
 function listen(handler: RequestListener, host: string, port: number): Promise<Server> {

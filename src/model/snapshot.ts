@@ -1,7 +1,7 @@
 import { createHash, hash, type KeyObject } from 'node:crypto';
 import { CidrError, CidrSet, parseCidr, type Cidr } from '../ip/cidr.ts';
 import { isAllowedJwksScheme } from '../token/jwks-url.ts';
-import { keySet, type KeySet, type TenantKey } from '../token/key.ts';
+import { keySet, MAX_KID_LENGTH, type KeySet, type TenantKey } from '../token/key.ts';
 import { buildHmacKey, buildPublicKey, KeyMaterialError } from '../token/keys.ts';
 import { isAlgorithm, isHmac, ALGORITHMS } from './algorithms.ts';
 import { WhitelistError, type ValidationIssue } from './errors.ts';
@@ -37,7 +37,6 @@ const KEY_FIELDS = new Set(['kid', 'alg', 'secret', 'publicKey', 'enabled', 'not
 const TOP_FIELDS = new Set(['tenants', '$schema']);
 // Full date-time with an explicit zone: a zone-less time would depend on the host's TZ.
 const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
-const MAX_KID_LENGTH = 256;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

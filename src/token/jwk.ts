@@ -1,7 +1,7 @@
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { parseStrictJson, StrictJsonError } from '../json/strict-json.ts';
 import type { Algorithm } from '../model/algorithms.ts';
-import type { TenantKey } from './key.ts';
+import { MAX_KID_LENGTH, type TenantKey } from './key.ts';
 import { checkPublicKey, KeyMaterialError } from './keys.ts';
 
 /**
@@ -26,7 +26,8 @@ const JWK_CURVES: Readonly<Record<string, string>> = { ES256: 'P-256', ES384: 'P
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
 
 /** Longest kid accepted, as for whitelist keys. */
-export const MAX_JWK_KID_LENGTH = 256;
+/** The same limit as for a whitelist's kids. */
+export const MAX_JWK_KID_LENGTH = MAX_KID_LENGTH;
 
 /** Most keys one set may list (skipped ones included). */
 export const MAX_JWKS_KEYS = 100;

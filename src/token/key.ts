@@ -16,6 +16,9 @@ export interface TenantKey {
   readonly expiresAt?: number;
 }
 
+/** The longest kid accepted, in a whitelist or a JWKS alike. */
+export const MAX_KID_LENGTH = 256;
+
 /** Finds a key by kid. */
 export interface KidIndex {
   get(kid: string): TenantKey | undefined;

@@ -8,9 +8,9 @@
 import { createHmac } from 'node:crypto';
 import { decide, type DecisionPolicy, type RequestFacts } from '../../src/decision.ts';
 import { resolveClientIp } from '../../src/ip/client-ip.ts';
-import { parseStrictJson } from '../../src/json/strict-json.ts';
+import { DEFAULT_MAX_DEPTH, parseStrictJson } from '../../src/json/strict-json.ts';
 import { buildSnapshot, type Snapshot } from '../../src/model/snapshot.ts';
-import { decisionPolicy, MAX_BODY_DEPTH } from '../../src/service.ts';
+import { decisionPolicy } from '../../src/service.ts';
 import { loadSettings } from '../../src/settings.ts';
 import { extractBearer, verifyTenantToken } from '../../src/token/verify.ts';
 import { bodyFor, clientIpFor, makeTenants, seededRandom, tokenFor, type BenchTenant } from './lib/fixtures.ts';
@@ -140,7 +140,7 @@ function breakdown(small: Fixture, large: Fixture, policy: DecisionPolicy): Arra
   return [
     ['resolveClientIp (peer only)', perCall(n, (i) => resolveClientIp(at(i).peer, undefined, policy.trustedProxies).ok)],
     ['TextDecoder(fatal).decode of the 400-byte body', perCall(n, (i) => utf8.decode(at(i).body).length)],
-    ['parseStrictJson of the 400-byte body', perCall(n, (i) => parseStrictJson(texts[i % PAIRS]!, { maxDepth: MAX_BODY_DEPTH }) !== null)],
+    ['parseStrictJson of the 400-byte body', perCall(n, (i) => parseStrictJson(texts[i % PAIRS]!, { maxDepth: DEFAULT_MAX_DEPTH }) !== null)],
     ['JSON.parse of the same body (reference)', perCall(n, (i) => JSON.parse(texts[i % PAIRS]!) !== null)],
     ['tenants.get(oin), 10 tenants', perCall(n, (i) => small.snapshot.tenants.get(smallOins[i % PAIRS]!) !== undefined)],
     ['tenants.get(oin), 100,000 tenants', perCall(n, (i) => large.snapshot.tenants.get(oins[i % PAIRS]!) !== undefined)],

@@ -6,20 +6,10 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import type { WhitelistDocument } from '../../model/document.ts';
-import { PostgresStoreError, passwordScrubber, redactConnectionString } from './source.ts';
+import { passwordScrubber, redactConnectionString, storeError } from './errors.ts';
 
 /** Advisory lock key ("oing", 1) held while a migration file is applied. */
 const MIGRATION_LOCK = [0x6f696e67, 1] as const;
-
-function messageOf(err: unknown): string {
-  if (err instanceof AggregateError && !err.message) return err.errors.map(messageOf).join('; ') || err.name;
-  return err instanceof Error ? err.message || err.name : String(err);
-}
-
-function codeOf(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
 
 /** Connects a client; every error it produces is rephrased without the password. */
 async function withClient<T>(
@@ -31,10 +21,7 @@ async function withClient<T>(
   const scrub = passwordScrubber(connectionString);
   let label = '';
   const fail = (err: unknown): never => {
-    throw new PostgresStoreError(
-      `${what} ${description}${label ? ` (${label})` : ''}: ${scrub(messageOf(err))}`,
-      codeOf(err),
-    );
+    throw storeError(err, label ? `${what} (${label})` : what, description, scrub);
   };
   let client: pg.Client;
   try {
