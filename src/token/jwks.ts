@@ -22,6 +22,9 @@ import { isAllowedJwksUrl } from './jwks-url.ts';
 
 export type JwksFetchOutcome = 'ok' | 'error' | 'refused';
 
+/** Background fetches running at once, over all tenants. */
+export const BACKGROUND_FETCHES = 8;
+
 export interface JwksCacheOptions {
   /** Refresh period after a successful fetch, in seconds. */
   readonly ttlSeconds: number;
@@ -129,6 +132,8 @@ export class JwksCache {
   readonly #jitterRatio: number;
   readonly #now: () => number;
   readonly #logger: Logger;
+  #backgroundActive = 0;
+  readonly #backgroundWaiting = new Set<Entry>();
   readonly #onFetch: ((oin: string, outcome: JwksFetchOutcome) => void) | undefined;
   #closed = false;
 
@@ -246,19 +251,44 @@ export class JwksCache {
     }));
   }
 
-  /** Stops every timer and fetch; keysFor() answers undefined for JWKS tenants afterwards. */
-  /** A refresh nobody awaits: whatever it throws is logged, never left unhandled (it would end the process). */
+  /**
+   * A refresh nobody awaits (start-up, a reload, the TTL timer). At most
+   * BACKGROUND_FETCHES run at once, so a whitelist of many tenants on one
+   * identity provider does not open hundreds of connections to it in the same
+   * instant; the rest wait their turn. Whatever a refresh throws is logged,
+   * never left unhandled (it would end the process). Unknown-kid refetches,
+   * which a request waits for, do not queue here.
+   */
   #background(entry: Entry): void {
-    this.#refresh(entry).catch((error: unknown) => {
-      this.#logger.error({ oin: entry.oin, jwksUri: entry.uri, err: error }, 'jwks refresh failed unexpectedly');
-    });
+    if (this.#backgroundActive >= BACKGROUND_FETCHES) {
+      this.#backgroundWaiting.add(entry);
+      return;
+    }
+    this.#backgroundActive++;
+    this.#refresh(entry)
+      .catch((error: unknown) => {
+        this.#logger.error({ oin: entry.oin, jwksUri: entry.uri, err: error }, 'jwks refresh failed unexpectedly');
+      })
+      .finally(() => {
+        this.#backgroundActive--;
+        for (const next of this.#backgroundWaiting) {
+          this.#backgroundWaiting.delete(next);
+          if (!next.stopped) {
+            this.#background(next);
+            break;
+          }
+        }
+      });
   }
 
+
+  /** Stops every timer and fetch; keysFor() answers undefined for JWKS tenants afterwards. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const entry of this.#entries.values()) this.#stop(entry);
     this.#entries.clear();
+    this.#backgroundWaiting.clear();
     await this.#agent.destroy();
   }
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { buildSnapshot, type Tenant } from '../../src/model/snapshot.ts';
 import { createLogger } from '../../src/observe/logger.ts';
-import { JwksCache, type JwksCacheOptions, type JwksFetchOutcome } from '../../src/token/jwks.ts';
+import { BACKGROUND_FETCHES, JwksCache, type JwksCacheOptions, type JwksFetchOutcome } from '../../src/token/jwks.ts';
 import { verifyTenantToken } from '../../src/token/verify.ts';
 import { eventually, LogCapture } from '../support/gate.ts';
 import { signWith, startJwksServer, testCertificate, testKey, type JwksServer, type TlsMaterial } from '../support/jwks.ts';
@@ -75,6 +75,22 @@ describe('JwksCache', function () {
     await Promise.all(caches.splice(0).map((c) => c.close()));
     await http.close();
     await https.close();
+  });
+
+  it(`fetches at most ${BACKGROUND_FETCHES} sets at once when many tenants start together, and all of them in the end`, async () => {
+    const count = BACKGROUND_FETCHES * 3;
+    const oins = Array.from({ length: count }, (_, i) => `000000090000000001${String(i).padStart(2, '0')}`);
+    for (const [i] of oins.entries()) http.route(`/t${i}`, { hang: true });
+    const tenants = await Promise.all(oins.map((oin, i) => tenantWith(oin, http.uri(`/t${i}`))));
+    const jwks = cache({ timeoutMs: 1_500, retryMs: 100 });
+    jwks.sync(tenants);
+    const inFlight = () => oins.reduce((sum, _, i) => sum + http.hits(`/t${i}`), 0);
+    await eventually(() => void expect(inFlight()).to.equal(BACKGROUND_FETCHES));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(inFlight(), 'no more start while the first ones hang').to.equal(BACKGROUND_FETCHES);
+    // The endpoints answer from now on: the waiting fetches follow, the hung ones retry.
+    for (const [i] of oins.entries()) http.publish(`/t${i}`, [key1.jwk]);
+    for (const tenant of tenants) await eventually(() => void expect(jwks.keysFor(tenant)).to.not.equal(undefined), 10_000);
   });
 
   it('fetches a set over plain HTTP to loopback and offers its keys for that tenant', async () => {
