@@ -132,12 +132,13 @@ export async function importDocument(connectionString: string, doc: WhitelistDoc
   await withClient(connectionString, 'cannot import into PostgreSQL store', async (client, step) => {
     await client.query('BEGIN');
     try {
+      step('lock');
+      // Writers wait until the import commits, so it replaces the whitelist
+      // rather than merging with a concurrent edit; readers (the gates) are
+      // not blocked, which TRUNCATE's exclusive lock would do.
+      await client.query('LOCK TABLE oingate.tenants, oingate.tenant_cidrs, oingate.tenant_keys IN SHARE ROW EXCLUSIVE MODE');
       step('delete');
-      // DELETE rather than TRUNCATE: TRUNCATE's exclusive lock would block
-      // oingate instances reading their snapshot meanwhile.
-      await client.query('DELETE FROM oingate.tenant_keys');
-      await client.query('DELETE FROM oingate.tenant_cidrs');
-      await client.query('DELETE FROM oingate.tenants');
+      await client.query('DELETE FROM oingate.tenants'); // cascades to cidrs and keys
       step('tenants');
       await client.query(
         `INSERT INTO oingate.tenants (oin, name, enabled, jwks_uri)

@@ -261,6 +261,28 @@ describe('PostgreSQL migrate and import', function () {
       expect(counts[0]).to.deep.equal({ cidrs: 1, keys: 0 });
     });
 
+    it('replaces rather than merges when another client is writing at the same moment', async function () {
+      await importDocument(url, DOCUMENT);
+      const writer = new pg.Client({ connectionString: url });
+      writer.on('error', () => undefined);
+      await writer.connect();
+      try {
+        await writer.query('BEGIN');
+        await writer.query("INSERT INTO oingate.tenants (oin, name) VALUES ('00000006666666660000', 'concurrent')");
+        const next: WhitelistDocument = { tenants: [{ oin: '00000005555555550000', cidrs: ['192.0.2.0/24'] }] };
+        let imported = false;
+        const importing = importDocument(url, next).then(() => (imported = true));
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect(imported, 'the import waits for the open write').to.equal(false);
+        await writer.query('COMMIT');
+        await importing;
+      } finally {
+        await writer.end();
+      }
+      const oins = await query<{ oin: string }>(url, 'SELECT oin FROM oingate.tenants ORDER BY oin');
+      expect(oins.map((r) => r.oin), 'only the imported tenant, not a merge').to.deep.equal(['00000005555555550000']);
+    });
+
     it('is all or nothing: a row the database refuses leaves the previous whitelist in place', async function () {
       await importDocument(url, DOCUMENT);
       const bad: WhitelistDocument = {
