@@ -169,7 +169,8 @@ export class PostgresSource implements WhitelistSource {
       connectionString: this.connectionString,
       application_name: LOAD_APPLICATION_NAME,
       max: 2,
-      idleTimeoutMillis: 30000,
+      // Outlives the resync interval, so a periodic resync reuses its connection.
+      idleTimeoutMillis: Math.max(30_000, this.resyncMs + 30_000),
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       // Server-side limits: a read stuck behind a lock (a migration, LOCK
       // TABLE) is cancelled by the server itself, so no backend is left
