@@ -33,6 +33,16 @@ export interface Settings {
   readonly jwksTtlSeconds: number;
   readonly jwksMaxStaleSeconds: number;
   readonly pgResyncSeconds: number;
+  /** Headers and body must arrive within this (408 otherwise). */
+  readonly clientTimeoutMs: number;
+  /** Open client connections on the public listener; more are closed at once. */
+  readonly maxConnections: number;
+  /** On SIGTERM, how long in-flight requests may finish. */
+  readonly drainSeconds: number;
+  /** Extra Host names the ops listener answers to (lower case). */
+  readonly adminHosts: readonly string[];
+  /** Claim names passed on as x-authenticated-claim-<name> (lower case header suffix). */
+  readonly forwardClaims: readonly string[];
 }
 
 /** A bad setting: the message names the variable and never echoes a secret. */
@@ -46,6 +56,40 @@ export class SettingsError extends Error {
     this.variable = variable;
   }
 }
+
+/**
+ * Every variable oingate reads. Anything else under OINGATE_ stops start-up:
+ * a typo of a security setting must never be silently ignored, and neither
+ * must a setting of a feature this version does not have.
+ */
+export const KNOWN_VARIABLES: readonly string[] = [
+  'OINGATE_LISTEN',
+  'OINGATE_ADMIN_LISTEN',
+  'OINGATE_STORE',
+  'OINGATE_UPSTREAM',
+  'OINGATE_TRUSTED_PROXIES',
+  'OINGATE_ADMIN_TOKEN',
+  'OINGATE_OIN_FIELD',
+  'OINGATE_OIN_HEADER',
+  'OINGATE_OIN_PATTERN',
+  'OINGATE_TENANT_CLAIM',
+  'OINGATE_FORWARD_CLAIMS',
+  'OINGATE_ISSUER',
+  'OINGATE_AUDIENCE',
+  'OINGATE_CLOCK_TOLERANCE',
+  'OINGATE_MAX_TOKEN_LIFETIME',
+  'OINGATE_BODY_LIMIT',
+  'OINGATE_UPSTREAM_TIMEOUT_MS',
+  'OINGATE_LOG_LEVEL',
+  'OINGATE_CLIENT_TIMEOUT_MS',
+  'OINGATE_MAX_CONNECTIONS',
+  'OINGATE_DRAIN_SECONDS',
+  'OINGATE_ADMIN_HOSTS',
+  'OINGATE_JWKS_TTL',
+  'OINGATE_JWKS_MAX_STALE',
+  'OINGATE_PG_RESYNC_SECONDS',
+];
+const KNOWN = new Set(KNOWN_VARIABLES);
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -170,8 +214,54 @@ function adminToken(env: Env): string | undefined {
   return text;
 }
 
+// A DNS name (RFC 1123 labels), lower-cased before the check.
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+// A claim name becomes part of a header name: token characters only.
+const CLAIM_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
+
+function list(env: Env, name: string): string[] {
+  const text = read(env, name);
+  if (text === undefined) return [];
+  const items = text.split(',').map((part) => part.trim());
+  if (items.some((item) => item === '')) throw new SettingsError(name, `has an empty entry in "${text}"`);
+  return items;
+}
+
+function adminHosts(env: Env): string[] {
+  const name = 'OINGATE_ADMIN_HOSTS';
+  return list(env, name).map((host) => {
+    const lower = host.toLowerCase();
+    if (!HOST_NAME.test(lower)) throw new SettingsError(name, `"${host}" is not a host name`);
+    return lower;
+  });
+}
+
+function forwardClaims(env: Env): string[] {
+  const name = 'OINGATE_FORWARD_CLAIMS';
+  const claims = list(env, name);
+  const headers = new Set<string>();
+  for (const claim of claims) {
+    if (!CLAIM_NAME.test(claim)) throw new SettingsError(name, `"${claim}" cannot be part of a header name`);
+    // Two claims that differ only in case would share one header.
+    const header = claim.toLowerCase().replaceAll('_', '-');
+    if (headers.has(header)) throw new SettingsError(name, `"${claim}" would share its header with another claim`);
+    headers.add(header);
+  }
+  return claims;
+}
+
+/** Refuses any OINGATE_ variable that is not in {@link KNOWN_VARIABLES}, naming it. */
+function refuseUnknown(env: Env): void {
+  for (const name of Object.keys(env).sort()) {
+    if (name.startsWith('OINGATE_') && !KNOWN.has(name)) {
+      throw new SettingsError(name, 'is not a setting of this oingate version (a typo?); unset it or correct the name');
+    }
+  }
+}
+
 /** Reads and validates every setting; throws the first SettingsError. */
 export function loadSettings(env: Env = process.env): Settings {
+  refuseUnknown(env);
   const logLevel = read(env, 'OINGATE_LOG_LEVEL') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new SettingsError('OINGATE_LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
@@ -200,5 +290,53 @@ export function loadSettings(env: Env = process.env): Settings {
     jwksTtlSeconds: integer(env, 'OINGATE_JWKS_TTL', 300, 1, 86_400),
     jwksMaxStaleSeconds: integer(env, 'OINGATE_JWKS_MAX_STALE', 86_400, 0, 2_592_000),
     pgResyncSeconds: integer(env, 'OINGATE_PG_RESYNC_SECONDS', 60, 1, 86_400),
+    clientTimeoutMs: integer(env, 'OINGATE_CLIENT_TIMEOUT_MS', 10_000, 100, 600_000),
+    maxConnections: integer(env, 'OINGATE_MAX_CONNECTIONS', 10_000, 1, 1_000_000),
+    drainSeconds: integer(env, 'OINGATE_DRAIN_SECONDS', 10, 0, 3_600),
+    adminHosts: adminHosts(env),
+    forwardClaims: forwardClaims(env),
   });
+}
+
+/** The library's options: the settings' names without OINGATE_, in camelCase. */
+export type SettingsOptions = Readonly<Record<string, string | number | boolean | readonly string[] | undefined>>;
+
+function variableOf(option: string): string {
+  return `OINGATE_${option.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}
+
+function optionOf(variable: string): string {
+  return variable
+    .slice('OINGATE_'.length)
+    .toLowerCase()
+    .replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
+}
+
+/**
+ * Settings from an options object (`{ store, trustedProxies, bodyLimit }`),
+ * with the same defaults and validation as the environment; the error names
+ * the option. Reads no environment variable. `extra` names options the
+ * caller handles itself (e.g. `logger`), which are skipped here.
+ */
+export function settingsFromOptions(options: SettingsOptions, extra: readonly string[] = []): Settings {
+  const env: Record<string, string> = {};
+  for (const [option, value] of Object.entries(options)) {
+    if (extra.includes(option) || value === undefined) continue;
+    const variable = variableOf(option);
+    if (!/^[a-z][A-Za-z0-9]*$/.test(option) || !KNOWN.has(variable)) {
+      throw new SettingsError(option, 'is not an option of this oingate version (a typo?)');
+    }
+    if (Array.isArray(value)) env[variable] = value.join(',');
+    else if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') env[variable] = String(value);
+    else throw new SettingsError(option, 'must be a string, a number, a boolean or an array of strings');
+  }
+  try {
+    return loadSettings(env);
+  } catch (error) {
+    if (error instanceof SettingsError) {
+      const option = optionOf(error.variable);
+      throw new SettingsError(option, error.message.slice(error.variable.length + 2));
+    }
+    throw error;
+  }
 }

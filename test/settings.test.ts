@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { loadSettings, SettingsError } from '../src/settings.ts';
+import { loadSettings, SettingsError, settingsFromOptions } from '../src/settings.ts';
 
 /** Loads settings from `env` alone, expects a SettingsError, returns it. */
 function refused(env: Record<string, string>): SettingsError {
@@ -203,5 +203,90 @@ describe('OINGATE_OIN_PATTERN anchoring', () => {
     expect(pattern.test('x')).to.equal(true);
     expect(pattern.test('00000001234567890000; and anything')).to.equal(false);
     expect(pattern.test('anything then x')).to.equal(false);
+  });
+});
+
+describe('unknown OINGATE_ variables', () => {
+  it('stops start-up naming a typo of a security setting', () => {
+    const error = refused({ OINGATE_REQUIRE_JIT: 'true' });
+    expect(error.variable).to.equal('OINGATE_REQUIRE_JIT');
+    expect(error.message).to.match(/^OINGATE_REQUIRE_JIT: /);
+  });
+
+  it('stops start-up for a setting of a feature this version lacks, even when empty', () => {
+    expect(refused({ OINGATE_TRUSTED_PROXIE: '' }).variable).to.equal('OINGATE_TRUSTED_PROXIE');
+  });
+
+  it('leaves variables outside the OINGATE_ prefix alone', () => {
+    expect(() => loadSettings({ PATH: '/bin', OINGATEWAY: 'x', oingate_store: 'x' })).to.not.throw();
+  });
+});
+
+describe('hardening settings', () => {
+  it('defaults client timeout, connection cap, drain, admin hosts and forwarded claims', () => {
+    const settings = loadSettings({});
+    expect(settings.clientTimeoutMs).to.equal(10000);
+    expect(settings.maxConnections).to.equal(10000);
+    expect(settings.drainSeconds).to.equal(10);
+    expect([...settings.adminHosts]).to.deep.equal([]);
+    expect([...settings.forwardClaims]).to.deep.equal([]);
+  });
+
+  it('reads admin hosts lower-cased and forwarded claims as given', () => {
+    const settings = loadSettings({ OINGATE_ADMIN_HOSTS: 'Ops.Example, gate-1', OINGATE_FORWARD_CLAIMS: 'sub,scope' });
+    expect([...settings.adminHosts]).to.deep.equal(['ops.example', 'gate-1']);
+    expect([...settings.forwardClaims]).to.deep.equal(['sub', 'scope']);
+  });
+
+  for (const [variable, value] of [
+    ['OINGATE_CLIENT_TIMEOUT_MS', '0'],
+    ['OINGATE_MAX_CONNECTIONS', '-1'],
+    ['OINGATE_DRAIN_SECONDS', 'ten'],
+    ['OINGATE_ADMIN_HOSTS', 'evil.example/x'],
+    ['OINGATE_ADMIN_HOSTS', 'a,,b'],
+    ['OINGATE_FORWARD_CLAIMS', 'a b'],
+    ['OINGATE_FORWARD_CLAIMS', 'Sub,sub'],
+  ] as const) {
+    it(`refuses ${variable}=${JSON.stringify(value)}, naming it`, () => {
+      expect(refused({ [variable]: value }).variable).to.equal(variable);
+    });
+  }
+});
+
+describe('settingsFromOptions', () => {
+  it('takes the settings by camelCase name with the same defaults', () => {
+    const settings = settingsFromOptions({ store: 'file:x.json', trustedProxies: ['10.0.0.0/8'], bodyLimit: 2048, clockTolerance: 5 });
+    expect(settings.store).to.deep.equal({ kind: 'file', path: 'x.json' });
+    expect([...settings.trustedProxyTexts]).to.deep.equal(['10.0.0.0/8']);
+    expect(settings.bodyLimitBytes).to.equal(2048);
+    expect(settings.clockToleranceSeconds).to.equal(5);
+    expect(settings.maxTokenLifetimeSeconds).to.equal(86400);
+  });
+
+  it('refuses a bad option naming the option, not the variable', () => {
+    try {
+      settingsFromOptions({ clockTolerance: 301 });
+      expect.fail('accepted');
+    } catch (error) {
+      expect((error as SettingsError).variable).to.equal('clockTolerance');
+      expect((error as Error).message).to.match(/^clockTolerance: must be a whole number/);
+    }
+  });
+
+  it('refuses an unknown option, naming it', () => {
+    expect(() => settingsFromOptions({ requireJit: true })).to.throw(SettingsError, /^requireJit: /);
+  });
+
+  it('reads no environment variable', () => {
+    process.env['OINGATE_CLOCK_TOLERANCE'] = '7';
+    try {
+      expect(settingsFromOptions({}).clockToleranceSeconds).to.equal(30);
+    } finally {
+      delete process.env['OINGATE_CLOCK_TOLERANCE'];
+    }
+  });
+
+  it('skips the options its caller handles itself', () => {
+    expect(() => settingsFromOptions({ logger: 'x' } as never, ['logger'])).to.not.throw();
   });
 });

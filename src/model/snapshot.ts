@@ -1,4 +1,5 @@
 import { createHash, hash, type KeyObject } from 'node:crypto';
+import type { IpAddress } from '../ip/address.ts';
 import { CidrError, CidrSet, parseCidr, type Cidr } from '../ip/cidr.ts';
 import { isAllowedJwksScheme } from '../token/jwks-url.ts';
 import { keySet, MAX_KID_LENGTH, type KeySet, type TenantKey } from '../token/key.ts';
@@ -15,6 +16,10 @@ export interface Tenant {
   readonly cidrTexts: readonly string[];
   readonly keys: KeySet;
   readonly jwksUri: string | undefined;
+  /** Checked instead of OINGATE_ISSUER for this tenant's tokens, when set. */
+  readonly issuer?: string;
+  /** Checked instead of OINGATE_AUDIENCE for this tenant's tokens, when set. */
+  readonly audience?: string;
 }
 
 /** The enforced whitelist. Immutable; a reload builds a new one and swaps it. */
@@ -23,6 +28,12 @@ export interface Snapshot {
   readonly version: string;
   readonly tenants: ReadonlyMap<string, Tenant>;
   readonly loadedAt: Date;
+  /**
+   * True when `ip` lies in some enabled tenant's ranges. Asked before a
+   * request's body is read, so traffic from outside every whitelist costs
+   * next to nothing.
+   */
+  covers(ip: IpAddress): boolean;
 }
 
 export interface SnapshotOptions {
@@ -86,11 +97,22 @@ export async function buildSnapshot(document: unknown, options: SnapshotOptions)
     }
   }
   if (issues.length > 0) throw new WhitelistError(issues);
+  const union = new CidrSet(enabledRanges(tenants));
   return Object.freeze({
     version: version.digest(),
     tenants,
     loadedAt: new Date(),
+    covers: (ip: IpAddress) => union.contains(ip),
   });
+}
+
+// TODO(ipmodel): a sorted interval union with binary search; this scan is linear in all ranges.
+function enabledRanges(tenants: ReadonlyMap<string, Tenant>): Cidr[] {
+  const all: Cidr[] = [];
+  for (const tenant of tenants.values()) {
+    if (tenant.enabled) for (const text of tenant.cidrTexts) all.push(parseCidr(text));
+  }
+  return all;
 }
 
 function buildTenant(
