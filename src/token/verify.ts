@@ -1,5 +1,6 @@
 import { constants, createHmac, timingSafeEqual, verify as cryptoVerify } from 'node:crypto';
 import type { Algorithm } from '../model/algorithms.ts';
+import { foldedCollisionDeep } from '../json/casefold.ts';
 import { parseStrictJson } from '../json/strict-json.ts';
 import type { VerifiedTokenCache } from './cache.ts';
 import { isUsable, type KeySet, type TenantKey } from './key.ts';
@@ -37,9 +38,22 @@ export const TOKEN_FAILURES = [
   'token_lifetime',
   'token_issuer',
   'token_audience',
+  'token_claim_collision',
 ] as const;
 
 export type TokenFailure = (typeof TOKEN_FAILURES)[number];
+
+/**
+ * Per-call replacements for the policy's issuer and audience (a tenant's
+ * own): a field set here is checked instead of the policy's.
+ */
+export interface TokenExpectations {
+  readonly issuer?: string;
+  readonly audience?: string;
+}
+
+/** Most keys tried for a token without `kid`, so a tenant with many keys cannot make one token cost many verifications. */
+export const MAX_KIDLESS_CANDIDATES = 8;
 
 export type TokenResult =
   | { ok: true; claims: Readonly<Record<string, unknown>>; kid: string }
@@ -158,7 +172,9 @@ function fail(reason: TokenFailure): TokenResult {
 }
 
 /**
- * Verifies `token` against one tenant's keys at `nowMs` (epoch ms).
+ * Verifies `token` against one tenant's keys at `nowMs` (epoch ms). `expect`
+ * carries the tenant's own issuer and audience: a field set there is checked
+ * instead of the policy's, on the cached path as on the full one.
  *
  * Throws (TypeError) only for a non-finite `nowMs` or an invalid policy:
  * those are programming errors, and failing closed beats accepting tokens
@@ -170,6 +186,7 @@ export function verifyTenantToken(
   policy: TokenPolicy,
   nowMs: number,
   cache?: VerifiedTokenCache,
+  expect?: TokenExpectations,
 ): TokenResult {
   if (!Number.isFinite(nowMs)) throw new TypeError('verifyTenantToken: nowMs must be a finite number');
   const tol = policy.clockToleranceSeconds;
@@ -180,6 +197,8 @@ export function verifyTenantToken(
   if (!Number.isFinite(maxLifetime) || maxLifetime <= 0) {
     throw new TypeError('verifyTenantToken: maxLifetimeSeconds must be a finite number > 0');
   }
+  const issuer = expect?.issuer ?? policy.issuer;
+  const audience = expect?.audience ?? policy.audience;
 
   if (token === undefined || token === null || token === '') return fail('token_missing');
   if (typeof token !== 'string') return fail('token_malformed');
@@ -190,7 +209,7 @@ export function verifyTenantToken(
     // A key that left its window falls through to the full path, so a hit
     // never answers differently than verification would.
     if (hit !== undefined && isUsable(hit.key, nowMs)) {
-      const failure = claimsFailure(hit.claims, policy, nowMs);
+      const failure = claimsFailure(hit.claims, policy, issuer, audience, nowMs);
       return failure === undefined ? { ok: true, claims: hit.claims, kid: hit.key.kid } : fail(failure);
     }
   }
@@ -210,6 +229,8 @@ export function verifyTenantToken(
   // RFC 7515 §4.1.11: extensions listed in `crit` must be understood; we
   // understand none (notably not RFC 7797 `b64: false`).
   if (Object.hasOwn(header, 'crit')) return fail('token_malformed');
+  // Case-insensitive readers (Go, .NET) could take "KID" or "ALG" for ours.
+  if (foldedCollisionDeep(header) !== undefined) return fail('token_claim_collision');
 
   // The signature must be canonical base64url, so that one signature has
   // exactly one spelling (unused trailing bits must be zero).
@@ -230,6 +251,7 @@ export function verifyTenantToken(
     let candidates = 0;
     for (const key of keys.list) {
       if (key.alg !== alg || !isUsable(key, nowMs)) continue;
+      if (candidates === MAX_KIDLESS_CANDIDATES) break;
       candidates++;
       if (signatureValid(key, signingInput, signature)) {
         verifiedBy = key;
@@ -243,15 +265,24 @@ export function verifyTenantToken(
   // Only now, with the signature verified, is the payload parsed.
   const claims = decodeObject(payloadSegment);
   if (claims === undefined) return fail('token_malformed');
+  // The upstream gets the same token: a Go upstream reading "OIN" where we
+  // read "oin" would act for another tenant than the one we checked.
+  if (foldedCollisionDeep(claims) !== undefined) return fail('token_claim_collision');
 
-  const failure = claimsFailure(claims, policy, nowMs);
+  const failure = claimsFailure(claims, policy, issuer, audience, nowMs);
   if (failure !== undefined) return fail(failure);
   cache?.set(token, keys, verifiedBy, claims);
   return { ok: true, claims, kid: verifiedBy.kid };
 }
 
 /** The time, issuer and audience checks of a verified token's claims. */
-function claimsFailure(claims: Readonly<Record<string, unknown>>, policy: TokenPolicy, nowMs: number): TokenFailure | undefined {
+function claimsFailure(
+  claims: Readonly<Record<string, unknown>>,
+  policy: TokenPolicy,
+  issuer: string | undefined,
+  audience: string | undefined,
+  nowMs: number,
+): TokenFailure | undefined {
   const tol = policy.clockToleranceSeconds;
   const now = nowMs / 1000;
   const exp = own(claims, 'exp');
@@ -273,8 +304,8 @@ function claimsFailure(claims: Readonly<Record<string, unknown>>, policy: TokenP
   const lifetime = iat !== undefined ? exp - (iat as number) : exp - now;
   if (lifetime > policy.maxLifetimeSeconds) return 'token_lifetime';
 
-  if (policy.issuer !== undefined && own(claims, 'iss') !== policy.issuer) return 'token_issuer';
-  if (policy.audience !== undefined && !audienceMatches(own(claims, 'aud'), policy.audience)) return 'token_audience';
+  if (issuer !== undefined && own(claims, 'iss') !== issuer) return 'token_issuer';
+  if (audience !== undefined && !audienceMatches(own(claims, 'aud'), audience)) return 'token_audience';
   return undefined;
 }
 
