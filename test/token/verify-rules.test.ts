@@ -1,8 +1,8 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { constants, createHmac, generateKeyPairSync, randomBytes, sign as cryptoSign } from 'node:crypto';
 import { expect } from 'chai';
 import { VerifiedTokenCache } from '../../src/token/cache.ts';
 import { keySet, type TenantKey } from '../../src/token/key.ts';
-import { buildHmacKey } from '../../src/token/keys.ts';
+import { buildHmacKey, buildPublicKey } from '../../src/token/keys.ts';
 import {
   MAX_KIDLESS_CANDIDATES,
   verifyTenantToken,
@@ -154,5 +154,58 @@ describe('verifyTenantToken: per-call issuer and audience', () => {
     expectFailure(verifyTenantToken(withIss, keys, POLICY, NOW_MS, cache, { issuer: 'https://idp-b.example' }), 'token_issuer');
     expectFailure(verifyTenantToken(withIss, keys, POLICY, NOW_MS, cache, { audience: 'api-b' }), 'token_audience');
     expectOk(verifyTenantToken(withIss, keys, POLICY, NOW_MS, cache, { audience: 'api-a' }), 'hs');
+  });
+});
+
+describe('verifyTenantToken: inputs that trip jsonwebtoken', () => {
+  const typJwt = '{"alg":"HS256","kid":"hs","typ":"JWT"}';
+
+  it('refuses as malformed a validly signed typ JWT token whose payload is not a JSON object, without throwing', () => {
+    for (const payload of ['not json', 'null', '42', '[1]', '"x"', '{"exp":1']) {
+      expectFailure(verifyTenantToken(craft(typJwt, payload, SECRET), keys, POLICY, NOW_MS), 'token_malformed');
+    }
+  });
+
+  it('refuses an ECDSA signature of the wrong length as a bad signature, without throwing', () => {
+    const ec = keySet([{ kid: 'ec', alg: 'ES256', key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey, enabled: true }]);
+    const h = b64url('{"alg":"ES256","kid":"ec"}');
+    const p = b64url(`{"oin":"${OIN_A}",${times}}`);
+    for (const length of [1, 63, 65, 72, 132]) {
+      expectFailure(verifyTenantToken(`${h}.${p}.${randomBytes(length).toString('base64url')}`, ec, POLICY, NOW_MS), 'token_bad_signature');
+    }
+  });
+
+  it('verifies a header holding non-ASCII text, which jsonwebtoken reads as Latin-1', () => {
+    const token = craft('{"alg":"HS256","kid":"hs","x-note":"één ſ \u212A"}', `{"oin":"${OIN_A}","naam":"Zoë",${times}}`, SECRET);
+    expectOk(verifyTenantToken(token, keys, POLICY, NOW_MS), 'hs');
+  });
+
+  it('decides by the clock it is given, never by the wall clock', () => {
+    const future = Date.UTC(2040, 0, 1) / 1000;
+    const later = craft(HEADER, `{"oin":"${OIN_A}","iat":${future},"nbf":${future},"exp":${future + 60}}`, SECRET);
+    expectFailure(verifyTenantToken(later, keys, POLICY, Date.now()), 'token_not_yet_valid');
+    expectOk(verifyTenantToken(later, keys, POLICY, future * 1000), 'hs');
+    // Long expired by the wall clock, valid at NOW_MS.
+    expectOk(verifyTenantToken(craft(HEADER, `{${times}}`, SECRET), keys, POLICY, NOW_MS), 'hs');
+    expectFailure(verifyTenantToken(craft(HEADER, `{${times}}`, SECRET), keys, POLICY, NOW_MS + 331_000), 'token_expired');
+  });
+
+  it('refuses a token without exp, which jsonwebtoken alone would accept', () => {
+    expectFailure(verifyTenantToken(craft(HEADER, `{"oin":"${OIN_A}","iat":${NOW}}`, SECRET), keys, POLICY, NOW_MS), 'token_no_exp');
+  });
+});
+
+describe('verifyTenantToken: RSA-PSS keys', () => {
+  it('verifies PS256 with an RSA-PSS key that carries no restrictions, as keys.ts accepts it', () => {
+    const pss = generateKeyPairSync('rsa-pss', { modulusLength: 2048 });
+    const pem = pss.publicKey.export({ type: 'spki', format: 'pem' }) as string;
+    const pssKeys = keySet([{ kid: 'pss', alg: 'PS256', key: buildPublicKey('pss', 'PS256', pem), enabled: true }]);
+    const signingInput = `${b64url('{"alg":"PS256","kid":"pss"}')}.${b64url(`{"oin":"${OIN_A}",${times}}`)}`;
+    const signature = cryptoSign('sha256', Buffer.from(signingInput), {
+      key: pss.privateKey,
+      padding: constants.RSA_PKCS1_PSS_PADDING,
+      saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
+    });
+    expectOk(verifyTenantToken(`${signingInput}.${signature.toString('base64url')}`, pssKeys, POLICY, NOW_MS), 'pss');
   });
 });
