@@ -32,6 +32,8 @@ export interface JwksServer {
   publish(path: string, keys: unknown[]): void;
   /** Requests seen for `path` so far. */
   hits(path?: string): number;
+  /** Client connections open now. */
+  openConnections(): number;
   close(): Promise<void>;
 }
 
@@ -114,6 +116,7 @@ export async function startJwksServer(tls?: TlsMaterial): Promise<JwksServer> {
       routes.set(path, { body: JSON.stringify({ keys }) });
     },
     hits: (path = '/jwks') => counts.get(path) ?? 0,
+    openConnections: () => sockets.size,
     close() {
       for (const socket of sockets) socket.destroy();
       server.closeAllConnections?.();
