@@ -35,10 +35,11 @@ export const BACKGROUND_FETCHES = 8;
 export const SLOT_HOLD_MS = 200;
 
 /**
- * Background fetches open at once, in a slot or past their hold, over all
- * tenants: the bound on sockets. With the defaults, fetches start at most
- * BACKGROUND_FETCHES per SLOT_HOLD_MS and end within the 5 s timeout, so
- * about 200 can be open at most; this bound holds for other settings too.
+ * Fetches open at once over all tenants, background ones (in a slot or past
+ * their hold) and unknown-kid refetches alike: the bound on sockets. With
+ * the defaults, background fetches start at most BACKGROUND_FETCHES per
+ * SLOT_HOLD_MS and end within the 5 s timeout, so about 200 of them can be
+ * open at most; this bound holds for other settings too.
  */
 export const MAX_OPEN_FETCHES = 256;
 
@@ -67,7 +68,7 @@ export interface JwksCacheOptions {
   readonly slots?: number;
   /** Longest a background fetch holds its slot, in ms; default SLOT_HOLD_MS. */
   readonly slotHoldMs?: number;
-  /** Background fetches open at once; default MAX_OPEN_FETCHES. */
+  /** Fetches open at once, background and unknown-kid alike; default MAX_OPEN_FETCHES. */
   readonly maxOpenFetches?: number;
 }
 
@@ -167,7 +168,7 @@ export class JwksCache {
   readonly #maxOpen: number;
   /** Background fetches holding a slot. */
   #slotted = 0;
-  /** Background fetches open, in a slot or past their hold. */
+  /** Fetches open: background ones, in a slot or past their hold, and unknown-kid refetches. */
   #open = 0;
   /**
    * Fetches waiting for a slot, by priority: sets never fetched, then due
@@ -279,8 +280,22 @@ export class JwksCache {
     if (entry.lastUnknownKidFetch !== undefined && now - entry.lastUnknownKidFetch < this.#refetchIntervalMs) {
       return Promise.resolve(false);
     }
+    // Counted in the same bound on open fetches as background ones; when it
+    // is reached the request is decided with the keys at hand (the kid stays
+    // unknown) and the interval is not spent, so the next one may fetch.
+    if (this.#open >= this.#maxOpen) {
+      this.#logger.warn({ oin: entry.oin, jwksUri: entry.uri, open: this.#open }, 'jwks refetch for an unknown kid skipped: too many fetches open');
+      return Promise.resolve(false);
+    }
     entry.lastUnknownKidFetch = now;
-    return this.#refresh(entry);
+    this.#open++;
+    const fetched = this.#refresh(entry);
+    const done = (): void => {
+      this.#open--;
+      this.#startWaiting();
+    };
+    fetched.then(done, done);
+    return fetched;
   }
 
   /** One line per tenant with a jwksUri, for metrics and operators. */

@@ -137,6 +137,28 @@ describe('JwksCache', function () {
     }
   });
 
+  it('counts unknown-kid refetches in the same bound on open fetches, and fetches again once there is room', async () => {
+    http.publish('/jwks', [key1.jwk]);
+    http.route('/h1', { hang: true });
+    http.route('/h2', { hang: true });
+    const tenant = await tenantWith(OIN_1, http.uri());
+    const jwks = cache({ timeoutMs: 600, retryMs: 60_000, slotHoldMs: 10, maxOpenFetches: 2, refetchIntervalMs: 30_000 });
+    jwks.sync([tenant]);
+    await loaded(jwks, tenant);
+    const stuck = await Promise.all([tenantWith(OIN_2, http.uri('/h1')), tenantWith('00000009000000000003', http.uri('/h2'))]);
+    jwks.sync([tenant, ...stuck]);
+    await eventually(() => void expect(http.hits('/h1') + http.hits('/h2')).to.equal(2));
+    http.publish('/jwks', [key1.jwk, key2.jwk]);
+    expect(await jwks.refreshOnUnknownKid(tenant)).to.equal(false);
+    expect(http.hits()).to.equal(1, 'no socket beyond the bound');
+    expect(logs.lines.some((l) => l['msg'] === 'jwks refetch for an unknown kid skipped: too many fetches open')).to.equal(true);
+    // Once the hanging fetches time out there is room, and the skipped refetch did not spend the interval.
+    await eventually(() => void expect(statusOf(jwks, OIN_2).lastError).to.be.a('string'), 3_000);
+    await eventually(() => void expect(statusOf(jwks, '00000009000000000003').lastError).to.be.a('string'), 3_000);
+    expect(await jwks.refreshOnUnknownKid(tenant)).to.equal(true);
+    expect(kids(jwks, tenant)).to.deep.equal(['k1', 'k2']);
+  });
+
   it('lets fetches of sets never fetched and of healthy endpoints go before retries of failing ones', async () => {
     const failing = Array.from({ length: 6 }, (_, i) => `000000090000000003${String(i).padStart(2, '0')}`);
     for (const [i] of failing.entries()) http.route(`/f${i}`, { hang: true });
