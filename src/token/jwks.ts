@@ -22,8 +22,26 @@ import { isAllowedJwksUrl } from './jwks-url.ts';
 
 export type JwksFetchOutcome = 'ok' | 'error' | 'refused';
 
-/** Background fetches running at once, over all tenants. */
+/**
+ * Background fetch slots, over all tenants. A fetch holds its slot until it
+ * ends or for SLOT_HOLD_MS, whichever comes first: a healthy endpoint answers
+ * within that, so tenants of one identity provider reach it a few at a time,
+ * while one that hangs gives its slot up and goes on waiting outside the
+ * slots, holding up no other tenant.
+ */
 export const BACKGROUND_FETCHES = 8;
+
+/** Longest a background fetch holds its slot, in ms. */
+export const SLOT_HOLD_MS = 200;
+
+/**
+ * Fetches open at once over all tenants, background ones (in a slot or past
+ * their hold) and unknown-kid refetches alike: the bound on sockets. With
+ * the defaults, background fetches start at most BACKGROUND_FETCHES per
+ * SLOT_HOLD_MS and end within the 5 s timeout, so about 200 of them can be
+ * open at most; this bound holds for other settings too.
+ */
+export const MAX_OPEN_FETCHES = 256;
 
 export interface JwksCacheOptions {
   /** Refresh period after a successful fetch, in seconds. */
@@ -46,6 +64,12 @@ export interface JwksCacheOptions {
   readonly logger?: Logger;
   /** Called once per finished fetch, for metrics. */
   readonly onFetch?: (oin: string, outcome: JwksFetchOutcome) => void;
+  /** Background fetch slots; default BACKGROUND_FETCHES. */
+  readonly slots?: number;
+  /** Longest a background fetch holds its slot, in ms; default SLOT_HOLD_MS. */
+  readonly slotHoldMs?: number;
+  /** Fetches open at once, background and unknown-kid alike; default MAX_OPEN_FETCHES. */
+  readonly maxOpenFetches?: number;
 }
 
 export interface JwksStatus {
@@ -78,6 +102,8 @@ interface Entry {
   abort: AbortController | undefined;
   lastUnknownKidFetch: number | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** Waiting for a background slot. */
+  queued: boolean;
   stopped: boolean;
 }
 
@@ -90,6 +116,11 @@ class FetchFailure extends Error {
     super(message);
     this.name = 'FetchFailure';
   }
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!(Number.isSafeInteger(value) && value > 0)) throw new RangeError(`JwksCache: ${name} must be a positive integer`);
+  return value;
 }
 
 /** Drops a response body unread; the abort this causes is expected, not an error. */
@@ -132,8 +163,19 @@ export class JwksCache {
   readonly #jitterRatio: number;
   readonly #now: () => number;
   readonly #logger: Logger;
-  #backgroundActive = 0;
-  readonly #backgroundWaiting = new Set<Entry>();
+  readonly #slots: number;
+  readonly #slotHoldMs: number;
+  readonly #maxOpen: number;
+  /** Background fetches holding a slot. */
+  #slotted = 0;
+  /** Fetches open: background ones, in a slot or past their hold, and unknown-kid refetches. */
+  #open = 0;
+  /**
+   * Fetches waiting for a slot, by priority: sets never fetched, then due
+   * refreshes of sets whose last fetch succeeded, then retries after a
+   * failure, so endpoints that fail go after those that answer.
+   */
+  readonly #waiting: readonly [Set<Entry>, Set<Entry>, Set<Entry>] = [new Set(), new Set(), new Set()];
   readonly #onFetch: ((oin: string, outcome: JwksFetchOutcome) => void) | undefined;
   #closed = false;
 
@@ -150,6 +192,10 @@ export class JwksCache {
     this.#now = options.now ?? Date.now;
     this.#logger = options.logger ?? createLogger('silent');
     this.#onFetch = options.onFetch;
+    this.#slots = positiveInteger('slots', options.slots ?? BACKGROUND_FETCHES);
+    this.#slotHoldMs = options.slotHoldMs ?? SLOT_HOLD_MS;
+    if (!(this.#slotHoldMs > 0)) throw new RangeError('JwksCache: slotHoldMs must be > 0');
+    this.#maxOpen = positiveInteger('maxOpenFetches', options.maxOpenFetches ?? MAX_OPEN_FETCHES);
     this.#agent = new Agent({
       headersTimeout: this.#timeoutMs,
       bodyTimeout: this.#timeoutMs,
@@ -189,6 +235,7 @@ export class JwksCache {
         abort: undefined,
         lastUnknownKidFetch: undefined,
         timer: undefined,
+        queued: false,
         stopped: false,
       };
       this.#entries.set(tenant.oin, entry);
@@ -233,8 +280,22 @@ export class JwksCache {
     if (entry.lastUnknownKidFetch !== undefined && now - entry.lastUnknownKidFetch < this.#refetchIntervalMs) {
       return Promise.resolve(false);
     }
+    // Counted in the same bound on open fetches as background ones; when it
+    // is reached the request is decided with the keys at hand (the kid stays
+    // unknown) and the interval is not spent, so the next one may fetch.
+    if (this.#open >= this.#maxOpen) {
+      this.#logger.warn({ oin: entry.oin, jwksUri: entry.uri, open: this.#open }, 'jwks refetch for an unknown kid skipped: too many fetches open');
+      return Promise.resolve(false);
+    }
     entry.lastUnknownKidFetch = now;
-    return this.#refresh(entry);
+    this.#open++;
+    const fetched = this.#refresh(entry);
+    const done = (): void => {
+      this.#open--;
+      this.#startWaiting();
+    };
+    fetched.then(done, done);
+    return fetched;
   }
 
   /** One line per tenant with a jwksUri, for metrics and operators. */
@@ -252,35 +313,60 @@ export class JwksCache {
   }
 
   /**
-   * A refresh nobody awaits (start-up, a reload, the TTL timer). At most
-   * BACKGROUND_FETCHES run at once, so a whitelist of many tenants on one
-   * identity provider does not open hundreds of connections to it in the same
-   * instant; the rest wait their turn. Whatever a refresh throws is logged,
-   * never left unhandled (it would end the process). Unknown-kid refetches,
-   * which a request waits for, do not queue here.
+   * A refresh nobody awaits (start-up, a reload, the TTL timer). It starts at
+   * once when a slot is free and fewer than maxOpenFetches are open, else it
+   * waits its turn by priority (see #waiting). Whatever a refresh throws is
+   * logged, never left unhandled (it would end the process). Unknown-kid
+   * refetches, which a request waits for, do not queue here: there is at
+   * most one per tenant at a time and one per refetch interval.
    */
   #background(entry: Entry): void {
-    if (this.#backgroundActive >= BACKGROUND_FETCHES) {
-      this.#backgroundWaiting.add(entry);
+    if (entry.stopped || this.#closed || entry.queued) return;
+    if (this.#slotted >= this.#slots || this.#open >= this.#maxOpen) {
+      entry.queued = true;
+      const priority = entry.lastError !== null ? 2 : entry.fetchedAt === undefined ? 0 : 1;
+      this.#waiting[priority].add(entry);
       return;
     }
-    this.#backgroundActive++;
+    this.#slotted++;
+    this.#open++;
+    let holding = true;
+    const release = (): void => {
+      if (!holding) return;
+      holding = false;
+      this.#slotted--;
+      this.#startWaiting();
+    };
+    // The slot goes back after the hold even while the fetch goes on (up to
+    // its timeout): an endpoint that hangs keeps a socket, not a slot.
+    const hold = setTimeout(release, this.#slotHoldMs);
+    hold.unref();
     this.#refresh(entry)
       .catch((error: unknown) => {
         this.#logger.error({ oin: entry.oin, jwksUri: entry.uri, err: error }, 'jwks refresh failed unexpectedly');
       })
       .finally(() => {
-        this.#backgroundActive--;
-        for (const next of this.#backgroundWaiting) {
-          this.#backgroundWaiting.delete(next);
-          if (!next.stopped) {
-            this.#background(next);
-            break;
-          }
+        clearTimeout(hold);
+        this.#open--;
+        if (holding) {
+          holding = false;
+          this.#slotted--;
         }
+        this.#startWaiting();
       });
   }
 
+  /** Starts waiting fetches, highest priority first, while slots and the open bound allow. */
+  #startWaiting(): void {
+    for (const queue of this.#waiting) {
+      for (const next of queue) {
+        if (this.#slotted >= this.#slots || this.#open >= this.#maxOpen) return;
+        queue.delete(next);
+        next.queued = false;
+        this.#background(next);
+      }
+    }
+  }
 
   /** Stops every timer and fetch; keysFor() answers undefined for JWKS tenants afterwards. */
   async close(): Promise<void> {
@@ -288,7 +374,7 @@ export class JwksCache {
     this.#closed = true;
     for (const entry of this.#entries.values()) this.#stop(entry);
     this.#entries.clear();
-    this.#backgroundWaiting.clear();
+    for (const queue of this.#waiting) queue.clear();
     await this.#agent.destroy();
   }
 
@@ -317,6 +403,7 @@ export class JwksCache {
 
   #stop(entry: Entry): void {
     entry.stopped = true;
+    if (entry.queued) for (const queue of this.#waiting) queue.delete(entry);
     clearTimeout(entry.timer);
     entry.timer = undefined;
     entry.abort?.abort();

@@ -12,7 +12,15 @@ export const MIN_HMAC_SECRET_BYTES = 32;
 
 /** Smallest RSA modulus accepted, in bits. */
 export const MIN_RSA_MODULUS_BITS = 2048;
+/** Largest RSA modulus accepted, in bits: a verification costs about the square of it. */
+export const MAX_RSA_MODULUS_BITS = 8192;
 export const MIN_RSA_PUBLIC_EXPONENT = 65537n;
+/**
+ * Largest RSA public exponent accepted. A verification costs one modular
+ * multiplication per bit of it: e = n - 2 made one RS256 verification take
+ * most of a second, for a token anyone can send.
+ */
+export const MAX_RSA_PUBLIC_EXPONENT = 2n ** 32n;
 
 /** The curve each ECDSA algorithm requires, as node:crypto names it. */
 const EC_CURVES: Readonly<Record<string, string>> = {
@@ -126,11 +134,23 @@ export function checkPublicKey(kid: string, alg: Algorithm, key: KeyObject): Key
         `${alg} key is ${bits ?? 'of unknown size'} bits, at least ${MIN_RSA_MODULUS_BITS} are required`,
       );
     }
+    if (bits > MAX_RSA_MODULUS_BITS) {
+      throw new KeyMaterialError(kid, `${alg} key is ${bits} bits, at most ${MAX_RSA_MODULUS_BITS} are accepted`);
+    }
     // e = 1 makes "signature = padded digest" verify without any private key;
-    // small or even exponents are never legitimate. NIST SP 800-56B: e >= 65537, odd.
+    // small or even exponents are never legitimate (NIST SP 800-56B: odd,
+    // 65537 <= e < 2^256), and a huge one makes each verification slow.
     const exponent = details.publicExponent;
-    if (exponent === undefined || exponent < MIN_RSA_PUBLIC_EXPONENT || exponent % 2n === 0n) {
-      throw new KeyMaterialError(kid, `${alg} key has public exponent ${String(exponent)}; an odd exponent of at least 65537 is required`);
+    if (
+      exponent === undefined ||
+      exponent < MIN_RSA_PUBLIC_EXPONENT ||
+      exponent > MAX_RSA_PUBLIC_EXPONENT ||
+      exponent % 2n === 0n
+    ) {
+      throw new KeyMaterialError(
+        kid,
+        `${alg} key has public exponent ${describeExponent(exponent)}; an odd exponent from 65537 to 2^32 is required`,
+      );
     }
     if (type === 'rsa-pss') checkPssParameters(kid, alg, details);
     return key;
@@ -151,6 +171,13 @@ export function checkPublicKey(kid: string, alg: Algorithm, key: KeyObject): Key
   }
 
   throw new KeyMaterialError(kid, `unsupported algorithm ${String(alg)}`);
+}
+
+/** An exponent for a message: in full when short, else by its size (e = n - 2 has thousands of digits). */
+function describeExponent(exponent: bigint | undefined): string {
+  if (exponent === undefined) return 'unknown';
+  const text = exponent.toString();
+  return text.length <= 20 ? text : `of ${exponent.toString(2).length} bits`;
 }
 
 /**

@@ -1,5 +1,6 @@
-import { constants, createHmac, timingSafeEqual, verify as cryptoVerify } from 'node:crypto';
-import type { Algorithm } from '../model/algorithms.ts';
+import jwt from 'jsonwebtoken';
+import { ALGORITHMS, type Algorithm } from '../model/algorithms.ts';
+import { foldedCollisionDeep } from '../json/casefold.ts';
 import { parseStrictJson } from '../json/strict-json.ts';
 import type { VerifiedTokenCache } from './cache.ts';
 import { isUsable, type KeySet, type TenantKey } from './key.ts';
@@ -8,7 +9,10 @@ import { isUsable, type KeySet, type TenantKey } from './key.ts';
  * Per-request verification of a bearer JWT (JWS compact serialisation)
  * against the keys of one tenant. Pure and synchronous: no I/O, never throws
  * for any token input, and the algorithm always comes from the key, never
- * from the token header.
+ * from the token header. The signature is verified by jsonwebtoken; the
+ * rules it cannot express (strict JSON, case-folded names, `crit`, canonical
+ * signatures, the size cap, the time and lifetime rules) are checked here,
+ * beside it.
  */
 
 export interface TokenPolicy {
@@ -37,9 +41,22 @@ export const TOKEN_FAILURES = [
   'token_lifetime',
   'token_issuer',
   'token_audience',
+  'token_claim_collision',
 ] as const;
 
 export type TokenFailure = (typeof TOKEN_FAILURES)[number];
+
+/**
+ * Per-call replacements for the policy's issuer and audience (a tenant's
+ * own): a field set here is checked instead of the policy's.
+ */
+export interface TokenExpectations {
+  readonly issuer?: string;
+  readonly audience?: string;
+}
+
+/** Most keys tried for a token without `kid`, so a tenant with many keys cannot make one token cost many verifications. */
+export const MAX_KIDLESS_CANDIDATES = 8;
 
 export type TokenResult =
   | { ok: true; claims: Readonly<Record<string, unknown>>; kid: string }
@@ -64,63 +81,45 @@ export function extractBearer(authorization: string | undefined): string | undef
   return match ? match[1] : undefined;
 }
 
-type Verifier = (key: TenantKey, data: string, signature: Buffer) => boolean;
+/**
+ * jsonwebtoken's options for a key pinned to `alg`: the algorithm list is
+ * the key's alone, so the token header never chooses it. Its own time checks
+ * are off, since ours are stricter (a finite `exp` required, `iat` and the
+ * lifetime bounded, a fractional clock) and the cache path must answer
+ * alike without it; issuer and audience are ours for the same reason. Its
+ * per-call key check is off too: keys.ts made the same checks once, at
+ * load (key type, curve, RSA-PSS restrictions), and jsonwebtoken's would
+ * refuse every token for an RSA-PSS key without restrictions, which JWS
+ * allows. Built once, at load.
+ */
+type PinnedOptions = jwt.VerifyOptions & { readonly complete: true };
 
-function hmacVerifier(hash: string): Verifier {
-  return (key, data, signature) => {
-    if (key.key.type !== 'secret') return false;
-    const expected = createHmac(hash, key.key).update(data, 'latin1').digest();
-    return expected.length === signature.length && timingSafeEqual(expected, signature);
-  };
-}
+const JWT_OPTIONS = Object.fromEntries(
+  ALGORITHMS.map((alg): [Algorithm, PinnedOptions] => [
+    alg,
+    Object.freeze({
+      algorithms: Object.freeze([alg]) as Algorithm[],
+      complete: true,
+      ignoreExpiration: true,
+      ignoreNotBefore: true,
+      allowInvalidAsymmetricKeyTypes: true,
+    }),
+  ]),
+) as Readonly<Record<Algorithm, PinnedOptions>>;
 
-function rsaVerifier(hash: string, pss: boolean): Verifier {
-  return (key, data, signature) => {
-    if (key.key.type !== 'public') return false;
-    const input = Buffer.from(data, 'latin1');
-    return pss
-      ? cryptoVerify(
-          hash,
-          input,
-          {
-            key: key.key,
-            padding: constants.RSA_PKCS1_PSS_PADDING,
-            saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
-          },
-          signature,
-        )
-      : cryptoVerify(hash, input, key.key, signature);
-  };
-}
-
-function ecdsaVerifier(hash: string, signatureBytes: number): Verifier {
-  return (key, data, signature) => {
-    if (key.key.type !== 'public' || signature.length !== signatureBytes) return false;
-    return cryptoVerify(hash, Buffer.from(data, 'latin1'), { key: key.key, dsaEncoding: 'ieee-p1363' }, signature);
-  };
-}
-
-const VERIFIERS: Readonly<Record<Algorithm, Verifier>> = {
-  HS256: hmacVerifier('sha256'),
-  HS384: hmacVerifier('sha384'),
-  HS512: hmacVerifier('sha512'),
-  RS256: rsaVerifier('sha256', false),
-  RS384: rsaVerifier('sha384', false),
-  RS512: rsaVerifier('sha512', false),
-  PS256: rsaVerifier('sha256', true),
-  PS384: rsaVerifier('sha384', true),
-  PS512: rsaVerifier('sha512', true),
-  ES256: ecdsaVerifier('sha256', 64),
-  ES384: ecdsaVerifier('sha384', 96),
-  ES512: ecdsaVerifier('sha512', 132),
-};
-
-/** Verifies with the key's own algorithm; a throw from node:crypto is a failure. */
-function signatureValid(key: TenantKey, data: string, signature: Buffer): boolean {
-  const verifier = Object.hasOwn(VERIFIERS, key.alg) ? VERIFIERS[key.alg] : undefined;
-  if (verifier === undefined) return false;
+/**
+ * Whether `key` (its KeyObject, built at load) verifies the token's
+ * signature, through jsonwebtoken. It throws for every refusal (a wrong
+ * signature, an ECDSA signature of the wrong length, a key that does not
+ * fit): each is a signature this key does not verify. The payload reaches
+ * it only once our strict parser has accepted it.
+ */
+function signatureValid(token: string, key: TenantKey): boolean {
+  const options = Object.hasOwn(JWT_OPTIONS, key.alg) ? JWT_OPTIONS[key.alg] : undefined;
+  if (options === undefined) return false;
   try {
-    return verifier(key, data, signature);
+    // jsonwebtoken read the header on its own; it must have used the key's alg.
+    return jwt.verify(token, key.key, options).header.alg === key.alg;
   } catch {
     return false;
   }
@@ -158,7 +157,9 @@ function fail(reason: TokenFailure): TokenResult {
 }
 
 /**
- * Verifies `token` against one tenant's keys at `nowMs` (epoch ms).
+ * Verifies `token` against one tenant's keys at `nowMs` (epoch ms). `expect`
+ * carries the tenant's own issuer and audience: a field set there is checked
+ * instead of the policy's, on the cached path as on the full one.
  *
  * Throws (TypeError) only for a non-finite `nowMs` or an invalid policy:
  * those are programming errors, and failing closed beats accepting tokens
@@ -170,6 +171,7 @@ export function verifyTenantToken(
   policy: TokenPolicy,
   nowMs: number,
   cache?: VerifiedTokenCache,
+  expect?: TokenExpectations,
 ): TokenResult {
   if (!Number.isFinite(nowMs)) throw new TypeError('verifyTenantToken: nowMs must be a finite number');
   const tol = policy.clockToleranceSeconds;
@@ -180,6 +182,8 @@ export function verifyTenantToken(
   if (!Number.isFinite(maxLifetime) || maxLifetime <= 0) {
     throw new TypeError('verifyTenantToken: maxLifetimeSeconds must be a finite number > 0');
   }
+  const issuer = expect?.issuer ?? policy.issuer;
+  const audience = expect?.audience ?? policy.audience;
 
   if (token === undefined || token === null || token === '') return fail('token_missing');
   if (typeof token !== 'string') return fail('token_malformed');
@@ -190,7 +194,7 @@ export function verifyTenantToken(
     // A key that left its window falls through to the full path, so a hit
     // never answers differently than verification would.
     if (hit !== undefined && isUsable(hit.key, nowMs)) {
-      const failure = claimsFailure(hit.claims, policy, nowMs);
+      const failure = claimsFailure(hit.claims, policy, issuer, audience, nowMs);
       return failure === undefined ? { ok: true, claims: hit.claims, kid: hit.key.kid } : fail(failure);
     }
   }
@@ -210,48 +214,71 @@ export function verifyTenantToken(
   // RFC 7515 §4.1.11: extensions listed in `crit` must be understood; we
   // understand none (notably not RFC 7797 `b64: false`).
   if (Object.hasOwn(header, 'crit')) return fail('token_malformed');
+  // Case-insensitive readers (Go, .NET) could take "KID" or "ALG" for ours.
+  if (foldedCollisionDeep(header) !== undefined) return fail('token_claim_collision');
 
   // The signature must be canonical base64url, so that one signature has
   // exactly one spelling (unused trailing bits must be zero).
   const signature = Buffer.from(signatureSegment, 'base64url');
   if (signature.toString('base64url') !== signatureSegment) return fail('token_malformed');
 
-  const signingInput = token.slice(0, lastDot);
-  let verifiedBy: TenantKey | undefined;
+  const candidates = candidateKeys(keys, kid, alg, nowMs);
+  if (typeof candidates === 'string') return fail(candidates);
 
-  if (kid !== undefined) {
-    const key = keys.byKid.get(kid);
-    if (key === undefined) return fail('token_unknown_kid');
-    if (!isUsable(key, nowMs)) return fail('token_key_inactive');
-    if (alg !== key.alg) return fail('token_algorithm');
-    if (!signatureValid(key, signingInput, signature)) return fail('token_bad_signature');
-    verifiedBy = key;
-  } else {
-    let candidates = 0;
-    for (const key of keys.list) {
-      if (key.alg !== alg || !isUsable(key, nowMs)) continue;
-      candidates++;
-      if (signatureValid(key, signingInput, signature)) {
-        verifiedBy = key;
-        break;
-      }
-    }
-    if (candidates === 0) return fail('token_unknown_kid');
-    if (verifiedBy === undefined) return fail('token_bad_signature');
-  }
-
-  // Only now, with the signature verified, is the payload parsed.
+  // The payload is read before the signature is checked: jsonwebtoken parses
+  // it anyway (leniently, so it must not see what we would refuse), and a
+  // bounded 16 KiB is all an unsigned token can make us parse.
   const claims = decodeObject(payloadSegment);
   if (claims === undefined) return fail('token_malformed');
+  // The upstream gets the same token: a Go upstream reading "OIN" where we
+  // read "oin" would act for another tenant than the one we checked.
+  if (foldedCollisionDeep(claims) !== undefined) return fail('token_claim_collision');
 
-  const failure = claimsFailure(claims, policy, nowMs);
+  let verifiedBy: TenantKey | undefined;
+  for (const key of candidates) {
+    if (signatureValid(token, key)) {
+      verifiedBy = key;
+      break;
+    }
+  }
+  if (verifiedBy === undefined) return fail('token_bad_signature');
+
+  const failure = claimsFailure(claims, policy, issuer, audience, nowMs);
   if (failure !== undefined) return fail(failure);
   cache?.set(token, keys, verifiedBy, claims);
   return { ok: true, claims, kid: verifiedBy.kid };
 }
 
+/**
+ * The keys that may have signed the token: the one its kid names, or without
+ * a kid the first usable keys of its algorithm (at most
+ * MAX_KIDLESS_CANDIDATES); or the reason there are none.
+ */
+function candidateKeys(keys: KeySet, kid: string | undefined, alg: string, nowMs: number): readonly TenantKey[] | TokenFailure {
+  if (kid !== undefined) {
+    const key = keys.byKid.get(kid);
+    if (key === undefined) return 'token_unknown_kid';
+    if (!isUsable(key, nowMs)) return 'token_key_inactive';
+    if (alg !== key.alg) return 'token_algorithm';
+    return [key];
+  }
+  const found: TenantKey[] = [];
+  for (const key of keys.list) {
+    if (key.alg !== alg || !isUsable(key, nowMs)) continue;
+    found.push(key);
+    if (found.length === MAX_KIDLESS_CANDIDATES) break;
+  }
+  return found.length === 0 ? 'token_unknown_kid' : found;
+}
+
 /** The time, issuer and audience checks of a verified token's claims. */
-function claimsFailure(claims: Readonly<Record<string, unknown>>, policy: TokenPolicy, nowMs: number): TokenFailure | undefined {
+function claimsFailure(
+  claims: Readonly<Record<string, unknown>>,
+  policy: TokenPolicy,
+  issuer: string | undefined,
+  audience: string | undefined,
+  nowMs: number,
+): TokenFailure | undefined {
   const tol = policy.clockToleranceSeconds;
   const now = nowMs / 1000;
   const exp = own(claims, 'exp');
@@ -273,8 +300,8 @@ function claimsFailure(claims: Readonly<Record<string, unknown>>, policy: TokenP
   const lifetime = iat !== undefined ? exp - (iat as number) : exp - now;
   if (lifetime > policy.maxLifetimeSeconds) return 'token_lifetime';
 
-  if (policy.issuer !== undefined && own(claims, 'iss') !== policy.issuer) return 'token_issuer';
-  if (policy.audience !== undefined && !audienceMatches(own(claims, 'aud'), policy.audience)) return 'token_audience';
+  if (issuer !== undefined && own(claims, 'iss') !== issuer) return 'token_issuer';
+  if (audience !== undefined && !audienceMatches(own(claims, 'aud'), audience)) return 'token_audience';
   return undefined;
 }
 

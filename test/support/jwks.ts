@@ -4,7 +4,7 @@
  * pass as the CA to trust), and key pairs published as JWKs.
  */
 import jwt from 'jsonwebtoken';
-import { generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -32,6 +32,8 @@ export interface JwksServer {
   publish(path: string, keys: unknown[]): void;
   /** Requests seen for `path` so far. */
   hits(path?: string): number;
+  /** Client connections open now. */
+  openConnections(): number;
   close(): Promise<void>;
 }
 
@@ -114,6 +116,7 @@ export async function startJwksServer(tls?: TlsMaterial): Promise<JwksServer> {
       routes.set(path, { body: JSON.stringify({ keys }) });
     },
     hits: (path = '/jwks') => counts.get(path) ?? 0,
+    openConnections: () => sockets.size,
     close() {
       for (const socket of sockets) socket.destroy();
       server.closeAllConnections?.();
@@ -151,4 +154,24 @@ export function signWith(key: TestKey, claims: Record<string, unknown>, kid: str
     algorithm: key.alg,
     ...(kid !== undefined ? { keyid: kid } : {}),
   });
+}
+
+function base64urlOf(value: bigint): string {
+  let hex = value.toString(16);
+  if (hex.length % 2 === 1) hex = `0${hex}`;
+  return Buffer.from(hex, 'hex').toString('base64url');
+}
+
+/**
+ * The public members of an RSA JWK with a modulus of exactly `bits` bits
+ * (random and odd: node:crypto builds a public key from any such number,
+ * no key pair needed, so even a 16384-bit "key" costs nothing to make) and
+ * the public exponent `e`, or n - 2 for `'n-2'`.
+ */
+export function rsaPublicJwk(bits: number, e: bigint | 'n-2' = 65537n): { kty: 'RSA'; n: string; e: string } {
+  const bytes = randomBytes(Math.ceil(bits / 8));
+  let n = BigInt(`0x${bytes.toString('hex')}`);
+  n &= (1n << BigInt(bits)) - 1n;
+  n |= (1n << BigInt(bits - 1)) | 1n;
+  return { kty: 'RSA', n: base64urlOf(n), e: base64urlOf(e === 'n-2' ? n - 2n : e) };
 }

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { keySet } from '../../src/token/key.ts';
 import { JwksError, keyFromJwk, MAX_JWKS_KEYS, parseJwks, readJwk, readJwks } from '../../src/token/jwk.ts';
 import { verifyTenantToken, type TokenPolicy } from '../../src/token/verify.ts';
-import { signWith, testKey, type AsymmetricAlg, type TestKey } from '../support/jwks.ts';
+import { rsaPublicJwk, signWith, testKey, type AsymmetricAlg, type TestKey } from '../support/jwks.ts';
 
 const POLICY: TokenPolicy = { clockToleranceSeconds: 30, maxLifetimeSeconds: 3600 };
 
@@ -112,6 +112,24 @@ describe('keyFromJwk', () => {
     }
     // And the forgery itself: a "signature" that is just the padded digest would verify with e = 1.
     expect(keyFromJwk(forged)).to.equal(undefined);
+  });
+
+  it('skips an RSA key over 8192 bits, and one whose exponent is above 2^32, even or n - 2', () => {
+    const detail = (jwk: Record<string, unknown>): string => {
+      const result = readJwk({ ...jwk, kid: 'big', alg: 'RS256', use: 'sig' });
+      if (result.ok) throw new Error('expected the JWK to be skipped');
+      expect(result.reason).to.equal('bad_key');
+      return result.detail;
+    };
+    expect(detail(rsaPublicJwk(16384))).to.contain('16384 bits, at most 8192');
+    expect(detail(rsaPublicJwk(8193))).to.contain('8193 bits, at most 8192');
+    expect(detail(rsaPublicJwk(2048, 'n-2'))).to.contain('public exponent of 2048 bits');
+    expect(detail(rsaPublicJwk(2048, 2n ** 32n + 1n))).to.contain('public exponent 4294967297');
+    expect(detail(rsaPublicJwk(2048, 65538n))).to.contain('public exponent 65538');
+    for (const [bits, e] of [[8192, 65537n], [2048, 2n ** 32n - 1n]] as const) {
+      const result = readJwk({ ...rsaPublicJwk(bits, e), kid: 'ok', alg: 'PS256' });
+      expect(result.ok, JSON.stringify(result)).to.equal(true);
+    }
   });
 
   it('skips an RSA key under 2048 bits', () => {

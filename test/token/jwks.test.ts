@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { buildSnapshot, type Tenant } from '../../src/model/snapshot.ts';
 import { createLogger } from '../../src/observe/logger.ts';
-import { BACKGROUND_FETCHES, JwksCache, type JwksCacheOptions, type JwksFetchOutcome } from '../../src/token/jwks.ts';
+import { BACKGROUND_FETCHES, JwksCache, MAX_OPEN_FETCHES, type JwksCacheOptions, type JwksFetchOutcome } from '../../src/token/jwks.ts';
 import { verifyTenantToken } from '../../src/token/verify.ts';
 import { eventually, LogCapture } from '../support/gate.ts';
 import { signWith, startJwksServer, testCertificate, testKey, type JwksServer, type TlsMaterial } from '../support/jwks.ts';
@@ -77,20 +77,104 @@ describe('JwksCache', function () {
     await https.close();
   });
 
-  it(`fetches at most ${BACKGROUND_FETCHES} sets at once when many tenants start together, and all of them in the end`, async () => {
-    const count = BACKGROUND_FETCHES * 3;
+  it('keeps at most maxOpenFetches fetches open while endpoints hang, and fetches all sets in the end', async () => {
+    const maxOpenFetches = 12;
+    const count = maxOpenFetches * 2;
     const oins = Array.from({ length: count }, (_, i) => `000000090000000001${String(i).padStart(2, '0')}`);
     for (const [i] of oins.entries()) http.route(`/t${i}`, { hang: true });
     const tenants = await Promise.all(oins.map((oin, i) => tenantWith(oin, http.uri(`/t${i}`))));
-    const jwks = cache({ timeoutMs: 1_500, retryMs: 100 });
+    const jwks = cache({ timeoutMs: 1_500, retryMs: 100, slotHoldMs: 20, maxOpenFetches });
     jwks.sync(tenants);
     const inFlight = () => oins.reduce((sum, _, i) => sum + http.hits(`/t${i}`), 0);
-    await eventually(() => void expect(inFlight()).to.equal(BACKGROUND_FETCHES));
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(inFlight(), 'no more start while the first ones hang').to.equal(BACKGROUND_FETCHES);
+    await eventually(() => void expect(inFlight()).to.equal(maxOpenFetches));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(inFlight(), 'no more start while the first ones hang').to.equal(maxOpenFetches);
+    expect(http.openConnections()).to.equal(maxOpenFetches);
     // The endpoints answer from now on: the waiting fetches follow, the hung ones retry.
     for (const [i] of oins.entries()) http.publish(`/t${i}`, [key1.jwk]);
     for (const tenant of tenants) await eventually(() => void expect(jwks.keysFor(tenant)).to.not.equal(undefined), 10_000);
+  });
+
+  it(`starts at most ${BACKGROUND_FETCHES} fetches per slot hold, so tenants of one provider reach it a few at a time`, async () => {
+    const count = BACKGROUND_FETCHES * 3;
+    const oins = Array.from({ length: count }, (_, i) => `000000090000000002${String(i).padStart(2, '0')}`);
+    for (const [i] of oins.entries()) http.route(`/s${i}`, { hang: true });
+    const tenants = await Promise.all(oins.map((oin, i) => tenantWith(oin, http.uri(`/s${i}`))));
+    const jwks = cache({ timeoutMs: 3_000, slotHoldMs: 1_000 });
+    jwks.sync(tenants);
+    const inFlight = () => oins.reduce((sum, _, i) => sum + http.hits(`/s${i}`), 0);
+    await eventually(() => void expect(inFlight()).to.equal(BACKGROUND_FETCHES));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(inFlight(), 'the slots are held for the first second').to.equal(BACKGROUND_FETCHES);
+    await eventually(() => void expect(inFlight()).to.equal(BACKGROUND_FETCHES * 2), 2_000);
+  });
+
+  it('fetches a healthy set within 5 s of start while a hundred endpoints accept and never answer', async function () {
+    this.timeout(30_000);
+    const hanging = await Promise.all(Array.from({ length: 100 }, () => startJwksServer()));
+    try {
+      for (const server of hanging) server.route('/jwks', { hang: true });
+      http.publish('/jwks', [key1.jwk]);
+      const stuck = await Promise.all(
+        hanging.map((server, i) => tenantWith(`00000009000000001${String(i).padStart(3, '0')}`, server.uri())),
+      );
+      const healthy = await tenantWith(OIN_1, http.uri());
+      const jwks = cache(); // the defaults: 5 s timeout, BACKGROUND_FETCHES slots
+      const started = Date.now();
+      // The healthy tenant comes last: every hanging one is ahead of it.
+      jwks.sync([...stuck, healthy]);
+      await eventually(() => void expect(jwks.keysFor(healthy)).to.not.equal(undefined), 5_000);
+      const elapsed = Date.now() - started;
+      expect(elapsed).to.be.lessThan(5_000);
+      expect(http.hits()).to.equal(1);
+      const open = hanging.reduce((sum, server) => sum + server.openConnections(), 0);
+      expect(open, 'the hanging fetches are still open, within the bound').to.be.at.most(MAX_OPEN_FETCHES).and.at.least(90);
+      const token = signWith(key1, { oin: OIN_1 });
+      expect(verifyTenantToken(token, jwks.keysFor(healthy)!, POLICY, Date.now()).ok).to.equal(true);
+    } finally {
+      await Promise.all(caches.splice(0).map((c) => c.close()));
+      await Promise.all(hanging.map((server) => server.close()));
+    }
+  });
+
+  it('counts unknown-kid refetches in the same bound on open fetches, and fetches again once there is room', async () => {
+    http.publish('/jwks', [key1.jwk]);
+    http.route('/h1', { hang: true });
+    http.route('/h2', { hang: true });
+    const tenant = await tenantWith(OIN_1, http.uri());
+    const jwks = cache({ timeoutMs: 600, retryMs: 60_000, slotHoldMs: 10, maxOpenFetches: 2, refetchIntervalMs: 30_000 });
+    jwks.sync([tenant]);
+    await loaded(jwks, tenant);
+    const stuck = await Promise.all([tenantWith(OIN_2, http.uri('/h1')), tenantWith('00000009000000000003', http.uri('/h2'))]);
+    jwks.sync([tenant, ...stuck]);
+    await eventually(() => void expect(http.hits('/h1') + http.hits('/h2')).to.equal(2));
+    http.publish('/jwks', [key1.jwk, key2.jwk]);
+    expect(await jwks.refreshOnUnknownKid(tenant)).to.equal(false);
+    expect(http.hits()).to.equal(1, 'no socket beyond the bound');
+    expect(logs.lines.some((l) => l['msg'] === 'jwks refetch for an unknown kid skipped: too many fetches open')).to.equal(true);
+    // Once the hanging fetches time out there is room, and the skipped refetch did not spend the interval.
+    await eventually(() => void expect(statusOf(jwks, OIN_2).lastError).to.be.a('string'), 3_000);
+    await eventually(() => void expect(statusOf(jwks, '00000009000000000003').lastError).to.be.a('string'), 3_000);
+    expect(await jwks.refreshOnUnknownKid(tenant)).to.equal(true);
+    expect(kids(jwks, tenant)).to.deep.equal(['k1', 'k2']);
+  });
+
+  it('lets fetches of sets never fetched and of healthy endpoints go before retries of failing ones', async () => {
+    const failing = Array.from({ length: 6 }, (_, i) => `000000090000000003${String(i).padStart(2, '0')}`);
+    for (const [i] of failing.entries()) http.route(`/f${i}`, { hang: true });
+    const tenants = await Promise.all(failing.map((oin, i) => tenantWith(oin, http.uri(`/f${i}`))));
+    http.publish('/jwks', [key1.jwk]);
+    const jwks = cache({ timeoutMs: 500, retryMs: 50, slots: 1, slotHoldMs: 10_000 });
+    jwks.sync(tenants);
+    // Every failing endpoint has been tried once and is now retrying.
+    await eventually(() => void expect(failing.every((_, i) => http.hits(`/f${i}`) >= 1)).to.equal(true), 10_000);
+    const newcomer = await tenantWith(OIN_1, http.uri());
+    const started = Date.now();
+    jwks.sync([...tenants, newcomer]);
+    await eventually(() => void expect(jwks.keysFor(newcomer)).to.not.equal(undefined), 5_000);
+    // One slot, held up to 500 ms by a hanging fetch: the newcomer went next,
+    // not after five retries queued before it (2.5 s).
+    expect(Date.now() - started).to.be.lessThan(1_500);
   });
 
   it('fetches a set over plain HTTP to loopback and offers its keys for that tenant', async () => {

@@ -7,7 +7,8 @@ import {
 } from 'node:crypto';
 import { expect } from 'chai';
 import type { Algorithm } from '../../src/model/algorithms.ts';
-import { buildHmacKey, buildPublicKey, KeyMaterialError } from '../../src/token/keys.ts';
+import { buildHmacKey, buildPublicKey, checkPublicKey, KeyMaterialError } from '../../src/token/keys.ts';
+import { rsaPublicJwk } from '../support/jwks.ts';
 
 /** Runs `fn`, expects a KeyMaterialError, returns it for further checks. */
 function keyError(fn: () => unknown): KeyMaterialError {
@@ -117,6 +118,39 @@ describe('buildPublicKey', () => {
     const smallE = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 3 });
     const error = keyError(() => buildPublicKey('e3', 'RS256', spkiPem(smallE.publicKey)));
     expect(error.message).to.contain('public exponent 3');
+  });
+
+  /** An RSA public key PEM of `bits` bits with exponent `e`, built from a JWK (no key generation). */
+  const rsaPem = (bits: number, e?: bigint | 'n-2'): string =>
+    spkiPem(createPublicKey({ key: rsaPublicJwk(bits, e), format: 'jwk' }));
+
+  it('accepts RSA moduli from 2048 to 8192 bits, and refuses one over 8192 (a 16384-bit key makes each verification slow)', () => {
+    for (const bits of [2048, 3072, 4096, 8192]) {
+      expect(buildPublicKey('r', 'RS256', rsaPem(bits)).asymmetricKeyDetails?.modulusLength).to.equal(bits);
+    }
+    const error = keyError(() => buildPublicKey('huge', 'RS256', rsaPem(16384)));
+    expect(error.message).to.equal('key "huge": RS256 key is 16384 bits, at most 8192 are accepted');
+    keyError(() => buildPublicKey('huge', 'PS256', rsaPem(8200)));
+  });
+
+  it('accepts odd public exponents from 65537 to 2^32, and refuses larger or even ones', () => {
+    for (const e of [65537n, 2n ** 31n + 1n, 2n ** 32n - 1n]) {
+      expect(buildPublicKey('r', 'RS256', rsaPem(2048, e)).asymmetricKeyDetails?.publicExponent).to.equal(e);
+    }
+    for (const e of [2n ** 32n + 1n, 2n ** 64n + 1n, 65538n, 65535n]) {
+      const error = keyError(() => buildPublicKey('e', 'RS256', rsaPem(2048, e)));
+      expect(error.message).to.contain(`public exponent ${e}; an odd exponent from 65537 to 2^32 is required`);
+    }
+  });
+
+  it('refuses an exponent of n - 2 (which made every kid-less token cost most of a second), naming its size only', () => {
+    const error = keyError(() => buildPublicKey('slow', 'RS256', rsaPem(4096, 'n-2')));
+    expect(error.message).to.equal(
+      'key "slow": RS256 key has public exponent of 4096 bits; an odd exponent from 65537 to 2^32 is required',
+    );
+    // checkPublicKey, the check shared with JWKs, refuses it as well.
+    const key = createPublicKey({ key: rsaPublicJwk(2048, 'n-2'), format: 'jwk' });
+    keyError(() => checkPublicKey('slow', 'PS256', key));
   });
 
   it('refuses an RSA 1024 key', () => {
