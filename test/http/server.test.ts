@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type { Socket } from 'node:net';
 import { MAX_HEADER_LINES } from '../../src/http/server.ts';
 import { call, eventually, OIN_A, send, startGate, tokenFor, type Gate } from '../support/gate.ts';
-import { parseRaw, rawExchange, rawSession, trickle, type RawAnswer } from '../support/socket.ts';
+import { chunkedBody, parseRaw, rawExchange, rawSession, trickle, type RawAnswer } from '../support/socket.ts';
 import { startUpstream, type Upstream } from '../support/upstream.ts';
 
 function expectJsonRefusal(answer: RawAnswer, status: number, error: string): void {
@@ -46,6 +46,14 @@ describe('public listener: HTTP the parser refuses, and slow clients', () => {
     const answer = await trickle(gate.url, ALLOWED_HEAD(`Content-Length: ${body.length}\r\n\r\n`), body, 100, 10_000);
     expectJsonRefusal(answer, 408, 'request_timeout');
     expect(answer.ms, 'cut within twice the timeout and a check interval').to.be.below(3_000);
+    expect(upstream.requests).to.have.length(0);
+  });
+
+  it('refuses a body of 1-byte chunks with 400 JSON and closes the connection, forwarding nothing', async () => {
+    const answer = await rawExchange(gate.url, ALLOWED_HEAD(`Transfer-Encoding: chunked\r\n\r\n${chunkedBody(3_000, 1)}`), 5_000);
+    expectJsonRefusal(answer, 400, 'bad_request');
+    expect(answer.closed, 'the connection is closed, the rest of the body never drained').to.equal(true);
+    expect(answer.ms).to.be.below(2_000);
     expect(upstream.requests).to.have.length(0);
   });
 
