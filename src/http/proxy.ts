@@ -141,28 +141,17 @@ export class UpstreamProxy {
     return headers;
   }
 
-  /**
-   * Streams the upstream's answer straight into the client's response with
-   * undici's dispatch API: no intermediate Readable, no AbortSignal (profiled:
-   * both cost more per request than the rest of the proxying). Resolves when
-   * the exchange is over; rejects with a Refusal (502/504) only while nothing
-   * has been sent to the client yet.
-   */
   get load(): ProxyLoad {
     return { active: this.#active, queued: this.#waiting.size };
   }
 
   /**
-   * Waits for one of the upstream connections. Resolves true once the
+   * Waits for one of the upstream connections to be free. Resolves true once the
    * request holds one, false when its client left while it waited (it is
    * then never sent); rejects with 503 when the queue is full and 504 when
    * the wait outlasts the upstream timeout.
    */
-  #acquire(res: ServerResponse, state: RequestState): Promise<boolean> {
-    if (this.#active < this.#connections) {
-      this.#active += 1;
-      return Promise.resolve(true);
-    }
+  #wait(res: ServerResponse, state: RequestState): Promise<boolean> {
     if (this.#waiting.size >= this.#maxQueued) {
       state.upstreamError = 'upstream_queue_full';
       return Promise.reject(new Refusal(503, 'upstream_queue_full'));
@@ -202,8 +191,23 @@ export class UpstreamProxy {
     if (!next.done) next.value.start();
   }
 
+  /**
+   * Streams the upstream's answer straight into the client's response with
+   * undici's dispatch API: no intermediate Readable, no AbortSignal (profiled:
+   * both cost more per request than the rest of the proxying). Resolves when
+   * the exchange is over; rejects with a Refusal (502/504) only while nothing
+   * has been sent to the client yet.
+   */
   async forward(request: IncomingMessage, res: ServerResponse, state: RequestState): Promise<void> {
-    if (!(await this.#acquire(res, state))) return;
+    // Gone while the gate decided: its 'close' has fired already, nothing would see it again.
+    if (res.destroyed) {
+      state.upstreamError ??= 'client_gone';
+      res.statusCode = 499;
+      return;
+    }
+    // The common case takes a free connection without a wait (or a microtask).
+    if (this.#active < this.#connections) this.#active += 1;
+    else if (!(await this.#wait(res, state))) return;
     let released = false;
     const release = (): void => {
       if (released) return;

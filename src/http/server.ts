@@ -151,11 +151,14 @@ export function listen(handler: RequestListener, host: string, port: number, opt
     const requestId = requestIdFor(request.headers['x-request-id']);
     const verdict: Verdict = [405, 'connect'];
     socket.end(rawResponse(405, requestId, 'allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n'));
+    socket.destroySoon();
     log(verdict, requestId, socket.remoteAddress, request);
   });
   // Malformed HTTP, oversized headers and timeouts never reach the handler;
   // answer them in the contract's JSON shape and close.
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    // The response in progress on this socket (Node's own field): once its
+    // headers are out, a second answer would corrupt the stream.
     const current = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
     if (!socket.writable || error.code === 'ECONNRESET' || current?.headersSent) {
       socket.destroy();

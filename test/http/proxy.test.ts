@@ -692,3 +692,32 @@ describe('proxy: the queue of requests waiting for an upstream connection', () =
     expect((await get('/after')).status).to.equal(200);
   });
 });
+
+describe('proxy: a client that leaves before its request is forwarded', () => {
+  let upstream: Upstream;
+  let proxy: UpstreamProxy;
+  let front: ProxyFront;
+  before(async () => {
+    upstream = await startUpstream();
+    proxy = new UpstreamProxy({ upstream: new URL(upstream.url), timeoutMs: 5_000, trustedProxies: parseCidrList([]) });
+    front = await startProxyFront(proxy, OIN_A, undefined, 200);
+  });
+  after(async () => {
+    await front?.close();
+    await proxy?.close();
+    await upstream?.close();
+  });
+
+  it('is never sent to the upstream', async () => {
+    await rawSession(front.url, (socket) => {
+      socket.write('GET /gone-early HTTP/1.1\r\nHost: x\r\n\r\n');
+      setTimeout(() => socket.destroy(), 50);
+    });
+    await eventually(() => {
+      expect(front.states[0]?.upstreamError).to.equal('client_gone');
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(upstream.requests).to.have.length(0);
+    expect(proxy.load).to.deep.equal({ active: 0, queued: 0 });
+  });
+});

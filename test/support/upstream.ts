@@ -215,7 +215,13 @@ export interface ProxyFront {
  * had allowed it for `oin`, with `extraHeaders` as the gate's extra headers:
  * the proxy's own behaviour over real sockets, without a whitelist.
  */
-export async function startProxyFront(proxy: UpstreamProxy, oin: string, extraHeaders?: string[]): Promise<ProxyFront> {
+export async function startProxyFront(
+  proxy: UpstreamProxy,
+  oin: string,
+  extraHeaders?: string[],
+  /** Time the "gate" takes before forwarding, for clients that leave meanwhile. */
+  delayMs = 0,
+): Promise<ProxyFront> {
   const states: RequestState[] = [];
   const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
@@ -229,12 +235,16 @@ export async function startProxyFront(proxy: UpstreamProxy, oin: string, extraHe
         ...(extraHeaders ? { extraHeaders } : {}),
       } as RequestState;
       states.push(state);
-      proxy.forward(req, res, state).catch((error: unknown) => {
-        const status = error instanceof Refusal ? error.status : 500;
-        if (res.headersSent || res.destroyed) return res.destroy();
-        res.writeHead(status, { 'content-type': 'application/json' });
-        res.end(refusalBody(status, state.requestId));
-      });
+      const forward = (): void => {
+        proxy.forward(req, res, state).catch((error: unknown) => {
+          const status = error instanceof Refusal ? error.status : 500;
+          if (res.headersSent || res.destroyed) return res.destroy();
+          res.writeHead(status, { 'content-type': 'application/json' });
+          res.end(refusalBody(status, state.requestId));
+        });
+      };
+      if (delayMs > 0) setTimeout(forward, delayMs);
+      else forward();
     });
   });
   server.on('connection', (socket: Socket) => {
