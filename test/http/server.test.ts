@@ -57,6 +57,22 @@ describe('public listener: HTTP the parser refuses, and slow clients', () => {
     expect(upstream.requests).to.have.length(0);
   });
 
+  it('keeps a connection alive across allowed requests, bodies included', async () => {
+    const body = JSON.stringify({ oin: OIN_A });
+    const request = ALLOWED_HEAD(`Content-Length: ${body.length}\r\n\r\n${body}`);
+    let answers = 0;
+    const answer = await rawSession(gate.url, (socket: Socket) => {
+      socket.write(request);
+      socket.on('data', () => {
+        answers += 1;
+        if (answers < 3) socket.write(request);
+      });
+    }, 1_500);
+    expect(answer.closed, 'still open').to.equal(false);
+    expect(answer.text.match(/HTTP\/1\.1 200 /g)).to.have.length(3);
+    expect(upstream.requests).to.have.length(3);
+  });
+
   it('answers a request without Host with 400 JSON, not a bare 400', async () => {
     const answer = await rawExchange(gate.url, 'GET /api HTTP/1.1\r\nX-Oin: 1\r\n\r\n');
     expectJsonRefusal(answer, 400, 'bad_request');
