@@ -1,15 +1,13 @@
-import { createServer, type RequestListener, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Server } from 'node:http';
 import type { DecisionPolicy } from './decision.ts';
 import { DEFAULT_MAX_DEPTH } from './json/strict-json.ts';
 import { buildSnapshot, type Snapshot } from './model/snapshot.ts';
 import { createLogger, type Logger } from './observe/logger.ts';
 import { Metrics } from './observe/metrics.ts';
-import { opsApp } from './http/ops.ts';
+import { OPS_BODY_LIMIT, opsApp } from './http/ops.ts';
 import { UpstreamProxy } from './http/proxy.ts';
 import { publicHandler } from './http/public.ts';
-import { refusalBody } from './http/refusal.ts';
-import { requestIdFor } from './http/request-id.ts';
+import { closeServer, listen, urlOf } from './http/server.ts';
 import type { Settings } from './settings.ts';
 import type { FileSourceOptions } from './store/file.ts';
 import { createSource } from './store/create.ts';
@@ -57,50 +55,6 @@ export function decisionPolicy(settings: Settings): DecisionPolicy {
       ...(settings.audience !== undefined ? { audience: settings.audience } : {}),
     },
   };
-}
-
-function listen(handler: RequestListener, host: string, port: number): Promise<Server> {
-  const server = createServer(handler);
-  // Malformed HTTP (e.g. Content-Length with Transfer-Encoding) never reaches
-  // Koa; answer it in the contract's JSON shape and close.
-  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
-    if (!socket.writable || error.code === 'ECONNRESET') {
-      socket.destroy();
-      return;
-    }
-    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-    const requestId = requestIdFor(undefined);
-    const body = status === 400 ? refusalBody(400, requestId) : JSON.stringify({ error: 'headers_too_large', message: 'Request headers are too large.', requestId });
-    socket.end(
-      `HTTP/1.1 ${status} ${status === 400 ? 'Bad Request' : 'Request Header Fields Too Large'}\r\n` +
-        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-        `x-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
-    );
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve(server);
-    });
-  });
-}
-
-function urlOf(server: Server): string {
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return `http://${host}:${address.port}`;
-}
-
-function closeServer(server: Server, drainMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    const force = setTimeout(() => server.closeAllConnections(), drainMs);
-    server.close(() => {
-      clearTimeout(force);
-      resolve();
-    });
-    server.closeIdleConnections();
-  });
 }
 
 /** Starts oingate: loads the whitelist, then opens the ops and public listeners. */
@@ -162,9 +116,10 @@ export async function startService(settings: Settings, options: ServiceOptions =
   let server: Server;
   try {
     ops = await listen(
-      opsApp({ holder, metrics, logger, adminToken: settings.adminToken }).callback(),
+      opsApp({ holder, metrics, logger, adminToken: settings.adminToken, adminHosts: settings.adminHosts }).callback(),
       settings.adminListen.host,
       settings.adminListen.port,
+      { clientTimeoutMs: settings.clientTimeoutMs, bodyLimit: OPS_BODY_LIMIT, logger },
     );
     const handler = publicHandler({
       snapshot: () => holder.current,
@@ -179,7 +134,12 @@ export async function startService(settings: Settings, options: ServiceOptions =
       ...(proxy ? { proxy } : {}),
       ...(options.now ? { now: options.now } : {}),
     });
-    server = await listen(handler, settings.listen.host, settings.listen.port);
+    server = await listen(handler, settings.listen.host, settings.listen.port, {
+      clientTimeoutMs: settings.clientTimeoutMs,
+      bodyLimit: settings.bodyLimitBytes,
+      maxConnections: settings.maxConnections,
+      logger,
+    });
   } catch (error) {
     if (ops) await closeServer(ops, 0);
     await proxy?.close();

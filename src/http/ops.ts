@@ -1,12 +1,14 @@
 import Router from '@koa/router';
-import Koa, { type Context } from 'koa';
+import Koa, { type Context, type Next } from 'koa';
+import { HttpMethodEnum, koaBody } from 'koa-body';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { isIPv4, isIPv6 } from 'node:net';
 import { parsePeerAddress } from '../ip/address.ts';
 import { parseCidrList } from '../ip/cidr.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { Logger } from '../observe/logger.ts';
 import type { SnapshotHolder } from '../store/holder.ts';
-import { refusalBody } from './refusal.ts';
+import { ERROR_CODES, refusalBody, type RefusalStatusCode } from './refusal.ts';
 import { requestIdFor } from './request-id.ts';
 
 export interface OpsOptions {
@@ -14,6 +16,27 @@ export interface OpsOptions {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly adminToken: string | undefined;
+  /** Host names (lower case) the listener answers to besides IP literals and localhost. */
+  readonly adminHosts: readonly string[];
+}
+
+/** Largest JSON body an ops POST route parses (and what the listener lets through `100 Continue`). */
+export const OPS_BODY_LIMIT = 64 * 1024;
+
+// host[:port] with host an IPv4 literal, a bracketed IPv6 literal, or a name.
+const HOST_HEADER = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+))(?::[0-9]{1,5})?$/;
+
+/**
+ * DNS rebinding: a web page's script can reach this listener under the
+ * page's own host name, never under an IP literal or a name the operator
+ * listed, so those are all that is answered.
+ */
+export function hostAllowed(host: string | undefined, adminHosts: ReadonlySet<string>): boolean {
+  const match = HOST_HEADER.exec(host ?? '');
+  if (!match) return false;
+  if (match[1] !== undefined) return isIPv6(match[1]);
+  const name = (match[2] as string).toLowerCase();
+  return isIPv4(name) || name === 'localhost' || adminHosts.has(name);
 }
 
 function digest(text: string): Buffer {
@@ -35,12 +58,59 @@ function isLoopback(peer: string | undefined): boolean {
   return address !== undefined && LOOPBACK.contains(address);
 }
 
+function answerRefusal(ctx: Context, status: RefusalStatusCode): void {
+  ctx.status = status;
+  ctx.type = 'application/json';
+  if (status === 401) ctx.set('www-authenticate', 'Bearer');
+  ctx.body = refusalBody(status, ctx.state.requestId as string);
+}
+
+/** A status a body parser (co-body) threw that the contract has a code for, else undefined. */
+function clientErrorStatus(error: unknown): RefusalStatusCode | undefined {
+  const status = (error as { status?: unknown; expose?: unknown }).status;
+  return typeof status === 'number' && status >= 400 && status < 500 && status in ERROR_CODES
+    ? (status as RefusalStatusCode)
+    : undefined;
+}
+
 /** The ops listener: health, readiness, reload, metrics. */
 export function opsApp(options: OpsOptions): Koa {
   const { holder, metrics, logger } = options;
   const expected = options.adminToken === undefined ? undefined : digest(options.adminToken);
+  const adminHosts = new Set(options.adminHosts);
   const app = new Koa({ proxy: false });
   const router = new Router();
+
+  /**
+   * Who may call the POST routes: the admin token when one is set, else a
+   * loopback peer whose request no browser sent (a cross-site form carries
+   * an Origin header). Checked before the body is read.
+   */
+  const authorize = async (ctx: Context, next: Next): Promise<void> => {
+    const allowed = expected
+      ? tokenMatches(ctx.req.headers.authorization, expected)
+      : isLoopback(ctx.req.socket.remoteAddress) && ctx.req.headers.origin === undefined;
+    if (!allowed) {
+      logger.warn(
+        { requestId: ctx.state.requestId, peer: ctx.req.socket.remoteAddress, origin: ctx.req.headers.origin?.slice(0, 128), path: ctx.path },
+        'admin request refused',
+      );
+      answerRefusal(ctx, expected ? 401 : 403);
+      return;
+    }
+    await next();
+  };
+  // JSON only, strict (an object or array at the top), small: for the POST
+  // routes that take a body. A body of another type is left unparsed.
+  const parseJson = koaBody({
+    json: true,
+    jsonStrict: true,
+    jsonLimit: OPS_BODY_LIMIT,
+    urlencoded: false,
+    text: false,
+    multipart: false,
+    parsedMethods: [HttpMethodEnum.POST],
+  });
 
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
@@ -52,19 +122,8 @@ export function opsApp(options: OpsOptions): Koa {
     ctx.body = readiness;
   });
 
-  router.post('/reload', async (ctx: Context) => {
-    const allowed = expected
-      ? tokenMatches(ctx.req.headers.authorization, expected)
-      : isLoopback(ctx.req.socket.remoteAddress);
-    if (!allowed) {
-      const status = expected ? 401 : 403;
-      logger.warn({ requestId: ctx.state.requestId, peer: ctx.req.socket.remoteAddress }, 'reload refused');
-      ctx.status = status;
-      ctx.type = 'application/json';
-      if (status === 401) ctx.set('www-authenticate', 'Bearer');
-      ctx.body = refusalBody(status, ctx.state.requestId as string);
-      return;
-    }
+  // The body, if any, is parsed (so a malformed JSON one is refused) and not used.
+  router.post('/reload', authorize, parseJson, async (ctx: Context) => {
     const outcome = await holder.reload();
     ctx.status = outcome.ok ? 200 : 422;
     ctx.body = holder.readiness();
@@ -78,19 +137,21 @@ export function opsApp(options: OpsOptions): Koa {
   app.use(async (ctx, next) => {
     ctx.state.requestId = requestIdFor(ctx.req.headers['x-request-id']);
     ctx.set('x-request-id', ctx.state.requestId as string);
+    if (!hostAllowed(ctx.req.headers.host, adminHosts)) {
+      logger.warn({ requestId: ctx.state.requestId, peer: ctx.req.socket.remoteAddress, host: ctx.req.headers.host?.slice(0, 128) }, 'ops request for another host refused');
+      ctx.set('connection', 'close');
+      answerRefusal(ctx, 421);
+      return;
+    }
     try {
       await next();
     } catch (error) {
-      logger.error({ err: error, requestId: ctx.state.requestId }, 'ops error');
-      ctx.status = 500;
-      ctx.type = 'application/json';
-      ctx.body = refusalBody(500, ctx.state.requestId as string);
+      const status = clientErrorStatus(error);
+      if (status === undefined) logger.error({ err: error, requestId: ctx.state.requestId }, 'ops error');
+      else logger.warn({ requestId: ctx.state.requestId, reason: (error as Error).message }, 'ops request body refused');
+      answerRefusal(ctx, status ?? 500);
     }
-    if (ctx.status === 404 && ctx.body === undefined) {
-      ctx.status = 404;
-      ctx.type = 'application/json';
-      ctx.body = refusalBody(404, ctx.state.requestId as string);
-    }
+    if (ctx.status === 404 && ctx.body === undefined) answerRefusal(ctx, 404);
   });
   app.use(router.routes());
   app.use(router.allowedMethods());

@@ -23,7 +23,21 @@ const NOT_FORWARDED = new Set([
   'x-forwarded-for',
   'x-forwarded-proto',
   'x-forwarded-host',
+  // The client's own claims about the path it came by; only the gate's are passed on.
+  'forwarded',
+  'x-real-ip',
+  'true-client-ip',
 ]);
+
+/**
+ * Whether an incoming header may go upstream. Every header with `_` in its
+ * name is dropped (as nginx does): CGI/WSGI upstreams fold `_` and `-`
+ * together, so `X_Authenticated_Oin` would reach them as
+ * `x-authenticated-oin`. Every `x-authenticated*` name is oingate's alone.
+ */
+function forwardable(name: string, dropped: ReadonlySet<string>): boolean {
+  return !name.includes('_') && !name.startsWith('x-authenticated') && !NOT_FORWARDED.has(name) && !dropped.has(name);
+}
 
 const NOT_RETURNED = new Set([
   'connection',
@@ -41,24 +55,54 @@ function connectionTokens(value: string | string[] | undefined): Set<string> {
   return new Set(joined.split(',').map((token) => token.trim().toLowerCase()).filter(Boolean));
 }
 
+export const DEFAULT_UPSTREAM_CONNECTIONS = 256;
+export const DEFAULT_UPSTREAM_QUEUE = 512;
+
 export interface ProxyOptions {
   readonly upstream: URL;
   readonly timeoutMs: number;
   /** Only a trusted front proxy's x-forwarded-proto/-host are passed on. */
   readonly trustedProxies: CidrSet;
+  /** Upstream connections, and so requests in flight to the upstream at once. */
+  readonly connections?: number;
+  /** Requests that may wait for a connection; more get 503 (upstream_queue_full). */
+  readonly maxQueued?: number;
 }
 
-/** Forwards allowed requests over one pooled keep-alive client. */
+/** A request waiting for an upstream connection. */
+interface Waiter {
+  start(): void;
+}
+
+/** What the proxy holds: requests in flight upstream, and those waiting for a connection. */
+export interface ProxyLoad {
+  readonly active: number;
+  readonly queued: number;
+}
+
+/**
+ * Forwards allowed requests over one pooled keep-alive client. The pool's
+ * own queue is never used: requests beyond its connections wait here, in a
+ * bounded queue they leave as soon as their client does, so that a request
+ * whose client has gone never reaches the upstream.
+ */
 export class UpstreamProxy {
   readonly #pool: Pool;
   readonly #options: ProxyOptions;
   readonly #host: string;
+  readonly #connections: number;
+  readonly #maxQueued: number;
+  // Insertion-ordered: the first entry is the longest waiting; deletion is O(1).
+  readonly #waiting = new Set<Waiter>();
+  #active = 0;
 
   constructor(options: ProxyOptions) {
     this.#options = options;
     this.#host = options.upstream.host;
+    this.#connections = options.connections ?? DEFAULT_UPSTREAM_CONNECTIONS;
+    this.#maxQueued = options.maxQueued ?? DEFAULT_UPSTREAM_QUEUE;
     this.#pool = new Pool(options.upstream.origin, {
-      connections: 256,
+      connections: this.#connections,
       keepAliveTimeout: 4_000,
       connect: { timeout: options.timeoutMs },
       headersTimeout: options.timeoutMs,
@@ -72,9 +116,7 @@ export class UpstreamProxy {
     const headers: string[] = [];
     const raw = request.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) {
-      const name = (raw[i] as string).toLowerCase();
-      if (NOT_FORWARDED.has(name) || dropped.has(name) || name.startsWith('x-authenticated-')) continue;
-      headers.push(raw[i] as string, raw[i + 1] as string);
+      if (forwardable((raw[i] as string).toLowerCase(), dropped)) headers.push(raw[i] as string, raw[i + 1] as string);
     }
     const peer = parsePeerAddress(request.socket.remoteAddress ?? '');
     const peerAddress = peer === undefined ? '' : formatAddress(peer);
@@ -85,6 +127,11 @@ export class UpstreamProxy {
     headers.push(
       'host', this.#host,
       'x-authenticated-oin', state.decision?.oin ?? '',
+    );
+    // Set by the gate (forwarded claims, the certificate digest): name/value pairs.
+    const extra = (state as { extraHeaders?: readonly string[] }).extraHeaders;
+    if (extra !== undefined) headers.push(...extra);
+    headers.push(
       'x-request-id', state.requestId,
       'x-forwarded-for', incomingFor ? `${incomingFor}, ${peerAddress}` : peerAddress,
       'x-forwarded-proto', typeof proto === 'string' ? proto : 'http',
@@ -94,6 +141,56 @@ export class UpstreamProxy {
     return headers;
   }
 
+  get load(): ProxyLoad {
+    return { active: this.#active, queued: this.#waiting.size };
+  }
+
+  /**
+   * Waits for one of the upstream connections to be free. Resolves true once the
+   * request holds one, false when its client left while it waited (it is
+   * then never sent); rejects with 503 when the queue is full and 504 when
+   * the wait outlasts the upstream timeout.
+   */
+  #wait(res: ServerResponse, state: RequestState): Promise<boolean> {
+    if (this.#waiting.size >= this.#maxQueued) {
+      state.upstreamError = 'upstream_queue_full';
+      return Promise.reject(new Refusal(503, 'upstream_queue_full'));
+    }
+    return new Promise<boolean>((resolve, reject) => {
+      const leave = (): void => {
+        this.#waiting.delete(waiter);
+        clearTimeout(timer);
+        res.off('close', onClientClose);
+      };
+      const waiter: Waiter = {
+        start: () => {
+          leave();
+          this.#active += 1;
+          resolve(true);
+        },
+      };
+      const onClientClose = (): void => {
+        leave();
+        state.upstreamError ??= 'client_gone_queued';
+        res.statusCode = 499; // nginx's "client closed request", for the log only
+        resolve(false);
+      };
+      const timer = setTimeout(() => {
+        leave();
+        state.upstreamError = 'upstream_queue_timeout';
+        reject(new Refusal(504, 'upstream_queue_timeout'));
+      }, this.#options.timeoutMs);
+      res.once('close', onClientClose);
+      this.#waiting.add(waiter);
+    });
+  }
+
+  #release(): void {
+    this.#active -= 1;
+    const next = this.#waiting.values().next();
+    if (!next.done) next.value.start();
+  }
+
   /**
    * Streams the upstream's answer straight into the client's response with
    * undici's dispatch API: no intermediate Readable, no AbortSignal (profiled:
@@ -101,7 +198,35 @@ export class UpstreamProxy {
    * the exchange is over; rejects with a Refusal (502/504) only while nothing
    * has been sent to the client yet.
    */
-  forward(request: IncomingMessage, res: ServerResponse, state: RequestState): Promise<void> {
+  async forward(request: IncomingMessage, res: ServerResponse, state: RequestState): Promise<void> {
+    // Gone while the gate decided: its 'close' has fired already, nothing would see it again.
+    if (res.destroyed) {
+      state.upstreamError ??= 'client_gone';
+      res.statusCode = 499;
+      return;
+    }
+    // The common case takes a free connection without a wait (or a microtask).
+    if (this.#active < this.#connections) this.#active += 1;
+    else if (!(await this.#wait(res, state))) return;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.#release();
+    };
+    // The slot is given back from undici's last callback (end or error), not
+    // when the exchange settles: a client that leaves settles it at once,
+    // while undici still holds the connection until the abort lands.
+    try {
+      await this.#exchange(request, res, state, release);
+    } catch (error) {
+      // Only a synchronous throw from dispatch gets here without a callback.
+      if (!(error instanceof Refusal)) release();
+      throw error;
+    }
+  }
+
+  #exchange(request: IncomingMessage, res: ServerResponse, state: RequestState, release: () => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let controller: Dispatcher.DispatchController | undefined;
       let started = false;
@@ -133,6 +258,8 @@ export class UpstreamProxy {
         {
           onRequestStart(c) {
             controller = c;
+            // The client left before a connection was free: never send it.
+            if (settled) c.abort(new Error('client closed the connection'));
           },
           onResponseStart(c, statusCode, headers) {
             if (settled) {
@@ -161,10 +288,12 @@ export class UpstreamProxy {
             }
           },
           onResponseEnd() {
+            release();
             if (!settled) res.end();
             finish();
           },
           onResponseError: (_c, error) => {
+            release();
             if (settled) return;
             if (!started) {
               finish(this.#refusalFor(error, state));

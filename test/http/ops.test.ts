@@ -15,6 +15,7 @@ import {
   type Response,
   type TenantSpec,
 } from '../support/gate.ts';
+import { parseRaw, rawExchange } from '../support/socket.ts';
 
 const READINESS_KEYS = ['lastError', 'loadedAt', 'ready', 'store', 'tenants', 'version'];
 const ADMIN_TOKEN = 'ops-admin-token-5f3c9a7e2b1d';
@@ -432,5 +433,85 @@ describe('ops listener: every response', () => {
       expect(insane.headers['x-request-id'], `${method} ${path}`).to.be.a('string').and.not.equal('x'.repeat(129));
     }
     expect(statuses).to.deep.equal([200, 200, 200, 401, 200, 404]);
+  });
+});
+
+describe('ops listener: Host names it answers to (DNS rebinding)', () => {
+  let gate: Gate;
+  let port: string;
+  before(async () => {
+    gate = await startGate(undefined, { OINGATE_ADMIN_HOSTS: 'ops.internal,oingate-admin' });
+    port = portOf(gate.adminUrl);
+  });
+  after(() => gate?.close());
+
+  for (const host of ['127.0.0.1', '127.0.0.1:PORT', '[::1]', '[::1]:PORT', 'localhost', 'LocalHost:PORT', 'ops.internal', 'OPS.internal:PORT', 'oingate-admin', '10.1.2.3:8']) {
+    it(`answers Host: ${host}`, async () => {
+      const res = await get(gate.adminUrl, '/healthz', { host: host.replace('PORT', port) });
+      expect(res.status).to.equal(200);
+    });
+  }
+
+  for (const host of ['evil.example', 'evil.example:PORT', 'localhost.evil.example', '127.0.0.1.nip.io', 'ops.internal.evil.example', 'localhost.', '[::1', '127.1']) {
+    it(`answers Host: "${host}" with 421 misdirected_request JSON on every route`, async () => {
+      const headers = { host: host.replace('PORT', port) };
+      for (const [method, path] of [['GET', '/healthz'], ['GET', '/readyz'], ['GET', '/metrics'], ['POST', '/reload']] as const) {
+        const res = await send(gate.adminUrl, { method, path, headers });
+        expectJsonError(res, 421, 'misdirected_request');
+      }
+    });
+  }
+
+  it('answers an HTTP/1.0 request without Host with 421 JSON', async () => {
+    const answer = parseRaw(await rawExchange(gate.adminUrl, 'GET /healthz HTTP/1.0\r\n\r\n'));
+    expect(answer.status).to.equal(421);
+    expect(answer.body?.['error']).to.equal('misdirected_request');
+    expect(answer.headers.get('x-request-id')).to.equal(answer.body?.['requestId']);
+  });
+
+  it('does not reload for a refused Host', async () => {
+    const before = await sample(gate, 'oingate_reloads_total');
+    expect((await reload(gate.adminUrl, { host: 'evil.example' })).status).to.equal(421);
+    expect(await sample(gate, 'oingate_reloads_total')).to.equal(before);
+  });
+});
+
+describe('ops listener: POST /reload bodies and browsers, without an admin token', () => {
+  let gate: Gate;
+  before(async () => {
+    gate = await startGate();
+  });
+  after(() => gate?.close());
+
+  it('refuses a request with an Origin header (a cross-site form) with 403, even from loopback', async () => {
+    for (const origin of ['https://evil.example', 'null', `http://127.0.0.1:${portOf(gate.adminUrl)}`]) {
+      const res = await reload(gate.adminUrl, { origin });
+      expectJsonError(res, 403, 'forbidden');
+    }
+    expect((await reload(gate.adminUrl)).status).to.equal(200);
+  });
+
+  it('ignores a valid JSON body and a non-JSON one, reloading as before', async () => {
+    const json = await send(gate.adminUrl, { method: 'POST', path: '/reload', headers: { 'content-type': 'application/json' }, body: '{"any":"thing"}' });
+    expect(expectReadinessBody(json)['ready']).to.equal(true);
+    expect(json.status).to.equal(200);
+    for (const contentType of ['text/plain', 'application/x-www-form-urlencoded']) {
+      const other = await send(gate.adminUrl, { method: 'POST', path: '/reload', headers: { 'content-type': contentType }, body: 'a=1&b=2' });
+      expect(other.status, contentType).to.equal(200);
+      expectReadinessBody(other);
+    }
+  });
+
+  it('refuses a malformed JSON body with 400 JSON, and a non-object one (strict) too', async () => {
+    for (const body of ['{"a":', '"just a string"']) {
+      const res = await send(gate.adminUrl, { method: 'POST', path: '/reload', headers: { 'content-type': 'application/json' }, body });
+      expectJsonError(res, 400, 'bad_request');
+    }
+  });
+
+  it('refuses a JSON body over the ops limit with 413 JSON', async () => {
+    const body = JSON.stringify({ pad: 'x'.repeat(70 * 1024) });
+    const res = await send(gate.adminUrl, { method: 'POST', path: '/reload', headers: { 'content-type': 'application/json' }, body });
+    expectJsonError(res, 413, 'payload_too_large');
   });
 });

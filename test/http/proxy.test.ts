@@ -23,9 +23,14 @@ import {
   slow,
   startUpstream,
   streamBody,
+  startProxyFront,
+  type ProxyFront,
   type RecordedRequest,
   type Upstream,
 } from '../support/upstream.ts';
+import { UpstreamProxy } from '../../src/http/proxy.ts';
+import { parseCidrList } from '../../src/ip/cidr.ts';
+import { rawSession } from '../support/socket.ts';
 
 interface BinaryResponse {
   status: number;
@@ -604,3 +609,115 @@ function clientLeavesEarly(baseUrl: string, afterMs: number, onFirstBytes = fals
     socket.on('error', reject);
   });
 }
+
+describe('proxy: the queue of requests waiting for an upstream connection', () => {
+  let upstream: Upstream;
+  let proxy: UpstreamProxy;
+  let front: ProxyFront;
+  before(async () => {
+    upstream = await startUpstream();
+    // One connection, one waiting place: a slow upstream fills both at once.
+    proxy = new UpstreamProxy({
+      upstream: new URL(upstream.url),
+      timeoutMs: 5_000,
+      trustedProxies: parseCidrList([]),
+      connections: 1,
+      maxQueued: 1,
+    });
+    front = await startProxyFront(proxy, OIN_A);
+  });
+  after(async () => {
+    await front?.close();
+    await proxy?.close();
+    await upstream?.close();
+  });
+  beforeEach(() => upstream.reset());
+  afterEach(async () => {
+    await eventually(() => {
+      expect(proxy.load).to.deep.equal({ active: 0, queued: 0 });
+    });
+  });
+
+  const get = (path: string) => send(front.url, { method: 'GET', path });
+  const until = (check: () => unknown) =>
+    eventually(() => {
+      check();
+    });
+
+  it('answers 503 unavailable at once when the queue is full, logging upstream_queue_full', async () => {
+    upstream.handle(slow(400));
+    const first = get('/first');
+    await until(() => expect(upstream.requests).to.have.length(1));
+    const second = get('/second');
+    await until(() => expect(proxy.load.queued).to.equal(1));
+    const started = Date.now();
+    const third = await get('/third');
+    expect(third.status).to.equal(503);
+    expect(third.json()['error']).to.equal('unavailable');
+    expect(Date.now() - started, 'refused without waiting').to.be.below(300);
+    expect(front.states.at(-1)?.upstreamError).to.equal('upstream_queue_full');
+    expect((await first).status).to.equal(200);
+    expect((await second).status).to.equal(200);
+    expect(upstream.requests.map((seen) => seen.url)).to.deep.equal(['/first', '/second']);
+  });
+
+  it('never sends a queued request whose client has left', async () => {
+    upstream.handle(slow(300));
+    const first = get('/first');
+    await until(() => expect(upstream.requests).to.have.length(1));
+    const left = rawSession(front.url, (socket) => {
+      socket.write('GET /gone HTTP/1.1\r\nHost: x\r\n\r\n');
+      setTimeout(() => socket.destroy(), 100);
+    });
+    await until(() => expect(proxy.load.queued).to.equal(1));
+    await left;
+    await until(() => expect(proxy.load.queued, 'left the queue with its client').to.equal(0));
+    expect((await first).status).to.equal(200);
+    upstream.handle();
+    expect((await get('/after')).status).to.equal(200);
+    expect(upstream.requests.map((seen) => seen.url)).to.deep.equal(['/first', '/after']);
+    expect(front.states.some((state) => state.upstreamError === 'client_gone_queued')).to.equal(true);
+  });
+
+  it('gives the connection back when clients leave mid-exchange, so later requests still pass', async () => {
+    upstream.handle(slow(200));
+    for (let i = 0; i < 3; i += 1) {
+      await rawSession(front.url, (socket) => {
+        socket.write(`GET /leave-${i} HTTP/1.1\r\nHost: x\r\n\r\n`);
+        setTimeout(() => socket.destroy(), 50);
+      });
+    }
+    await until(() => expect(proxy.load.active).to.equal(0));
+    upstream.handle();
+    expect((await get('/after')).status).to.equal(200);
+  });
+});
+
+describe('proxy: a client that leaves before its request is forwarded', () => {
+  let upstream: Upstream;
+  let proxy: UpstreamProxy;
+  let front: ProxyFront;
+  before(async () => {
+    upstream = await startUpstream();
+    proxy = new UpstreamProxy({ upstream: new URL(upstream.url), timeoutMs: 5_000, trustedProxies: parseCidrList([]) });
+    front = await startProxyFront(proxy, OIN_A, undefined, 200);
+  });
+  after(async () => {
+    await front?.close();
+    await proxy?.close();
+    await upstream?.close();
+  });
+
+  it('is never sent to the upstream', async () => {
+    await rawSession(front.url, (socket) => {
+      socket.write('GET /gone-early HTTP/1.1\r\nHost: x\r\n\r\n');
+      setTimeout(() => socket.destroy(), 50);
+    });
+    await eventually(() => {
+      expect(front.states[0]?.upstreamError).to.equal('client_gone');
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(upstream.requests).to.have.length(0);
+    expect(proxy.load).to.deep.equal({ active: 0, queued: 0 });
+  });
+});

@@ -3,9 +3,12 @@
  * request it receives, exactly as it arrived (method, raw request target,
  * raw header lines, body bytes), and answers through a swappable handler.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { RequestState } from '../../src/http/gate.ts';
+import type { UpstreamProxy } from '../../src/http/proxy.ts';
+import { Refusal, refusalBody } from '../../src/http/refusal.ts';
 
 export interface RecordedRequest {
   readonly method: string;
@@ -198,4 +201,64 @@ export async function closedPort(): Promise<number> {
   const port = (server.address() as AddressInfo).port;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+export interface ProxyFront {
+  readonly url: string;
+  /** The state of every request, as the proxy left it (upstreamError, the status for the log). */
+  readonly states: RequestState[];
+  close(): Promise<void>;
+}
+
+/**
+ * A front server that forwards every request through `proxy` as if the gate
+ * had allowed it for `oin`, with `extraHeaders` as the gate's extra headers:
+ * the proxy's own behaviour over real sockets, without a whitelist.
+ */
+export async function startProxyFront(
+  proxy: UpstreamProxy,
+  oin: string,
+  extraHeaders?: string[],
+  /** Time the "gate" takes before forwarding, for clients that leave meanwhile. */
+  delayMs = 0,
+): Promise<ProxyFront> {
+  const states: RequestState[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const state = {
+        requestId: randomUUID(),
+        decision: { allowed: true, oin, clientIp: '127.0.0.1', kid: 'k' } as unknown as RequestState['decision'],
+        body: chunks.length > 0 ? Buffer.concat(chunks) : undefined,
+        ...(extraHeaders ? { extraHeaders } : {}),
+      } as RequestState;
+      states.push(state);
+      const forward = (): void => {
+        proxy.forward(req, res, state).catch((error: unknown) => {
+          const status = error instanceof Refusal ? error.status : 500;
+          if (res.headersSent || res.destroyed) return res.destroy();
+          res.writeHead(status, { 'content-type': 'application/json' });
+          res.end(refusalBody(status, state.requestId));
+        });
+      };
+      if (delayMs > 0) setTimeout(forward, delayMs);
+      else forward();
+    });
+  });
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    states,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      }),
+  };
 }
