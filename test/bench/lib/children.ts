@@ -56,8 +56,10 @@ export function pinnedCommand(command: string, args: string[]): [string, string[
 
 export interface ChildOptions {
   readonly name: string;
-  /** Script path relative to the repository root. */
+  /** Script path relative to `cwd`. */
   readonly script: string;
+  /** The tree the child runs in (default: this repository; another for a baseline). */
+  readonly cwd?: string;
   readonly env?: Record<string, string>;
   /** Where the child's stdout goes: 'ignore' or an open file descriptor. */
   readonly stdout?: 'ignore' | number;
@@ -125,7 +127,7 @@ export class BenchChild {
     const stdio: StdioOptions = ['ignore', options.stdout ?? 'ignore', 'pipe', 'ipc'];
     this.spawnedAt = performance.now();
     this.process = spawn(command, args, {
-      cwd: REPO_ROOT,
+      cwd: options.cwd ?? REPO_ROOT,
       env: { ...process.env, ...options.env },
       stdio,
     });
