@@ -226,7 +226,7 @@ async function main(): Promise<void> {
     ratioCell(faKoa, forwardAuth, koa, 'forward-auth', 'koa'),
     verdict(faKoa === undefined ? undefined : faKoa >= 0.75),
   ]);
-  // "Not slower" with a 5 % allowance: two runs of the same code differ by about that on a shared machine.
+  // "Not slower" with a 5 % allowance for noise (on a busy machine two runs of the same code can differ by more).
   rows.push([
     `forward-auth not slower than baseline (>= ${NOT_SLOWER} x, req/s)`,
     ratioCell(faBefore, forwardAuth, faBaseline, 'forward-auth', 'forward-auth-baseline'),
