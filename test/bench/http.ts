@@ -6,12 +6,12 @@
  * BENCH_BASELINE_REF, both oingate modes from that commit. Same load for
  * all, in alternating rounds after a warm-up round.
  */
-import { openSync, closeSync } from 'node:fs';
+import { closeSync, openSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BaselineTree, type RunningServer } from './lib/baseline.ts';
-import { BenchChild } from './lib/children.ts';
+import { BenchChild, onBenchExit } from './lib/children.ts';
 import { bodyFor, makeTenants, tokenFor, writeWhitelist } from './lib/fixtures.ts';
 import { findHaproxy, startHaproxy } from './lib/haproxy.ts';
 import { benchRequest, CONNECTIONS, runLoad, type LoadRequest, type LoadResult } from './lib/load.ts';
@@ -120,6 +120,7 @@ export interface HttpBench {
 
 export async function benchHttp(options: HttpOptions, log: (line: string) => void): Promise<HttpBench> {
   const dir = await mkdtemp(join(tmpdir(), 'oingate-bench-http-'));
+  const forgetDir = onBenchExit(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'whitelist.json');
   const tenants = makeTenants(10, new Set([0]));
   await writeWhitelist(file, tenants);
@@ -380,5 +381,6 @@ export async function benchHttp(options: HttpOptions, log: (line: string) => voi
     await baseline?.remove();
     for (const fd of fds) closeSync(fd);
     await rm(dir, { recursive: true, force: true });
+    forgetDir();
   }
 }

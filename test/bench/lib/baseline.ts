@@ -15,7 +15,7 @@ import { existsSync, realpathSync, rmSync } from 'node:fs';
 import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BenchChild, REPO_ROOT } from './children.ts';
+import { BenchChild, onBenchExit, REPO_ROOT } from './children.ts';
 import { ExternalServer, freePort } from './external.ts';
 
 /** What the HTTP bench needs of any server under test. */
@@ -42,13 +42,12 @@ export class BaselineTree {
   /** e.g. "3607feb README: performance figures ...". */
   readonly label: string;
   readonly dir: string;
-  readonly #cleanup: () => void;
+  readonly #forget: () => void;
 
   private constructor(label: string, dir: string) {
     this.label = label;
     this.dir = dir;
-    this.#cleanup = () => rmSync(dir, { recursive: true, force: true });
-    process.on('exit', this.#cleanup);
+    this.#forget = onBenchExit(() => rmSync(dir, { recursive: true, force: true }));
   }
 
   /** Unpacks `ref` (anything git rev-parse takes: a branch, tag, sha, HEAD~3). */
@@ -110,7 +109,7 @@ export class BaselineTree {
   }
 
   async remove(): Promise<void> {
-    process.off('exit', this.#cleanup);
+    this.#forget();
     await rm(this.dir, { recursive: true, force: true });
   }
 }

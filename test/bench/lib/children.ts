@@ -79,6 +79,7 @@ export interface ReadyMessage {
 }
 
 const running = new Set<BenchChild>();
+const cleanups = new Set<() => void>();
 let exitHook = false;
 
 function installExitHook(): void {
@@ -92,6 +93,7 @@ function installExitHook(): void {
         // gone already
       }
     }
+    for (const cleanup of cleanups) cleanup();
   };
   process.on('exit', killAll);
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -100,6 +102,16 @@ function installExitHook(): void {
       process.exit(130);
     });
   }
+}
+
+/**
+ * Runs `cleanup` (synchronous) when the bench exits or is interrupted, so no
+ * server or temporary tree outlives it. Returns the function that unregisters it.
+ */
+export function onBenchExit(cleanup: () => void): () => void {
+  installExitHook();
+  cleanups.add(cleanup);
+  return () => cleanups.delete(cleanup);
 }
 
 export class BenchChild {

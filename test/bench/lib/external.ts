@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { createServer } from 'node:net';
-import { pinnedCommand } from './children.ts';
+import { onBenchExit, pinnedCommand } from './children.ts';
 import { childPids, cpuSeconds, memory } from './proc.ts';
 import { sleep } from './stats.ts';
 
@@ -18,19 +18,6 @@ export function freePort(): Promise<number> {
       const address = server.address();
       server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
     });
-  });
-}
-
-const running = new Set<ChildProcess>();
-let exitHook = false;
-
-function killOnExit(child: ChildProcess): void {
-  running.add(child);
-  child.once('exit', () => running.delete(child));
-  if (exitHook) return;
-  exitHook = true;
-  process.on('exit', () => {
-    for (const process of running) process.kill('SIGKILL');
   });
 }
 
@@ -64,7 +51,8 @@ export class ExternalServer {
     const spawnOptions: SpawnOptions = { stdio: ['ignore', options.stdout ?? 'ignore', 'pipe'], env: options.env ?? process.env };
     if (options.cwd) spawnOptions.cwd = options.cwd;
     this.process = spawn(command, args, spawnOptions);
-    killOnExit(this.process);
+    const forget = onBenchExit(() => this.process.kill('SIGKILL'));
+    this.process.once('exit', forget);
     this.process.stderr?.setEncoding('utf8');
     this.process.stderr?.on('data', (chunk: string) => (this.#stderr = (this.#stderr + chunk).slice(-4000)));
   }
