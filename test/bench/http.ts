@@ -284,7 +284,8 @@ export async function benchHttp(options: HttpOptions, log: (line: string) => voi
       Array<{ load: LoadResult; server: number; upstream: number | undefined; serverUs: number; upstreamUs: number | undefined }>
     >();
     for (let round = 1; round <= options.rounds; round++) {
-      for (const target of targets) {
+      // Every other round in reverse, so no target always follows the same one (twins stay adjacent).
+      for (const target of round % 2 === 1 ? targets : [...targets].reverse()) {
         const wall0 = performance.now();
         const server0 = target.serverCpu();
         const upstream0 = target.upstreamCpu?.();
