@@ -1,19 +1,60 @@
 /**
  * HTTP throughput: oingate in proxy mode, nginx, and the bare upstream
- * (direct); oingate in forward-auth mode and a bare Node server; plus both
- * oingate modes with info-level decision logging on (to /dev/null). Same
- * load for all, in alternating rounds after a warm-up round.
+ * (direct); oingate in forward-auth mode, HAProxy doing forward-auth-like
+ * checks in C, a bare node:http server and a bare Koa app; both oingate
+ * modes with info-level decision logging on (to /dev/null); and, with
+ * BENCH_BASELINE_REF, both oingate modes from that commit. Same load for
+ * all, in alternating rounds after a warm-up round.
  */
-import { openSync, closeSync } from 'node:fs';
+import { closeSync, openSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BenchChild } from './lib/children.ts';
+import { BaselineTree, type RunningServer } from './lib/baseline.ts';
+import { BenchChild, onBenchExit } from './lib/children.ts';
 import { bodyFor, makeTenants, tokenFor, writeWhitelist } from './lib/fixtures.ts';
+import { findHaproxy, startHaproxy } from './lib/haproxy.ts';
 import { benchRequest, CONNECTIONS, runLoad, type LoadRequest, type LoadResult } from './lib/load.ts';
-import { ensureNginx, Nginx } from './lib/nginx.ts';
+import { ensureNginx, startNginx } from './lib/nginx.ts';
 import { summariseDirectory, type ProfileSummary } from './lib/profile.ts';
+import { checkRefusals } from './lib/refusals.ts';
 import { fixed, median, mib, table, thousands } from './lib/stats.ts';
+
+/** Also the order of each round: a baseline runs right after its current-tree twin, so drift on the machine hits both alike. */
+export const TARGET_KEYS = [
+  'proxy',
+  'proxy-baseline',
+  'nginx',
+  'direct',
+  'forward-auth',
+  'forward-auth-baseline',
+  'haproxy',
+  'bare',
+  'koa',
+  'proxy-info-log',
+  'forward-auth-info-log',
+] as const;
+export type TargetKey = (typeof TARGET_KEYS)[number];
+const ORDER: readonly TargetKey[] = TARGET_KEYS;
+/** Targets that need the upstream. */
+const PROXIED: readonly TargetKey[] = ['proxy', 'nginx', 'direct', 'proxy-info-log', 'proxy-baseline'];
+export const BASELINE: readonly TargetKey[] = ['forward-auth-baseline', 'proxy-baseline'];
+/** Targets that must refuse a wrong token (checked before measuring). */
+const GATES: ReadonlySet<TargetKey> = new Set(['proxy', 'forward-auth', 'haproxy', 'proxy-info-log', 'forward-auth-info-log', ...BASELINE]);
+
+const LABELS: Record<TargetKey, string> = {
+  proxy: 'oingate proxy -> upstream',
+  nginx: 'nginx allow/deny -> upstream',
+  direct: 'upstream direct (no proxy)',
+  'forward-auth': 'oingate forward-auth',
+  haproxy: 'haproxy jwt_verify 200',
+  bare: 'bare node 200',
+  koa: 'bare Koa (koa-body) 200',
+  'proxy-info-log': 'oingate proxy, info log',
+  'forward-auth-info-log': 'oingate forward-auth, info log',
+  'forward-auth-baseline': 'BASELINE oingate forward-auth',
+  'proxy-baseline': 'BASELINE oingate proxy -> upstream',
+};
 
 export interface HttpOptions {
   readonly seconds: number;
@@ -21,9 +62,11 @@ export interface HttpOptions {
   readonly rounds: number;
   /** When set, oingate children run with --cpu-prof into subdirectories of it. */
   readonly profileRoot: string | undefined;
+  /** Which targets to start and measure. */
+  readonly targets: ReadonlySet<TargetKey>;
+  /** A git ref whose oingate runs as the baseline rows. */
+  readonly baselineRef: string | undefined;
 }
-
-export type TargetKey = 'proxy' | 'nginx' | 'direct' | 'forward-auth' | 'bare' | 'proxy-info-log' | 'forward-auth-info-log';
 
 interface Target {
   readonly key: TargetKey;
@@ -32,6 +75,15 @@ interface Target {
   readonly serverCpu: () => number;
   readonly upstreamCpu?: () => number;
   readonly rss: () => number;
+}
+
+function childServer(child: BenchChild): RunningServer {
+  return {
+    url: child.ready.url,
+    cpuSeconds: () => child.cpuSeconds(),
+    rss: () => child.memory()?.rss ?? NaN,
+    stop: () => child.stop(),
+  };
 }
 
 export interface TargetFigures {
@@ -56,104 +108,158 @@ export interface TargetFigures {
 export interface HttpBench {
   readonly figures: ReadonlyMap<TargetKey, TargetFigures>;
   readonly skipped: ReadonlyMap<TargetKey, string>;
-  readonly nginxNote: string;
+  /** The refusal check of each gate, e.g. "right token 200, wrong secret 401, ...". */
+  readonly refusals: ReadonlyMap<TargetKey, string>;
+  /** Which nginx / HAProxy / baseline ran. */
+  readonly notes: readonly string[];
+  readonly baselineLabel: string | undefined;
   readonly profiles: ReadonlyArray<{ name: string; summaries: ProfileSummary[] }>;
   readonly text: string;
 }
 
-const ORDER: readonly TargetKey[] = ['proxy', 'nginx', 'direct', 'forward-auth', 'bare', 'proxy-info-log', 'forward-auth-info-log'];
 
 export async function benchHttp(options: HttpOptions, log: (line: string) => void): Promise<HttpBench> {
   const dir = await mkdtemp(join(tmpdir(), 'oingate-bench-http-'));
+  const forgetDir = onBenchExit(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'whitelist.json');
   const tenants = makeTenants(10, new Set([0]));
   await writeWhitelist(file, tenants);
   const tenant = tenants[0]!;
   const request: LoadRequest = benchRequest(bodyFor(tenant.oin), tokenFor(tenant));
+  const wanted = (key: TargetKey) => options.targets.has(key);
 
-  const children: BenchChild[] = [];
+  const servers: RunningServer[] = [];
   const fds: number[] = [];
-  let nginx: Nginx | undefined;
   const skipped = new Map<TargetKey, string>();
+  const refusals = new Map<TargetKey, string>();
   const profiled: Array<{ name: string; dir: string }> = [];
+  let baseline: BaselineTree | undefined;
+  const notes: string[] = [];
 
-  const oingate = async (name: string, env: Record<string, string>, logLevel: 'warn' | 'info') => {
-    const stdout = openSync(logLevel === 'info' ? '/dev/null' : join(dir, `${name}.log`), 'a');
-    fds.push(stdout);
+  const track = <T extends RunningServer>(server: T): T => {
+    servers.push(server);
+    return server;
+  };
+  const logFile = (name: string, logLevel: 'warn' | 'info') => {
+    const fd = openSync(logLevel === 'info' ? '/dev/null' : join(dir, `${name}.log`), 'a');
+    fds.push(fd);
+    return fd;
+  };
+  const oingateEnv = (logLevel: 'warn' | 'info', upstream: RunningServer | undefined): Record<string, string> => ({
+    OINGATE_LISTEN: '127.0.0.1:0',
+    OINGATE_ADMIN_LISTEN: '127.0.0.1:0',
+    OINGATE_STORE: `file:${file}`,
+    OINGATE_LOG_LEVEL: logLevel,
+    ...(upstream ? { OINGATE_UPSTREAM: upstream.url } : {}),
+  });
+  const oingate = async (name: string, logLevel: 'warn' | 'info', upstream: RunningServer | undefined) => {
     const profileDir = options.profileRoot ? join(options.profileRoot, name) : undefined;
     if (profileDir) profiled.push({ name, dir: profileDir });
-    const child = await BenchChild.start({
-      name,
-      script: 'test/bench/servers/oingate.ts',
-      stdout,
-      ...(profileDir ? { profileDir } : {}),
-      env: {
-        OINGATE_LISTEN: '127.0.0.1:0',
-        OINGATE_ADMIN_LISTEN: '127.0.0.1:0',
-        OINGATE_STORE: `file:${file}`,
-        OINGATE_LOG_LEVEL: logLevel,
-        ...env,
-      },
-    });
-    children.push(child);
-    return child;
+    return track(
+      childServer(
+        await BenchChild.start({
+          name,
+          script: 'test/bench/servers/oingate.ts',
+          stdout: logFile(name, logLevel),
+          ...(profileDir ? { profileDir } : {}),
+          env: oingateEnv(logLevel, upstream),
+        }),
+      ),
+    );
+  };
+  /** Starts a target's server unless it is not wanted; a failure to start skips that target only. */
+  const maybe = async <T>(key: TargetKey, start: () => Promise<T>): Promise<T | undefined> => {
+    if (!wanted(key)) return undefined;
+    try {
+      return await start();
+    } catch (error) {
+      skipped.set(key, `failed to start: ${(error as Error).message.split('\n')[0]}`);
+      return undefined;
+    }
   };
 
   try {
-    log('http: starting the upstream, oingate (proxy, forward-auth; warn and info logging), nginx and bare node ...');
-    const upstream = await BenchChild.start({ name: 'upstream', script: 'test/bench/servers/upstream.ts' });
-    children.push(upstream);
-    const bare = await BenchChild.start({ name: 'bare-node', script: 'test/bench/servers/bare.ts' });
-    children.push(bare);
-    const proxy = await oingate('oingate-proxy', { OINGATE_UPSTREAM: upstream.ready.url }, 'warn');
-    const forwardAuth = await oingate('oingate-forward-auth', {}, 'warn');
-    const proxyInfo = await oingate('oingate-proxy-info-log', { OINGATE_UPSTREAM: upstream.ready.url }, 'info');
-    const forwardAuthInfo = await oingate('oingate-forward-auth-info-log', {}, 'info');
+    log(`http: starting ${[...options.targets].join(', ')} ...`);
+    const needsUpstream = PROXIED.some(wanted);
+    const upstream = needsUpstream
+      ? track(childServer(await BenchChild.start({ name: 'upstream', script: 'test/bench/servers/upstream.ts' })))
+      : undefined;
+    const started = new Map<TargetKey, { server: RunningServer; behind?: RunningServer }>();
+    const put = (key: TargetKey, server: RunningServer | undefined, behind?: RunningServer) => {
+      if (server) started.set(key, behind ? { server, behind } : { server });
+    };
 
-    const found = ensureNginx(log);
-    if (found.path) {
-      try {
-        nginx = await Nginx.start(found.path, join(dir, 'nginx'), upstream.ready.url);
-      } catch (error) {
-        skipped.set('nginx', `nginx failed to start: ${(error as Error).message.split('\n')[0]}`);
+    put('proxy', await maybe('proxy', () => oingate('oingate-proxy', 'warn', upstream)), upstream);
+    if (upstream) put('direct', wanted('direct') ? upstream : undefined);
+    put('forward-auth', await maybe('forward-auth', () => oingate('oingate-forward-auth', 'warn', undefined)));
+    put('bare', await maybe('bare', async () => track(childServer(await BenchChild.start({ name: 'bare-node', script: 'test/bench/servers/bare.ts' })))));
+    put('koa', await maybe('koa', async () => track(childServer(await BenchChild.start({ name: 'bare-koa', script: 'test/bench/servers/koa.ts' })))));
+    put('proxy-info-log', await maybe('proxy-info-log', () => oingate('oingate-proxy-info-log', 'info', upstream)), upstream);
+    put('forward-auth-info-log', await maybe('forward-auth-info-log', () => oingate('oingate-forward-auth-info-log', 'info', undefined)));
+
+    if (wanted('nginx')) {
+      const found = ensureNginx(log);
+      notes.push(`nginx: ${found.note}`);
+      if (found.path) {
+        const path = found.path;
+        put('nginx', await maybe('nginx', async () => track(await startNginx(path, join(dir, 'nginx'), upstream!.url))), upstream);
+      } else {
+        skipped.set('nginx', `skipped: nginx not installed (${found.note})`);
       }
-    } else {
-      skipped.set('nginx', `skipped: nginx not installed (${found.note})`);
+    }
+    if (wanted('haproxy')) {
+      const found = findHaproxy();
+      notes.push(`haproxy: ${found.note}`);
+      if (found.path) {
+        const path = found.path;
+        put('haproxy', await maybe('haproxy', async () => track(await startHaproxy(path, join(dir, 'haproxy'), tenant.keys[0]!.secret, tenant.cidrs[0]!))));
+      } else {
+        skipped.set('haproxy', `skipped: haproxy not installed (${found.note})`);
+      }
     }
 
-    const childTarget = (key: TargetKey, label: string, child: BenchChild, behind?: BenchChild): Target => ({
-      key,
-      label,
-      url: child.ready.url,
-      serverCpu: () => child.cpuSeconds(),
-      ...(behind ? { upstreamCpu: () => behind.cpuSeconds() } : {}),
-      rss: () => child.memory()?.rss ?? NaN,
-    });
-    const all: Target[] = [
-      childTarget('proxy', 'oingate proxy -> upstream', proxy, upstream),
-      ...(nginx
-        ? [
-            {
-              key: 'nginx' as const,
-              label: 'nginx allow/deny -> upstream',
-              url: nginx.url,
-              serverCpu: () => nginx!.cpuSeconds(),
-              upstreamCpu: () => upstream.cpuSeconds(),
-              rss: () => nginx!.rss(),
-            },
-          ]
-        : []),
-      childTarget('direct', 'upstream direct (no proxy)', upstream),
-      childTarget('forward-auth', 'oingate forward-auth', forwardAuth),
-      childTarget('bare', 'bare node 200', bare),
-      childTarget('proxy-info-log', 'oingate proxy, info log', proxyInfo, upstream),
-      childTarget('forward-auth-info-log', 'oingate forward-auth, info log', forwardAuthInfo),
-    ];
+    if (options.baselineRef !== undefined && BASELINE.some(wanted)) {
+      baseline = await BaselineTree.create(options.baselineRef);
+      notes.push(`baseline: ${baseline.label}, started via ${baseline.entry}`);
+      log(`http: baseline ${baseline.label} (started via ${baseline.entry})`);
+      const tree = baseline;
+      const fromTree = (name: string, up: RunningServer | undefined) => async () =>
+        track(await tree.start(name, oingateEnv('warn', up), logFile(name, 'warn')));
+      put('forward-auth-baseline', await maybe('forward-auth-baseline', fromTree('baseline-forward-auth', undefined)));
+      put('proxy-baseline', await maybe('proxy-baseline', fromTree('baseline-proxy', upstream)), upstream);
+    }
 
-    // One request each: a target that does not answer 200 is reported, not measured.
+    const all: Target[] = [];
+    for (const key of ORDER) {
+      const entry = started.get(key);
+      if (!entry) continue;
+      const { server, behind } = entry;
+      all.push({
+        key,
+        label: LABELS[key],
+        url: server.url,
+        serverCpu: () => server.cpuSeconds(),
+        ...(behind ? { upstreamCpu: () => behind.cpuSeconds() } : {}),
+        rss: () => server.rss(),
+      });
+    }
+
+    // One request each: a target that does not answer 200 is reported, not measured;
+    // a gate must also refuse a wrong token before its figures mean anything.
     const targets: Target[] = [];
     for (const target of all) {
       try {
+        if (GATES.has(target.key)) {
+          const check = await checkRefusals(target.url, request, tenant);
+          refusals.set(target.key, check.line);
+          log(`http: refusal check ${target.label}: ${check.line}${check.ok ? '' : '  -> NOT MEASURED'}`);
+          if (!check.ok) {
+            skipped.set(target.key, `refusal check failed: ${check.line}`);
+            continue;
+          }
+          targets.push(target);
+          continue;
+        }
         const response = await fetch(new URL(request.path, target.url), {
           method: 'POST',
           headers: request.headers,
@@ -178,7 +284,8 @@ export async function benchHttp(options: HttpOptions, log: (line: string) => voi
       Array<{ load: LoadResult; server: number; upstream: number | undefined; serverUs: number; upstreamUs: number | undefined }>
     >();
     for (let round = 1; round <= options.rounds; round++) {
-      for (const target of targets) {
+      // Every other round in reverse, so no target always follows the same one (twins stay adjacent).
+      for (const target of round % 2 === 1 ? targets : [...targets].reverse()) {
         const wall0 = performance.now();
         const server0 = target.serverCpu();
         const upstream0 = target.upstreamCpu?.();
@@ -232,7 +339,7 @@ export async function benchHttp(options: HttpOptions, log: (line: string) => voi
     for (const key of ORDER) {
       const f = figures.get(key);
       if (!f) {
-        rows.push([key, skipped.get(key) ?? 'not measured']);
+        if (wanted(key)) rows.push([key, skipped.get(key) ?? 'not measured']);
         continue;
       }
       rows.push([
@@ -256,23 +363,25 @@ export async function benchHttp(options: HttpOptions, log: (line: string) => voi
       `${options.rounds} alternating rounds of ${options.seconds} s after a ${options.warmupSeconds} s warm-up; medians over rounds ("best": the best round).`,
       'oingate runs at OINGATE_LOG_LEVEL=warn (info-level decision logging OFF) except the two "info log" rows (decision log lines to /dev/null).',
       'nginx: 1 worker, access_log off, allow 127.0.0.0/8; deny all; keepalive 64 to the upstream.',
+      'HAProxy: 1 thread, no upstream: OIN from the buffered body (json_query), acl src, jwt_verify HS256 with one literal secret, alg, exp,',
+      '  token oin claim == body OIN; answers 200 itself (forward-auth-like). Gates are checked to refuse a wrong token before they are measured.',
+      ...(baseline ? [`baseline rows: oingate from ${baseline.label} (via ${baseline.entry}), same whitelist and load.`] : []),
       'CPU columns: share of one core during the round; µs/req: CPU time per 2xx response (less sensitive than req/s to other work on the machine).',
       '',
       table(rows, new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])),
     ].join('\n');
 
-    for (const child of children.splice(0)) await child.stop();
-    await nginx?.stop();
-    nginx = undefined;
+    for (const server of servers.splice(0)) await server.stop();
 
     const profiles: Array<{ name: string; summaries: ProfileSummary[] }> = [];
     for (const { name, dir: profileDir } of profiled) profiles.push({ name, summaries: await summariseDirectory(profileDir) });
 
-    return { figures, skipped, nginxNote: found.note, profiles, text };
+    return { figures, skipped, refusals, notes, baselineLabel: baseline?.label, profiles, text };
   } finally {
-    for (const child of children) await child.stop().catch(() => undefined);
-    await nginx?.stop().catch(() => undefined);
+    for (const server of servers) await server.stop().catch(() => undefined);
+    await baseline?.remove();
     for (const fd of fds) closeSync(fd);
     await rm(dir, { recursive: true, force: true });
+    forgetDir();
   }
 }

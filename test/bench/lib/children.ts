@@ -56,8 +56,10 @@ export function pinnedCommand(command: string, args: string[]): [string, string[
 
 export interface ChildOptions {
   readonly name: string;
-  /** Script path relative to the repository root. */
+  /** Script path relative to `cwd`. */
   readonly script: string;
+  /** The tree the child runs in (default: this repository; another for a baseline). */
+  readonly cwd?: string;
   readonly env?: Record<string, string>;
   /** Where the child's stdout goes: 'ignore' or an open file descriptor. */
   readonly stdout?: 'ignore' | number;
@@ -77,6 +79,7 @@ export interface ReadyMessage {
 }
 
 const running = new Set<BenchChild>();
+const cleanups = new Set<() => void>();
 let exitHook = false;
 
 function installExitHook(): void {
@@ -90,6 +93,7 @@ function installExitHook(): void {
         // gone already
       }
     }
+    for (const cleanup of cleanups) cleanup();
   };
   process.on('exit', killAll);
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -98,6 +102,16 @@ function installExitHook(): void {
       process.exit(130);
     });
   }
+}
+
+/**
+ * Runs `cleanup` (synchronous) when the bench exits or is interrupted, so no
+ * server or temporary tree outlives it. Returns the function that unregisters it.
+ */
+export function onBenchExit(cleanup: () => void): () => void {
+  installExitHook();
+  cleanups.add(cleanup);
+  return () => cleanups.delete(cleanup);
 }
 
 export class BenchChild {
@@ -125,7 +139,7 @@ export class BenchChild {
     const stdio: StdioOptions = ['ignore', options.stdout ?? 'ignore', 'pipe', 'ipc'];
     this.spawnedAt = performance.now();
     this.process = spawn(command, args, {
-      cwd: REPO_ROOT,
+      cwd: options.cwd ?? REPO_ROOT,
       env: { ...process.env, ...options.env },
       stdio,
     });
