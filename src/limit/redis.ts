@@ -1,0 +1,277 @@
+import { createHash } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { verdictOf, type Verdict } from './gcra.ts';
+import { LocalLimiter } from './local.ts';
+import type { RateLimit } from './rate.ts';
+
+/** What /readyz shows under `rateLimit`. Never a password. */
+export interface RateLimitStatus {
+  /** The Redis URL without credentials or query. */
+  readonly store: string;
+  /** True while decisions are counted locally (Redis unreachable, slow or not yet connected). */
+  readonly degraded: boolean;
+  readonly lastError: string | null;
+}
+
+/** Running totals for metrics. */
+export interface RateLimitStats {
+  /** Decisions counted locally because Redis was unavailable. */
+  readonly fallbackDecisions: number;
+  /** Redis commands that failed or timed out. */
+  readonly redisErrors: number;
+}
+
+/** The subset of a pino logger used here. */
+export interface LimitLogger {
+  warn(object: object, message: string): void;
+  info(object: object, message: string): void;
+}
+
+export interface RedisLimiterOptions {
+  url: string;
+  /** Longest wait for Redis per decision before it is counted locally (default 50). */
+  commandTimeoutMs?: number;
+  logger?: LimitLogger;
+  /** Called on each change between shared and local counting. */
+  onStateChange?: (status: RateLimitStatus) => void;
+  /** The fallback; one is made when not given. */
+  local?: LocalLimiter;
+  /** Probe back-off while degraded: first and longest wait (defaults 100 and 2000 ms). */
+  probeMinMs?: number;
+  probeMaxMs?: number;
+}
+
+/** OINGATE_RATE_LIMIT_REDIS is not a redis:// or rediss:// URL. */
+export class RedisUrlError extends Error {
+  readonly code = 'ERR_INVALID_REDIS_URL';
+  constructor(shown: string) {
+    super(`rate limit Redis ${shown} is not a redis:// or rediss:// URL`);
+    this.name = 'RedisUrlError';
+  }
+}
+
+export const DEFAULT_COMMAND_TIMEOUT_MS = 50;
+
+/**
+ * GCRA on Redis's own clock (TIME), so instances whose clocks disagree still
+ * share one bucket; the key holds the theoretical arrival time (TAT) in
+ * microseconds since 2023-11-14 (small enough for doubles to keep fractions
+ * of a microsecond) and expires when the bucket is full again. A refusal
+ * writes nothing. Returns {allowed, debt}: how far the TAT lies ahead of now.
+ * redis.replicate_commands makes TIME before a write legal on Redis < 5.
+ */
+export const GCRA_SCRIPT = `
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = (tonumber(t[1]) - 1700000000) * 1000000 + tonumber(t[2])
+local interval = 1000000 / tonumber(ARGV[1])
+local window = interval * tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if tat == nil or tat < now then tat = now end
+local nxt = tat + interval
+if nxt - now > window + interval * 1e-6 then
+  return {0, string.format('%.17g', tat - now)}
+end
+redis.call('SET', KEYS[1], string.format('%.17g', nxt), 'PX', math.ceil((nxt - now) / 1000) + 1)
+return {1, string.format('%.17g', nxt - now)}
+`;
+
+const SCRIPT_SHA = createHash('sha1').update(GCRA_SCRIPT).digest('hex');
+
+/**
+ * Rate limits shared through Redis: one EVALSHA per decision (EVAL when
+ * Redis answers NOSCRIPT, e.g. after a restart). On any error or a command
+ * slower than the timeout the decision is counted locally and the limiter
+ * turns degraded: later decisions go straight to the local count, no
+ * request waits for Redis, and a background PING with back-off brings it
+ * back once Redis answers again.
+ */
+export class RedisLimiter {
+  readonly #client: Redis;
+  readonly #local: LocalLimiter;
+  readonly #store: string;
+  readonly #secret: string;
+  readonly #logger: LimitLogger | undefined;
+  readonly #onStateChange: ((status: RateLimitStatus) => void) | undefined;
+  readonly #probeMinMs: number;
+  readonly #probeMaxMs: number;
+  readonly #commandTimeoutMs: number;
+  #shared = false;
+  #lastError: string | null = 'not connected yet';
+  #probeTimer: NodeJS.Timeout | undefined;
+  #probeDelay: number;
+  #probing = false;
+  #closed = false;
+  #fallbackDecisions = 0;
+  #redisErrors = 0;
+  readonly #waiters = new Set<() => void>();
+
+  constructor(options: RedisLimiterOptions) {
+    const { shown, secret } = describeUrl(options.url);
+    this.#store = shown;
+    this.#secret = secret;
+    this.#logger = options.logger;
+    this.#onStateChange = options.onStateChange;
+    this.#local = options.local ?? new LocalLimiter();
+    this.#commandTimeoutMs = Math.max(1, options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS);
+    this.#probeMinMs = options.probeMinMs ?? 100;
+    this.#probeMaxMs = options.probeMaxMs ?? 2000;
+    this.#probeDelay = this.#probeMinMs;
+    this.#client = new Redis(options.url, {
+      // Never queue while disconnected: a decision fails over at once instead.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      commandTimeout: this.#commandTimeoutMs,
+      connectTimeout: Math.max(500, this.#commandTimeoutMs * 10),
+      // Reconnect forever, in the background, at most every 2 s.
+      retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), this.#probeMaxMs),
+      reconnectOnError: null,
+      lazyConnect: false,
+    });
+    // Without a listener ioredis prints every connection error to stderr.
+    this.#client.on('error', (err: Error) => this.#fail(err));
+    // 'close' follows the 'error' that caused it: keep that one as lastError.
+    this.#client.on('close', () => this.#fail(new Error('connection closed'), !this.#shared));
+    this.#client.on('ready', () => this.#probeSoon(0, true));
+  }
+
+  take(key: string, limit: RateLimit, nowMs: number): Verdict | Promise<Verdict> {
+    if (!this.#shared) return this.#fallback(key, limit, nowMs);
+    return this.#evaluate(key, limit).then(
+      (reply) => verdictOf(reply[0] === 1, Number(reply[1]), limit),
+      (err: unknown) => {
+        this.#redisErrors++;
+        this.#fail(err);
+        return this.#fallback(key, limit, nowMs);
+      },
+    );
+  }
+
+  status(): RateLimitStatus {
+    return { store: this.#store, degraded: !this.#shared, lastError: this.#shared ? null : this.#lastError };
+  }
+
+  stats(): RateLimitStats {
+    return { fallbackDecisions: this.#fallbackDecisions, redisErrors: this.#redisErrors };
+  }
+
+  /** Resolves true once decisions are shared, false after `timeoutMs` or on close. */
+  ready(timeoutMs: number): Promise<boolean> {
+    if (this.#shared || this.#closed) return Promise.resolve(this.#shared);
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(done);
+        resolve(this.#shared);
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.#waiters.add(done);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#shared = false;
+    clearTimeout(this.#probeTimer);
+    for (const done of [...this.#waiters]) done();
+    // quit() waits for Redis; disconnect() when it does not answer in time.
+    const quit = this.#client.status === 'ready' ? this.#client.quit().catch(() => undefined) : Promise.resolve();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise((resolve) => (timer = setTimeout(resolve, this.#commandTimeoutMs * 4)));
+    await Promise.race([quit, late]);
+    clearTimeout(timer);
+    this.#client.disconnect(false);
+  }
+
+  async #evaluate(key: string, limit: RateLimit): Promise<[number, string]> {
+    const args = [key, limit.perSecond, limit.burst] as const;
+    try {
+      return (await this.#client.evalsha(SCRIPT_SHA, 1, ...args)) as [number, string];
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return (await this.#client.eval(GCRA_SCRIPT, 1, ...args)) as [number, string];
+    }
+  }
+
+  #fallback(key: string, limit: RateLimit, nowMs: number): Verdict {
+    this.#fallbackDecisions++;
+    return this.#local.take(key, limit, nowMs);
+  }
+
+  #fail(err: unknown, keepLastError = false): void {
+    if (this.#closed) return;
+    if (!keepLastError) this.#lastError = this.#clean(err);
+    if (this.#shared) {
+      this.#shared = false;
+      this.#logger?.warn({ rateLimit: this.status() }, 'rate limit Redis unavailable: counting locally');
+      this.#onStateChange?.(this.status());
+    }
+    this.#probeSoon(this.#probeDelay);
+  }
+
+  /** Schedules one probe; a pending one stands unless `now` (a fresh connection) asks for it at once. */
+  #probeSoon(delay: number, now = false): void {
+    if (this.#closed || this.#probing || (this.#probeTimer && !now)) return;
+    clearTimeout(this.#probeTimer);
+    this.#probeTimer = setTimeout(() => {
+      this.#probeTimer = undefined;
+      void this.#probe();
+    }, delay);
+    this.#probeTimer.unref();
+  }
+
+  async #probe(): Promise<void> {
+    if (this.#closed || this.#shared) return;
+    this.#probing = true;
+    let ok = false;
+    try {
+      // Not connected: ioredis is reconnecting by itself; try again later.
+      if (this.#client.status === 'ready') {
+        await this.#client.ping();
+        ok = true;
+      }
+    } catch (err) {
+      this.#lastError = this.#clean(err);
+    } finally {
+      this.#probing = false;
+    }
+    if (this.#closed) return;
+    if (!ok) {
+      this.#probeDelay = Math.min(this.#probeDelay * 2, this.#probeMaxMs);
+      this.#probeSoon(this.#probeDelay);
+      return;
+    }
+    this.#shared = true;
+    this.#probeDelay = this.#probeMinMs;
+    this.#logger?.info({ rateLimit: this.status() }, 'rate limits shared through Redis');
+    this.#onStateChange?.(this.status());
+    for (const done of [...this.#waiters]) done();
+  }
+
+  /** The error's message, never the password, cut to 200 characters. */
+  #clean(err: unknown): string {
+    let text = err instanceof Error ? err.message : String(err);
+    if (this.#secret) text = text.split(this.#secret).join('***');
+    return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+  }
+}
+
+/** The URL as shown in logs and /readyz (no credentials, no query), and the password to scrub. */
+export function describeUrl(raw: string): { shown: string; secret: string } {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new RedisUrlError('(unparsable URL)');
+  }
+  const secret = decodeURIComponent(url.password) || url.searchParams.get('password') || '';
+  url.username = '';
+  url.password = '';
+  url.search = '';
+  url.hash = '';
+  const shown = url.toString();
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new RedisUrlError(shown);
+  return { shown, secret };
+}
