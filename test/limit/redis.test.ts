@@ -127,6 +127,34 @@ describe('limit/redis: limits shared through Redis', function () {
     expect(l.stats().redisErrors).to.equal(0);
   });
 
+  it('overwrites a tenant key that holds something else instead of failing on it', async () => {
+    const l = await limiter();
+    await raw.lpush(KEY_PREFIX + OIN, 'junk');
+    expect(await admittedOf(l, OIN, { perSecond: 1, burst: 2 }, 4)).to.equal(2);
+    await raw.set(KEY_PREFIX + OTHER, 'not a number');
+    expect(await admittedOf(l, OTHER, { perSecond: 1, burst: 2 }, 4)).to.equal(2);
+    expect(l.status()?.degraded).to.equal(false);
+  });
+
+  it('stays local while Redis refuses writes, without flapping, and comes back when it takes them again', async () => {
+    const lines: Line[] = [];
+    const l = await limiter(lines);
+    await raw.config('SET', 'maxmemory-policy', 'noeviction');
+    await raw.config('SET', 'maxmemory', '1');
+    try {
+      expect(await l.take(OIN, { perSecond: 1, burst: 1 })).to.include({ allowed: true });
+      expect(l.status()?.degraded).to.equal(true);
+      expect(l.status()?.lastError).to.match(/^OOM/);
+      // PING would answer; the probe runs the script, so it stays degraded.
+      await sleep(600);
+      expect(l.status()?.degraded).to.equal(true);
+      expect(lines.filter((line) => line.level === 'info')).to.have.length(1);
+    } finally {
+      await raw.config('SET', 'maxmemory', '0');
+    }
+    await until(() => expect(l.status()?.degraded).to.equal(false), 5000);
+  });
+
   it('counts locally while Redis is down, answers within the timeout, and returns by itself to a Redis that starts anew', async () => {
     const lines: Line[] = [];
     const l = await limiter(lines);
