@@ -43,6 +43,21 @@ export class LocalLimiter {
     return verdictOf(true, next - now, limit);
   }
 
+  /**
+   * Adopts a shared verdict: the bucket stands `debtUs` ahead of `nowMs`, as
+   * Redis said. A fallback then goes on from the shared state instead of
+   * handing every instance a fresh burst.
+   */
+  record(key: string, debtUs: number, nowMs: number): void {
+    const now = nowMs * 1000;
+    if (debtUs <= 0) {
+      this.#tat.delete(key);
+      return;
+    }
+    if (!this.#tat.has(key)) this.#makeRoom(now);
+    this.#tat.set(key, now + debtUs);
+  }
+
   /** Keys held now (for tests and metrics). */
   get size(): number {
     return this.#tat.size;

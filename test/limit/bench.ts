@@ -1,7 +1,8 @@
 /**
  * What one rate limit decision costs: local GCRA, and the shared Redis
- * script one at a time and with many decisions in flight (as under load),
- * with and without ioredis auto-pipelining. Starts its own redis-server.
+ * script one at a time and with many decisions in flight (as under load):
+ * one call per decision, with and without ioredis auto-pipelining, and one
+ * call per event-loop turn (batched). Starts its own redis-server.
  *
  *   npx tsx test/limit/bench.ts [seconds per case, default 2]
  */
@@ -47,8 +48,19 @@ function benchLocal(): void {
   report('facade take(), no Redis', ops, performance.now() - started1, cpuMs() - cpu1);
 }
 
-async function benchShared(url: string, inFlight: number, autoPipelining: boolean): Promise<void> {
-  const limiter = new RedisLimiter({ url, commandTimeoutMs: 1000, enableAutoPipelining: autoPipelining });
+/** Redis's own time per decision in the last case, from INFO commandstats (reset before each case). */
+async function redisCost(admin: Redis, decisions: number): Promise<string> {
+  const stats = await admin.info('commandstats');
+  const line = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(stats);
+  await admin.config('RESETSTAT');
+  if (!line) return 'no evalsha calls';
+  const calls = Number(line[1]);
+  const usec = Number(line[2]);
+  return `redis-server ${(usec / decisions).toFixed(2)} µs/decision, ${(decisions / calls).toFixed(1)} decisions/call`;
+}
+
+async function benchShared(url: string, admin: Redis, inFlight: number, batch: boolean, autoPipelining = false): Promise<void> {
+  const limiter = new RedisLimiter({ url, commandTimeoutMs: 1000, batch, enableAutoPipelining: autoPipelining });
   if (!(await limiter.ready(5000))) throw new Error('Redis did not answer');
   let ops = 0;
   const latencies: number[] = [];
@@ -69,23 +81,21 @@ async function benchShared(url: string, inFlight: number, autoPipelining: boolea
   const cpu = cpuMs() - cpu0;
   latencies.sort((a, b) => a - b);
   const p = (q: number) => (latencies[Math.floor(latencies.length * q)] ?? 0).toFixed(2);
-  report(`redis script, ${inFlight} in flight${autoPipelining ? ', auto-pipelined' : ''}`, ops, wall, cpu);
-  console.log(`${''.padEnd(44)} p50 ${p(0.5)} ms  p99 ${p(0.99)} ms  degraded=${limiter.status().degraded} fallbacks=${limiter.stats().fallbackDecisions}`);
+  report(`redis, ${inFlight} in flight, ${batch ? 'batched' : 'one call each'}${autoPipelining ? ', auto-pipelined' : ''}`, ops, wall, cpu);
+  console.log(`${''.padEnd(44)} p50 ${p(0.5)} ms  p99 ${p(0.99)} ms  fallbacks=${limiter.stats().fallbackDecisions}  ${await redisCost(admin, ops)}`);
   await limiter.close();
 }
 
 benchLocal();
 const redis = await startRedis();
+const admin = new Redis(redis.url);
 try {
   for (const inFlight of [1, 16, 64]) {
-    await benchShared(redis.url, inFlight, false);
-    if (inFlight > 1) await benchShared(redis.url, inFlight, true);
+    await benchShared(redis.url, admin, inFlight, false);
+    if (inFlight > 1) await benchShared(redis.url, admin, inFlight, false, true);
+    await benchShared(redis.url, admin, inFlight, true);
   }
-  // Redis's own cost per decision: what bounds all instances together.
-  const client = new Redis(redis.url);
-  const stats = await client.info('commandstats');
-  for (const line of stats.split('\n')) if (/^cmdstat_(evalsha|eval):/.test(line)) console.log(`redis-server ${line.trim()}`);
-  client.disconnect();
 } finally {
+  admin.disconnect();
   await redis.destroy();
 }

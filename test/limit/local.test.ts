@@ -88,6 +88,17 @@ describe('limit/local: GCRA in memory', () => {
     expect(admitted(limiter, 'a', { perSecond: 10, burst: 30 }, 0, 50)).to.equal(20);
   });
 
+  it('adopts a bucket state reported from elsewhere', () => {
+    const limiter = new LocalLimiter();
+    const limit = { perSecond: 10, burst: 10 };
+    // 950 ms of debt: room for half a request.
+    limiter.record('a', 950_000, 0);
+    expect(admitted(limiter, 'a', limit, 0, 5)).to.equal(0);
+    expect(admitted(limiter, 'a', limit, 50, 5)).to.equal(1);
+    limiter.record('a', 0, 100);
+    expect(admitted(limiter, 'a', limit, 100, 20)).to.equal(10);
+  });
+
   it('drops entries whose bucket is full again', () => {
     const limiter = new LocalLimiter();
     const limit = { perSecond: 10, burst: 10 };

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { createRateLimiter, KEY_PREFIX, type RateLimiter, type Verdict } from '../../src/limit/limiter.ts';
 import { registerRateLimitMetrics } from '../../src/limit/metrics.ts';
-import { describeUrl, RedisUrlError } from '../../src/limit/redis.ts';
+import { describeUrl, RedisLimiter, RedisUrlError } from '../../src/limit/redis.ts';
 import { freePort } from '../bench/lib/nginx.ts';
 import { eventually } from '../support/gate.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
@@ -84,6 +84,33 @@ describe('limit/redis: limits shared through Redis', function () {
     // One request refills every 100 ms.
     await until(async () => expect((await l.take(OIN, limit)).allowed).to.equal(true), 2000);
     expect(l.status()).to.deep.include({ degraded: false, lastError: null });
+  });
+
+  it('decides many requests of one moment in one call, each exactly once', async () => {
+    const a = await limiter();
+    const b = await limiter();
+    const limit = { perSecond: 1, burst: 10 };
+    const verdicts = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b).take(i % 4 < 2 ? OIN : OTHER, limit)),
+    );
+    const admitted = (oin: string) => verdicts.filter((v, i) => v.allowed && (i % 4 < 2 ? OIN : OTHER) === oin).length;
+    expect([admitted(OIN), admitted(OTHER)]).to.deep.equal([10, 10]);
+    // Each admitted request of a tenant saw a different remaining count.
+    const remaining = verdicts.filter((v, i) => v.allowed && i % 4 < 2).map((v) => v.remaining);
+    expect(new Set(remaining).size).to.equal(10);
+  });
+
+  it('decides one call per request when batching is off', async () => {
+    const l = new RedisLimiter({ url: redis.url, commandTimeoutMs: TIMEOUT_MS, batch: false });
+    try {
+      expect(await l.ready(5000)).to.equal(true);
+      const verdicts = await Promise.all(Array.from({ length: 8 }, () => l.take(KEY_PREFIX + OIN, { perSecond: 1, burst: 5 }, 0)));
+      expect(verdicts.filter((v) => v.allowed)).to.have.length(5);
+      const calls = /cmdstat_evalsha:calls=(\d+)/.exec(await raw.info('commandstats'));
+      expect(Number(calls?.[1])).to.be.at.least(8);
+    } finally {
+      await l.close();
+    }
   });
 
   it('keeps one key per tenant, expiring when the bucket is full again', async () => {
@@ -183,9 +210,12 @@ describe('limit/redis: limits shared through Redis', function () {
       expect(degraded?.lastError).to.be.a('string').that.is.not.empty;
       expect(lines.some((line) => line.level === 'warn' && /counting locally/.test(line.message))).to.equal(true);
       expect(await registry.getSingleMetricAsString('oingate_rate_limit_degraded')).to.match(/ 1$/m);
-      // Counted locally meanwhile, synchronously, with the full limit.
-      const local = l.take('00000005555555550000', { perSecond: 1, burst: 2 });
-      expect(local).to.not.be.instanceOf(Promise);
+      // Counted locally meanwhile, synchronously: a new tenant with the full limit,
+      // the tenant spent in Redis from where Redis left it, not with a fresh burst.
+      const fresh = l.take('00000005555555550000', { perSecond: 1, burst: 2 });
+      expect(fresh).to.not.be.instanceOf(Promise);
+      expect(fresh).to.include({ allowed: true, remaining: 1 });
+      expect(l.take(OIN, limit)).to.include({ allowed: false });
       await sleep(300);
       const before = answered;
       await sleep(200);
@@ -248,7 +278,8 @@ describe('limit/redis: limits shared through Redis', function () {
     };
     const [fromA, fromB] = await Promise.all([run(a), run(b)]);
     const total = fromA + fromB;
-    console.log(`      accuracy: admitted ${total} (${fromA} + ${fromB}) of ${limit.perSecond * 2 * 3} offered; burst + perSecond x 3 = ${expected}`);
+    const fallbacks = a.stats().fallbackDecisions + b.stats().fallbackDecisions;
+    console.log(`      accuracy: admitted ${total} (${fromA} + ${fromB}) of ${limit.perSecond * 2 * 3} offered; burst + perSecond x 3 = ${expected}; counted locally: ${fallbacks}`);
     expect(Math.abs(total - expected) / expected).to.be.at.most(0.1);
   });
 });
