@@ -119,13 +119,13 @@ const PROBE_LIMIT: RateLimit = { perSecond: 1_000_000, burst: 1 };
 const STABLE_MS = 10_000;
 
 /**
- * Rate limits shared through Redis: one EVALSHA per event-loop turn's
- * decisions (EVAL when Redis answers NOSCRIPT, e.g. after a restart). On any error or a command
- * slower than the timeout the decision is counted locally and the limiter
- * turns degraded: later decisions go straight to the local count (which
- * holds each tenant's bucket as Redis last reported it), no
- * request waits for Redis, and a background probe with back-off brings it
- * back once Redis answers again.
+ * Rate limits shared through Redis: one EVALSHA for all decisions of one
+ * event-loop turn (EVAL when Redis answers NOSCRIPT, e.g. after a flush).
+ * On any error, or a call slower than the timeout, those decisions are
+ * counted locally and the limiter turns degraded: later decisions go
+ * straight to the local count (which holds each tenant's bucket as Redis
+ * last reported it), no request waits for Redis, and a background probe
+ * with back-off brings it back once Redis answers again.
  */
 export class RedisLimiter {
   readonly #client: Redis;

@@ -9,9 +9,11 @@
  * The cases take turns, round after round, and the median of each is shown,
  * so that load from elsewhere on the machine hits them alike.
  * The server runs in a child process (this file with `serve`), the load
- * (autocannon, 32 connections) in this one.
+ * (autocannon, 32 connections) in this one. LIMIT_BENCH_PROFILE=redis (or
+ * none, local) writes a CPU profile of that server to LIMIT_BENCH_PROFILE_DIR.
  */
 import { spawn } from 'node:child_process';
+import { Redis } from 'ioredis';
 import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { runLoad, type LoadRequest } from '../bench/lib/load.ts';
@@ -38,17 +40,21 @@ async function serve(mode: string, port: number, redisUrl: string | undefined): 
   });
   server.listen(port, '127.0.0.1', () => process.send?.('listening'));
   process.on('disconnect', () => process.exit(0));
+  process.on('SIGTERM', () => process.exit(0));
 }
 
 interface Run {
   rps: number;
   /** Server CPU per request, µs: steadier than req/s on a shared machine. */
   cpuUs: number;
+  /** Decisions per script call (shared case). */
+  perCall?: number;
 }
 
 async function measure(mode: string, seconds: number, redisUrl: string): Promise<Run> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), 'serve', mode, String(port), redisUrl], {
+  const profile = process.env['LIMIT_BENCH_PROFILE'] === mode ? ['--cpu-prof', '--cpu-prof-dir', process.env['LIMIT_BENCH_PROFILE_DIR'] ?? '.'] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', fileURLToPath(import.meta.url), 'serve', mode, String(port), redisUrl], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   await new Promise<void>((resolve, reject) => {
@@ -57,12 +63,16 @@ async function measure(mode: string, seconds: number, redisUrl: string): Promise
   });
   const request: LoadRequest = { method: 'GET', path: '/', headers: {}, body: '' };
   await runLoad(`http://127.0.0.1:${port}`, [request], 1); // warm-up
+  const admin = new Redis(redisUrl);
+  await admin.config('RESETSTAT');
   const cpuBefore = cpuSeconds(child.pid!);
   const result = await runLoad(`http://127.0.0.1:${port}`, [request], seconds);
   const cpu = cpuSeconds(child.pid!) - cpuBefore;
   child.kill();
+  const calls = Number(/cmdstat_evalsha:calls=(\d+)/.exec(await admin.info('commandstats'))?.[1] ?? 0);
+  admin.disconnect();
   if (result.non2xx > 0 || result.errors > 0) throw new Error(`${mode}: ${result.non2xx} non-2xx, ${result.errors} errors`);
-  return { rps: result.rps, cpuUs: (cpu * 1e6) / result.ok };
+  return { rps: result.rps, cpuUs: (cpu * 1e6) / result.ok, ...(calls > 0 ? { perCall: result.ok / calls } : {}) };
 }
 
 if (process.argv[2] === 'serve') {
@@ -80,7 +90,7 @@ if (process.argv[2] === 'serve') {
     const rps = (mode: string) => median(runs[mode]!.map((r) => r.rps));
     const cpu = (mode: string) => median(runs[mode]!.map((r) => r.cpuUs));
     for (const [mode, list] of Object.entries(runs)) {
-      console.log(`${mode.padEnd(6)} rounds: ${list.map((r) => `${Math.round(r.rps)} req/s ${r.cpuUs.toFixed(1)} µs`).join(', ')}`);
+      console.log(`${mode.padEnd(6)} rounds: ${list.map((r) => `${Math.round(r.rps)} req/s ${r.cpuUs.toFixed(1)} µs${r.perCall ? ` ${r.perCall.toFixed(1)}/call` : ''}`).join(', ')}`);
     }
     const line = (name: string, mode: string) =>
       console.log(
