@@ -17,7 +17,7 @@ import { Redis } from 'ioredis';
 import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { runLoad, type LoadRequest } from '../bench/lib/load.ts';
-import { freePort } from '../bench/lib/nginx.ts';
+import { freePort } from '../bench/lib/external.ts';
 import { cpuSeconds } from '../bench/lib/proc.ts';
 import { createRateLimiter } from '../../src/limit/limiter.ts';
 import { startRedis } from '../support/redis.ts';

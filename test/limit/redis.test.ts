@@ -4,7 +4,7 @@ import { Registry } from 'prom-client';
 import { createRateLimiter, KEY_PREFIX, type RateLimiter, type Verdict } from '../../src/limit/limiter.ts';
 import { registerRateLimitMetrics } from '../../src/limit/metrics.ts';
 import { describeUrl, RedisLimiter, RedisUrlError } from '../../src/limit/redis.ts';
-import { freePort } from '../bench/lib/nginx.ts';
+import { freePort } from '../bench/lib/external.ts';
 import { eventually } from '../support/gate.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
 

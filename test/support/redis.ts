@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from '../bench/lib/nginx.ts';
+import { freePort } from '../bench/lib/external.ts';
 
 export interface TestRedis {
   readonly port: number;
