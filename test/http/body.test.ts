@@ -167,7 +167,8 @@ describe('readBody under a flood of tiny chunks', () => {
     clearInterval(sampler);
     const grewMb = (peak - baseline) / (1024 * 1024);
     expect(grewMb, `resident memory grew ${grewMb.toFixed(1)} MB`).to.be.below(64);
-    expect(Math.max(...latencies), 'slowest concurrent request (ms)').to.be.below(1_000);
+    // Generous for a loaded 2-core machine; the old reader took seconds and hundreds of MB here.
+    expect(Math.max(...latencies), 'slowest concurrent request (ms)').to.be.below(2_500);
     for (const answer of answers) expect(parseRaw(answer).status).to.equal(400);
   });
 });
