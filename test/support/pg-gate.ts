@@ -60,6 +60,9 @@ export interface ReadyBody {
   tenants: number;
   loadedAt: string | null;
   lastError: string | null;
+  lastErrorAt: string | null;
+  /** PostgreSQL: whether the listening connection is up. */
+  storeConnected?: boolean;
 }
 
 export async function readyz(adminUrl: string): Promise<{ status: number; body: ReadyBody; text: string }> {
