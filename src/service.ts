@@ -133,9 +133,12 @@ export async function startService(settings: Settings, options: ServiceOptions =
       tokenCache.clear();
       jwks.sync(snapshot.tenants.values());
       metrics.whitelistLoaded(snapshot.version, snapshot.tenants.size, snapshot);
-      // One line per change, saying per tenant what changed (never a secret).
-      const changes = whitelistChanges(previous, snapshot);
-      logger.info({ version: snapshot.version, previous: previous?.version ?? null, tenants: snapshot.tenants.size, store: source.description, changes }, 'whitelist loaded');
+      // One line per change, saying per tenant what changed (never a secret);
+      // the diff is sliced, so the line follows the swap by a moment.
+      whitelistChanges(previous, snapshot).then(
+        (changes) => logger.info({ version: snapshot.version, previous: previous?.version ?? null, tenants: snapshot.tenants.size, store: source.description, changes }, 'whitelist loaded'),
+        (error: unknown) => logger.error({ err: error }, 'cannot describe the whitelist change; it is loaded'),
+      );
     },
     observerFailed(error) {
       logger.error({ err: error }, 'a whitelist observer failed; the reload itself stands');

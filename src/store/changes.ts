@@ -3,6 +3,7 @@
  * gets. Names OINs, CIDRs and kids (public), never a secret or key material:
  * a key whose material changed under the same kid shows as `kidsReplaced`.
  * Bounded: a whitelist swapped wholesale logs the first tenants and counts.
+ * Sliced: diffing 100k tenants yields to the event loop, as a load does.
  */
 import type { Snapshot, Tenant } from '../model/snapshot.ts';
 import type { TenantKey } from '../token/key.ts';
@@ -72,6 +73,25 @@ function compact(change: Record<string, unknown>): TenantChange {
   return change as unknown as TenantChange;
 }
 
+/** Cheap, allocation-free check for the common case: a tenant that did not change at all. */
+function unchanged(before: Tenant, after: Tenant): boolean {
+  if (before.enabled !== after.enabled) return false;
+  for (const f of FIELDS) if (before[f] !== after[f]) return false;
+  const bc = before.cidrTexts;
+  const ac = after.cidrTexts;
+  if (bc.length !== ac.length) return false;
+  for (let i = 0; i < bc.length; i++) if (bc[i] !== ac[i]) return false;
+  const bk = before.keys.list;
+  const ak = after.keys.list;
+  if (bk.length !== ak.length) return false;
+  for (let i = 0; i < bk.length; i++) {
+    const b = bk[i] as TenantKey;
+    const a = ak[i] as TenantKey;
+    if (b.kid !== a.kid || !sameWindow(b, a) || !sameMaterial(b, a)) return false;
+  }
+  return true;
+}
+
 /** What changed in one tenant present in both; undefined when nothing did. */
 export function tenantChange(before: Tenant, after: Tenant): TenantChange | undefined {
   const beforeKeys = new Map(before.keys.list.map((k) => [k.kid, k]));
@@ -110,12 +130,23 @@ function whole(tenant: Tenant, change: 'added' | 'removed'): TenantChange {
   });
 }
 
-/** Diffs two snapshots; `previous` undefined means the first load (every tenant added). */
-export function whitelistChanges(previous: Snapshot | undefined, next: Snapshot): WhitelistChanges {
+/**
+ * Diffs two snapshots; `previous` undefined means the first load (every
+ * tenant added). Yields to the event loop every `sliceMs`, so requests go on
+ * being decided while a large whitelist is compared.
+ */
+export async function whitelistChanges(previous: Snapshot | undefined, next: Snapshot, sliceMs = 10): Promise<WhitelistChanges> {
+  let sliceStart = performance.now();
+  const pause = async (): Promise<void> => {
+    if (performance.now() - sliceStart <= sliceMs) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    sliceStart = performance.now();
+  };
   const tenants: TenantChange[] = [];
   let added = 0;
   let removed = 0;
   let changed = 0;
+  let seen = 0;
   const note = (change: TenantChange): void => {
     if (tenants.length < MAX_LISTED_TENANTS) tenants.push(change);
   };
@@ -124,9 +155,11 @@ export function whitelistChanges(previous: Snapshot | undefined, next: Snapshot)
     if (old === undefined) {
       added++;
       if (tenants.length < MAX_LISTED_TENANTS) note(whole(tenant, 'added'));
+      if ((++seen & 255) === 0) await pause();
       continue;
     }
-    if (old === tenant) continue;
+    if ((++seen & 255) === 0) await pause();
+    if (old === tenant || unchanged(old, tenant)) continue;
     // Computed even past the cap: the count must be right.
     const change = tenantChange(old, tenant);
     if (change === undefined) continue;
@@ -135,6 +168,7 @@ export function whitelistChanges(previous: Snapshot | undefined, next: Snapshot)
   }
   if (previous !== undefined) {
     for (const [oin, tenant] of previous.tenants) {
+      if ((++seen & 255) === 0) await pause();
       if (next.tenants.has(oin)) continue;
       removed++;
       if (tenants.length < MAX_LISTED_TENANTS) note(whole(tenant, 'removed'));

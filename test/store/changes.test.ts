@@ -21,12 +21,12 @@ function snapshot(tenants: Record<string, unknown>[]): Promise<Snapshot> {
 
 describe('whitelistChanges', () => {
   it('reports nothing for two loads of the same whitelist', async () => {
-    const changes = whitelistChanges(await snapshot([tenant(1)]), await snapshot([tenant(1)]));
+    const changes = await whitelistChanges(await snapshot([tenant(1)]), await snapshot([tenant(1)]));
     expect(changes).to.deep.equal({ tenantsAdded: 0, tenantsRemoved: 0, tenantsChanged: 0, tenants: [], moreTenants: 0 });
   });
 
   it('names added and removed tenants with their ranges and kids', async () => {
-    const changes = whitelistChanges(await snapshot([tenant(1)]), await snapshot([tenant(2)]));
+    const changes = await whitelistChanges(await snapshot([tenant(1)]), await snapshot([tenant(2)]));
     expect(changes).to.include({ tenantsAdded: 1, tenantsRemoved: 1, tenantsChanged: 0, moreTenants: 0 });
     expect(changes.tenants).to.deep.equal([
       { oin: oin(2), change: 'added', enabled: true, cidrsAdded: { items: ['192.0.2.0/24'], more: 0 }, kidsAdded: { items: ['k1'], more: 0 } },
@@ -35,7 +35,7 @@ describe('whitelistChanges', () => {
   });
 
   it('treats the first load as every tenant added', async () => {
-    const changes = whitelistChanges(undefined, await snapshot([tenant(1), tenant(2)]));
+    const changes = await whitelistChanges(undefined, await snapshot([tenant(1), tenant(2)]));
     expect(changes).to.include({ tenantsAdded: 2, tenantsRemoved: 0, tenantsChanged: 0 });
   });
 
@@ -64,7 +64,7 @@ describe('whitelistChanges', () => {
         ],
       }),
     ]);
-    const changes = whitelistChanges(before, after);
+    const changes = await whitelistChanges(before, after);
     expect(changes).to.include({ tenantsAdded: 0, tenantsRemoved: 0, tenantsChanged: 1 });
     expect(changes.tenants).to.deep.equal([
       {
@@ -85,7 +85,7 @@ describe('whitelistChanges', () => {
   it('never carries a secret', async () => {
     const before = await snapshot([tenant(1)]);
     const after = await snapshot([tenant(1, { keys: [{ kid: 'k1', alg: 'HS256', secret: OTHER_SECRET }] }), tenant(2)]);
-    const text = JSON.stringify(whitelistChanges(before, after));
+    const text = JSON.stringify(await whitelistChanges(before, after));
     expect(text).to.include('kidsReplaced');
     expect(text).not.to.include(SECRET).and.not.to.include(OTHER_SECRET);
   });
@@ -94,7 +94,7 @@ describe('whitelistChanges', () => {
     const many = Array.from({ length: MAX_LISTED_TENANTS + 50 }, (_, i) => tenant(i + 1));
     const wide = Array.from({ length: MAX_LISTED_ITEMS + 5 }, (_, i) => `10.${i}.0.0/16`);
     many[0] = tenant(1, { cidrs: wide });
-    const changes = whitelistChanges(await snapshot([]), await snapshot(many));
+    const changes = await whitelistChanges(await snapshot([]), await snapshot(many));
     expect(changes.tenantsAdded).to.equal(MAX_LISTED_TENANTS + 50);
     expect(changes.tenants).to.have.length(MAX_LISTED_TENANTS);
     expect(changes.moreTenants).to.equal(50);
@@ -105,7 +105,19 @@ describe('whitelistChanges', () => {
     const n = MAX_LISTED_TENANTS + 10;
     const before = await snapshot(Array.from({ length: n }, (_, i) => tenant(i + 1)));
     const after = await snapshot(Array.from({ length: n }, (_, i) => tenant(i + 1, { enabled: false })));
-    const changes = whitelistChanges(before, after);
+    const changes = await whitelistChanges(before, after);
     expect(changes).to.include({ tenantsChanged: n, moreTenants: 10 });
+  });
+
+  it('yields to the event loop while it diffs a large whitelist', async () => {
+    const before = await snapshot(Array.from({ length: 2000 }, (_, i) => tenant(i + 1)));
+    const after = await snapshot(Array.from({ length: 2000 }, (_, i) => tenant(i + 1, { name: 'x' })));
+    let ranMeanwhile = false;
+    setImmediate(() => (ranMeanwhile = true));
+    const diffing = whitelistChanges(before, after, 0);
+    expect(ranMeanwhile).to.equal(false);
+    const changes = await diffing;
+    expect(ranMeanwhile, 'a callback queued before the diff ran before it ended').to.equal(true);
+    expect(changes.tenantsChanged).to.equal(2000);
   });
 });
