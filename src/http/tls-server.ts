@@ -1,15 +1,17 @@
-import { readFile, realpath, stat } from 'node:fs/promises';
-import { createServer, type Server } from 'node:https';
+import { constants, type X509Certificate } from 'node:crypto';
 import type { RequestListener } from 'node:http';
+import { createServer, type Server } from 'node:https';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
-import type { X509Certificate } from 'node:crypto';
 import type { Logger } from '../observe/logger.ts';
+import { loadClientCas } from '../tls/client-cas.ts';
 import { TlsFileError } from '../tls/errors.ts';
 import { factsOfVerdict, NO_CERTIFICATE, type CertificateFacts } from '../tls/facts.ts';
+import { readPemFile } from '../tls/files.ts';
 import { certificateOin } from '../tls/oin.ts';
 import { loadServerPair, type ServerPair } from '../tls/pair.ts';
-import { certificateFromDer, pemText } from '../tls/pem.ts';
-import { certificateSha256, CertificateVerifier, problemOfTlsError } from '../tls/verify.ts';
+import { certificateFromDer } from '../tls/pem.ts';
+import { certificateSha256, problemOfTlsError, type CertificateVerifier } from '../tls/verify.ts';
+import { WatchedMaterial } from '../tls/watched.ts';
 
 export interface TlsServerOptions {
   readonly certFile: string;
@@ -22,6 +24,8 @@ export interface TlsServerOptions {
   readonly oinPattern?: RegExp;
   /** How often the files are checked for a change (default 500 ms). */
   readonly pollMs?: number;
+  /** A handshake not finished by then is cut (default 10 s; Node's own is 120 s). */
+  readonly handshakeTimeoutMs?: number;
   /** A refused reload (the old material stays). */
   readonly onError?: (error: Error) => void;
   /** A failed TLS handshake. */
@@ -36,7 +40,7 @@ export interface TlsStatus {
   readonly clientCas: number | null;
   /** ISO-8601 earliest nextUpdate of the CRLs in use; null without CRLs. */
   readonly crlNextUpdate: string | null;
-  /** The error of the last refused reload, null once every file loads again. */
+  /** The errors of the last refused reloads, null once every file loads again. */
   readonly lastError: string | null;
   readonly handshakeFailures: number;
 }
@@ -55,86 +59,78 @@ export interface TlsServer {
 }
 
 const DEFAULT_OIN_PATTERN = /^[0-9]{20}$/;
-const MIN_VERSION = 'TLSv1.2';
-
-async function readText(file: string): Promise<string> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(file);
-  } catch (error) {
-    throw new TlsFileError(file, `cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-  return pemText(bytes, file);
-}
-
-/** Identity of what a path resolves to, so atomic renames and symlink swaps count as changes. */
-async function identity(file: string | undefined): Promise<string> {
-  if (file === undefined) return '';
-  try {
-    const real = await realpath(file);
-    const info = await stat(real);
-    return `${real}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
-  } catch (error) {
-    return `missing:${(error as NodeJS.ErrnoException).code ?? ''}`;
-  }
-}
 
 /**
- * The public HTTPS listener with live TLS material. TLS 1.2 and later only.
+ * The public HTTPS listener with live TLS material. TLS 1.2 and later only,
+ * without renegotiation (a renegotiated handshake could change the peer's
+ * certificate under a connection already judged).
+ *
  * With a client CA bundle every client is asked for a certificate, but the
  * handshake never fails for a bad one (`rejectUnauthorized: false`): the
  * request then reaches the gate, which refuses it with the usual 403 JSON
  * answer and logs why (`facts`), instead of a handshake error the client
  * cannot read and we cannot log per request.
  *
- * The files are polled (a stat per file per `pollMs`; the whole pair or the
- * CA bundle and CRL are re-read only when one of them changed). New material
- * is checked before use (PEM, key matching the certificate, CRLs signed by
- * their CA) and goes to new connections through `setSecureContext`; a
- * refused file leaves the old material in force. Connections made under
- * older client-CA material are verified again with the current verifier, so
- * that a revocation also reaches keep-alive connections.
+ * The server pair and the client CA bundle with its CRLs are watched
+ * (WatchedMaterial): new material is checked before use (PEM, key matching
+ * the certificate, CRLs signed by their CA) and reaches new connections
+ * through `setSecureContext`; a refused file leaves the old material in
+ * force. Connections made under an older CA bundle or CRL are verified again
+ * with the current verifier, so that a revocation reaches keep-alive
+ * connections too.
  */
 export async function createTlsServer(handler: RequestListener, options: TlsServerOptions): Promise<TlsServer> {
-  if (options.crlFile !== undefined && options.clientCaFile === undefined) {
-    throw new TlsFileError(options.crlFile, 'a CRL file needs a client CA bundle');
-  }
+  const { clientCaFile, crlFile } = options;
+  if (crlFile !== undefined && clientCaFile === undefined) throw new TlsFileError(crlFile, 'a CRL file needs a client CA bundle');
   const oinPattern = options.oinPattern ?? DEFAULT_OIN_PATTERN;
-  const loadPair = async (): Promise<ServerPair> =>
-    loadServerPair(await readText(options.certFile), options.certFile, await readText(options.keyFile), options.keyFile);
-  const loadVerifier = async (): Promise<CertificateVerifier | undefined> => {
-    if (options.clientCaFile === undefined) return undefined;
-    return new CertificateVerifier({
-      caPem: await readText(options.clientCaFile),
-      caSource: options.clientCaFile,
-      ...(options.crlFile !== undefined ? { crlPem: await readText(options.crlFile), crlSource: options.crlFile } : {}),
-      oinPattern,
-    });
-  };
-
-  const pairFiles = [options.certFile, options.keyFile];
-  const clientFiles = [options.clientCaFile, options.crlFile];
-  const seen = { pair: await identities(pairFiles), client: await identities(clientFiles) };
-  let pair = await loadPair();
-  let verifier = await loadVerifier();
+  // Declared before either is opened: a change seen by the first poll may apply before the other exists.
+  let server: Server | undefined;
+  let client: WatchedMaterial<CertificateVerifier> | undefined;
   let generation = 0;
-  const errors: { pair: string | null; client: string | null } = { pair: null, client: null };
-  const lastError = (): string | null => [errors.pair, errors.client].filter(Boolean).join('; ') || null;
-  let running: Promise<boolean> = Promise.resolve(true);
   let handshakeFailures = 0;
   const generations = new WeakMap<TLSSocket, number>();
   const factsCache = new WeakMap<TLSSocket, { readonly generation: number; readonly facts: CertificateFacts }>();
 
-  const contextOptions = () => ({
+  const contextOptions = (pair: ServerPair, verifier: CertificateVerifier | undefined) => ({
     key: pair.keyPem,
     cert: pair.certPem,
-    minVersion: MIN_VERSION,
+    minVersion: 'TLSv1.2' as const,
+    secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
     ...(verifier ? { ca: [...verifier.caPems] } : {}),
     // One string per CRL: given one string, Node may read only its first CRL.
     ...(verifier && verifier.crlPems.length > 0 ? { crl: [...verifier.crlPems] } : {}),
-  }) as const;
+  });
+  const watch = { pollMs: options.pollMs ?? 500, onError: (error: Error) => {
+    options.logger?.warn({ err: error.message }, 'tls material refused, the last good one stays');
+    options.onError?.(error);
+  } };
 
-  const server = createServer({ ...contextOptions(), requestCert: verifier !== undefined, rejectUnauthorized: false }, handler);
+  const pair = await WatchedMaterial.open<ServerPair>({
+    ...watch,
+    files: [options.certFile, options.keyFile],
+    load: async () => loadServerPair(await readPemFile(options.certFile), options.certFile, await readPemFile(options.keyFile), options.keyFile),
+    apply: (next) => {
+      server?.setSecureContext(contextOptions(next, client?.current));
+      options.logger?.info({ certificateNotAfter: new Date(next.notAfterMs).toISOString() }, 'tls server certificate reloaded');
+    },
+  });
+  client = clientCaFile === undefined ? undefined : await WatchedMaterial.open<CertificateVerifier>({
+    ...watch,
+    files: [clientCaFile, ...(crlFile !== undefined ? [crlFile] : [])],
+    load: () => loadClientCas({ clientCaFile, ...(crlFile !== undefined ? { crlFile } : {}), oinPattern }),
+    apply: (next) => {
+      server?.setSecureContext(contextOptions(pair.current, next));
+      generation += 1;
+      options.logger?.info({ clientCas: next.clientCas, crls: next.crlPems.length }, 'tls client CAs reloaded');
+    },
+  });
+
+  server = createServer({
+    ...contextOptions(pair.current, client?.current),
+    requestCert: client !== undefined,
+    rejectUnauthorized: false,
+    handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
+  }, handler);
   server.on('secureConnection', (socket: TLSSocket) => generations.set(socket, generation));
   server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
     handshakeFailures += 1;
@@ -142,73 +138,16 @@ export async function createTlsServer(handler: RequestListener, options: TlsServ
     socket.destroy();
   });
 
-  async function identities(files: ReadonlyArray<string | undefined>): Promise<string> {
-    return (await Promise.all(files.map(identity))).join('|');
-  }
-
-  /** Re-reads the group whose files changed (or both); a refused group keeps its old material and records its error. */
-  async function reloadNow(force: boolean): Promise<boolean> {
-    const now = { pair: await identities(pairFiles), client: await identities(clientFiles) };
-    const changedPair = force || now.pair !== seen.pair;
-    const changedClient = force || now.client !== seen.client;
-    // Remembered even when refused: a bad file is retried once it changes again, not on every poll.
-    Object.assign(seen, now);
-    const nextPair = changedPair ? await attempt('pair', loadPair, pair) : pair;
-    const nextVerifier = changedClient ? await attempt('client', loadVerifier, verifier) : verifier;
-    if (nextPair !== pair || nextVerifier !== verifier) {
-      const before = { pair, verifier };
-      pair = nextPair;
-      verifier = nextVerifier;
-      try {
-        server.setSecureContext(contextOptions());
-        if (nextVerifier !== before.verifier) generation += 1;
-        options.logger?.info({ serverCertificate: nextPair !== before.pair, clientCas: nextVerifier !== before.verifier }, 'tls material reloaded');
-      } catch (error) {
-        // OpenSSL refused what our checks let through: keep what worked.
-        pair = before.pair;
-        verifier = before.verifier;
-        errors[nextPair !== before.pair ? 'pair' : 'client'] = `TLS context refused: ${(error as Error).message}`;
-        options.onError?.(error as Error);
-      }
-    }
-    if ((changedPair && errors.pair) || (changedClient && errors.client)) {
-      options.logger?.warn({ err: lastError() }, 'tls material refused, the last good one stays');
-    }
-    return lastError() === null;
-  }
-
-  /** Loads one group; when refused, records why and keeps `current`. */
-  async function attempt<T>(group: 'pair' | 'client', load: () => Promise<T>, current: T): Promise<T> {
-    try {
-      const loaded = await load();
-      errors[group] = null;
-      return loaded;
-    } catch (error) {
-      errors[group] = (error as Error).message;
-      options.onError?.(error as Error);
-      return current;
-    }
-  }
-
-  /** One reload at a time: a slow read must not interleave with the next poll. */
-  function reload(force: boolean): Promise<boolean> {
-    running = running.then(() => reloadNow(force), () => reloadNow(force));
-    return running;
-  }
-
-  const poll = setInterval(() => void reload(false).catch(() => undefined), options.pollMs ?? 500);
-  poll.unref();
-
   function facts(socket: TLSSocket): CertificateFacts {
-    const current = verifier;
-    if (!current) return NO_CERTIFICATE;
+    const verifier = client?.current;
+    if (!verifier) return NO_CERTIFICATE;
     const cached = factsCache.get(socket);
     if (cached && cached.generation === generation) return cached.facts;
-    let result = socketCertificateFacts(socket, oinPattern, current);
+    let result = socketCertificateFacts(socket, oinPattern, verifier);
     if (result.presented && generations.get(socket) !== generation) {
       // Verified under an older CA bundle or CRL: judge it again by the current ones.
       const peer = socket.getPeerX509Certificate() as X509Certificate;
-      result = factsOfVerdict(current.verifyChain(peer, peerChain(socket), Date.now()));
+      result = factsOfVerdict(verifier.verifyChain(peer, peerChain(socket), Date.now()));
     }
     factsCache.set(socket, { generation, facts: result });
     return result;
@@ -217,18 +156,28 @@ export async function createTlsServer(handler: RequestListener, options: TlsServ
   return {
     server,
     get verifier() {
-      return verifier;
+      return client?.current;
     },
-    status: () => ({
-      certificateNotAfter: new Date(pair.notAfterMs).toISOString(),
-      clientCas: verifier ? verifier.clientCas : null,
-      crlNextUpdate: verifier?.crlNextUpdateMs !== undefined ? new Date(verifier.crlNextUpdateMs).toISOString() : null,
-      lastError: lastError(),
-      handshakeFailures,
-    }),
+    status() {
+      const verifier = client?.current;
+      const errors = [pair.lastError, client?.lastError].filter((error): error is string => typeof error === 'string');
+      return {
+        certificateNotAfter: new Date(pair.current.notAfterMs).toISOString(),
+        clientCas: verifier ? verifier.clientCas : null,
+        crlNextUpdate: verifier?.crlNextUpdateMs !== undefined ? new Date(verifier.crlNextUpdateMs).toISOString() : null,
+        lastError: errors.length > 0 ? errors.join('; ') : null,
+        handshakeFailures,
+      };
+    },
     facts,
-    reload: () => reload(true),
-    close: () => clearInterval(poll),
+    async reload() {
+      const results = await Promise.all([pair.reload(), client?.reload() ?? true]);
+      return results.every(Boolean);
+    },
+    close() {
+      pair.close();
+      client?.close();
+    },
   };
 }
 
