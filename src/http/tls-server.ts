@@ -131,7 +131,9 @@ export async function createTlsServer(handler: RequestListener, options: TlsServ
     rejectUnauthorized: false,
     handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
   }, handler);
-  server.on('secureConnection', (socket: TLSSocket) => generations.set(socket, generation));
+  // A resumed session carries the verdict of the handshake that made it, perhaps under older CAs or
+  // CRLs (new contexts get new ticket keys today, but that is Node's detail): such sockets are verified again.
+  server.on('secureConnection', (socket: TLSSocket) => generations.set(socket, socket.isSessionReused() ? -1 : generation));
   server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
     handshakeFailures += 1;
     options.onHandshakeError?.(error);

@@ -22,6 +22,8 @@ interface Answer {
   readonly served: string;
   /** Whether a kept-alive connection was used again. */
   readonly reused: boolean;
+  /** Whether the TLS session was resumed. */
+  readonly resumed: boolean;
 }
 
 interface Harness {
@@ -117,11 +119,13 @@ describe('http/tls-server', function () {
           agent: agent ?? false,
         },
         (res) => {
-          const served = (res.socket as TLSSocket).getPeerCertificate().serialNumber;
+          const socket = res.socket as TLSSocket;
+          const served = socket.getPeerCertificate().serialNumber;
+          const resumed = socket.isSessionReused();
           let body = '';
           res.setEncoding('utf8');
           res.on('data', (chunk: string) => (body += chunk));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, facts: JSON.parse(body) as CertificateFacts, served, reused: req.reusedSocket }));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, facts: JSON.parse(body) as CertificateFacts, served, reused: req.reusedSocket, resumed }));
         },
       );
       req.on('error', reject);
@@ -266,6 +270,26 @@ describe('http/tls-server', function () {
       expect(kept.facts).to.include({ verified: false, detail: 'revoked' });
       expect(harness.tls.status().crlNextUpdate).not.to.equal(null);
       expect(before).not.to.equal(null);
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('does not let a resumed TLS session carry a verdict made under the old CRLs', async () => {
+    const harness = await start({ crl: pki.rootCrl + pki.intermediateCrlBefore });
+    const agent = new Agent({ keepAlive: false, maxCachedSessions: 10 });
+    try {
+      expect((await get(harness, pki.clients.revoked, agent)).facts).to.include({ verified: true });
+      const resumedBefore = await get(harness, pki.clients.revoked, agent);
+      expect(resumedBefore.resumed).to.equal(true);
+      await replace(harness.files.crl, pki.crl);
+      await until(() => get(harness, pki.clients.revoked), (value) => !value.facts.verified);
+      const after = await until(() => get(harness, pki.clients.revoked, agent), (value) => value.resumed);
+      expect(after.resumed).to.equal(true);
+      expect(after.facts).to.include({ verified: false, detail: 'revoked' });
+      await get(harness, pki.clients.valid, agent);
+      const valid = await until(() => get(harness, pki.clients.valid, agent), (value) => value.resumed);
+      expect(valid).to.deep.include({ resumed: true, facts: { presented: true, verified: true, oin: PKI_OIN_A, sha256: sha256Of(pki.clients.valid) } });
     } finally {
       agent.destroy();
     }
