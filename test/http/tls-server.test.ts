@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { copyFile, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
@@ -63,7 +63,7 @@ describe('http/tls-server', function () {
     await Promise.all(harnesses.splice(0).map((harness) => harness.close()));
   });
 
-  async function start(options: { crl?: string | null; clientCa?: boolean } = {}): Promise<Harness> {
+  async function start(options: { crl?: string | null; clientCa?: boolean; handshakeTimeoutMs?: number } = {}): Promise<Harness> {
     const dir = await mkdtemp(join(tmpdir(), 'oingate-tls-'));
     const files = { cert: join(dir, 'server.pem'), key: join(dir, 'server.key'), ca: join(dir, 'ca.pem'), crl: join(dir, 'crl.pem') };
     await copyFile(pki.server.certFile, files.cert);
@@ -79,6 +79,7 @@ describe('http/tls-server', function () {
       ...(options.clientCa !== false ? { clientCaFile: files.ca } : {}),
       ...(options.clientCa !== false && options.crl !== null ? { crlFile: files.crl } : {}),
       pollMs: 100,
+      ...(options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
       onError: (error) => errors.push(error),
       onHandshakeError: (error) => handshakeErrors.push(error),
     };
@@ -172,7 +173,8 @@ describe('http/tls-server', function () {
     const harness = await start();
     const verifier = harness.tls.verifier;
     expect(verifier).not.to.equal(undefined);
-    for (const [name, client] of Object.entries(pki.clients)) {
+    // The server certificate as a client one: its extended key usage allows server authentication only.
+    for (const [name, client] of Object.entries({ ...pki.clients, server: pki.server })) {
       const overTls = (await get(harness, client)).facts;
       for (const [form, value] of Object.entries(headerForms(client.cert, pki.intermediate.cert))) {
         expect(factsOfHeader(value, verifier!, Date.now()), `${name} as ${form}`).to.deep.equal(overTls);
@@ -197,6 +199,16 @@ describe('http/tls-server', function () {
     expect(error).to.be.instanceOf(Error);
     await until(async () => harness.tls.status().handshakeFailures, (count) => count > 0);
     expect(harness.tls.status().handshakeFailures).to.be.greaterThan(0);
+  });
+
+  it('cuts a connection that never finishes its handshake and counts it', async () => {
+    const harness = await start({ handshakeTimeoutMs: 200 });
+    const started = Date.now();
+    const socket = connect(harness.port, '127.0.0.1');
+    await new Promise((resolve) => socket.on('close', resolve).on('error', () => undefined));
+    expect(Date.now() - started).to.be.below(5000);
+    await until(async () => harness.tls.status().handshakeFailures, (count) => count > 0);
+    expect(harness.tls.status().handshakeFailures).to.equal(1);
   });
 
   it('serves a replaced server pair to new connections without a failed handshake', async () => {

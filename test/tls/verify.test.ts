@@ -83,6 +83,10 @@ describe('tls/verify', () => {
     expect(stale.verifyChain(x509(pki.clients.valid), [], now)).to.include({ ok: false, reason: 'crl_expired' });
   });
 
+  it('refuses a certificate whose extended key usage does not allow client authentication', () => {
+    expect(verifier.verifyChain(x509(pki.server), [], now)).to.include({ ok: false, reason: 'wrong_purpose' });
+  });
+
   it('refuses chains longer than the bound', () => {
     expect(make({ maxChainLength: 2 }).verifyChain(x509(pki.clients.valid), [], now)).to.include({ ok: false, reason: 'chain_too_long' });
   });
