@@ -59,6 +59,8 @@ export interface TlsServer {
 }
 
 const DEFAULT_OIN_PATTERN = /^[0-9]{20}$/;
+/** How long the facts of a connection are reused before they are judged again. */
+const FACTS_TTL_MS = 60_000;
 
 /**
  * The public HTTPS listener with live TLS material. TLS 1.2 and later only,
@@ -89,7 +91,7 @@ export async function createTlsServer(handler: RequestListener, options: TlsServ
   let generation = 0;
   let handshakeFailures = 0;
   const generations = new WeakMap<TLSSocket, number>();
-  const factsCache = new WeakMap<TLSSocket, { readonly generation: number; readonly facts: CertificateFacts }>();
+  const factsCache = new WeakMap<TLSSocket, { readonly generation: number; readonly atMs: number; readonly facts: CertificateFacts }>();
 
   const contextOptions = (pair: ServerPair, verifier: CertificateVerifier | undefined) => ({
     key: pair.keyPem,
@@ -140,18 +142,24 @@ export async function createTlsServer(handler: RequestListener, options: TlsServ
     socket.destroy();
   });
 
+  /**
+   * The handshake's verdict at first; later, or on a connection made under
+   * older CAs or CRLs, or one that resumed a session, the current verifier's,
+   * so that a keep-alive connection never outlives a revocation or an expiry
+   * by more than FACTS_TTL_MS.
+   */
   function facts(socket: TLSSocket): CertificateFacts {
     const verifier = client?.current;
     if (!verifier) return NO_CERTIFICATE;
+    const now = Date.now();
     const cached = factsCache.get(socket);
-    if (cached && cached.generation === generation) return cached.facts;
+    if (cached && cached.generation === generation && now - cached.atMs < FACTS_TTL_MS) return cached.facts;
     let result = socketCertificateFacts(socket, oinPattern, verifier);
-    if (result.presented && generations.get(socket) !== generation) {
-      // Verified under an older CA bundle or CRL: judge it again by the current ones.
+    if (result.presented && (cached !== undefined || generations.get(socket) !== generation)) {
       const peer = socket.getPeerX509Certificate() as X509Certificate;
-      result = factsOfVerdict(verifier.verifyChain(peer, peerChain(socket), Date.now()));
+      result = factsOfVerdict(verifier.verifyChain(peer, peerChain(socket), now));
     }
-    factsCache.set(socket, { generation, facts: result });
+    factsCache.set(socket, { generation, atMs: now, facts: result });
     return result;
   }
 

@@ -33,9 +33,13 @@ export function normalSerial(hex: string): string {
   return hex.toUpperCase().replace(/^0+(?=.)/, '');
 }
 
-function subjectDer(certificate: X509Certificate): Buffer {
-  const parsed = AsnConvert.parse(certificate.raw, Certificate);
-  return Buffer.from(AsnConvert.serialize(parsed.tbsCertificate.subject));
+function subjectDer(certificate: X509Certificate, source: string): Buffer {
+  try {
+    const parsed = AsnConvert.parse(certificate.raw, Certificate);
+    return Buffer.from(AsnConvert.serialize(parsed.tbsCertificate.subject));
+  } catch {
+    throw new CrlError(source, `the name of CA ${oneLine(certificate.subject)} cannot be read to match CRLs`);
+  }
 }
 
 /**
@@ -51,7 +55,7 @@ function subjectDer(certificate: X509Certificate): Buffer {
  * complete), or a second CRL for a CA that already has one.
  */
 export function loadCrls(ders: readonly Buffer[], source: string, cas: readonly X509Certificate[]): LoadedCrl[] {
-  const names = cas.map((ca) => ({ ca, name: subjectDer(ca) }));
+  const names = cas.map((ca) => ({ ca, name: subjectDer(ca, source) }));
   const taken = new Map<string, number>();
   return ders.map((der, index) => {
     const position = index + 1;
