@@ -182,6 +182,15 @@ describe('http/tls-server', function () {
     }
   });
 
+  it('agrees with the header path on a stale CRL and on a missing one', async () => {
+    for (const [crl, detail] of [[pki.staleCrl, 'crl_expired'], [pki.intermediateCrl, 'crl_missing']] as const) {
+      const harness = await start({ crl });
+      const overTls = (await get(harness, pki.clients.valid)).facts;
+      expect(overTls, detail).to.include({ verified: false, detail });
+      expect(factsOfHeader(headerForms(pki.clients.valid.cert).nginx, harness.tls.verifier!, Date.now())).to.deep.equal(overTls);
+    }
+  });
+
   it('reads the OIN of a certificate curl presents', async () => {
     const harness = await start();
     const { stdout } = await run('curl', ['-sS', '--cacert', pki.root.certFile, '--cert', pki.clients.valid.certFile, '--key', pki.clients.valid.keyFile,
