@@ -44,8 +44,13 @@ export interface VerifierOptions {
 
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 const ANY_EXTENDED_KEY_USAGE = '2.5.29.37.0';
-/** Issuer candidates tried while building one chain: bounds the work a hostile chain can cause. */
-const CANDIDATE_BUDGET = 256;
+/**
+ * Signatures checked while building one chain: bounds the work of a hostile
+ * chain (many certificates with the issuer's name) while a real one needs
+ * one per link. Name matches (checkIssued) are cheap and not counted, so a
+ * large bundle never runs out.
+ */
+const SIGNATURE_BUDGET = 32;
 
 /** Hex SHA-256 of the certificate's DER, as the contract's `x-authenticated-certificate-sha256` wants it. */
 export function certificateSha256(certificate: X509Certificate): string {
@@ -136,7 +141,7 @@ export class CertificateVerifier {
     if (cached && cached.fromMs <= nowMs && nowMs < cached.untilMs) return cached.verdict;
     const sha256 = certificateSha256(leaf);
     const presented = presentedChain.filter((certificate) => certificate.fingerprint256 !== leaf.fingerprint256);
-    const budget = { left: CANDIDATE_BUDGET };
+    const budget = { left: SIGNATURE_BUDGET };
     const built = this.#extend([leaf], presented, nowMs, budget);
     let verdict: ChainVerdict;
     let untilMs = nowMs + this.#cacheTtlMs;
@@ -162,11 +167,12 @@ export class CertificateVerifier {
     if (path.length >= this.#maxChainLength) return { problem: 'chain_too_long' };
     let best: CertificateProblem = 'untrusted';
     for (const candidate of [...this.#cas, ...presented]) {
-      if (budget.left <= 0) break;
-      budget.left -= 1;
       if (!candidate.ca || path.some((link) => link.fingerprint256 === candidate.fingerprint256)) continue;
       // checkIssued is OpenSSL's X509_check_issued: names, key identifiers, and keyCertSign when keyUsage is present.
-      if (!current.checkIssued(candidate) || !current.verify(candidate.publicKey)) continue;
+      if (!current.checkIssued(candidate)) continue;
+      if (budget.left <= 0) break;
+      budget.left -= 1;
+      if (!current.verify(candidate.publicKey)) continue;
       const built = this.#extend([...path, candidate], presented, nowMs, budget);
       if ('path' in built) return built;
       // A chain that was found but failed a check says more than "no issuer".
