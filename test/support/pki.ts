@@ -62,6 +62,8 @@ export interface Pki {
     /** self-signed, serialNumber = PKI_OIN_A */
     readonly selfSigned: Issued;
   };
+  /** An RSA root (as PKIoverheid's are), a client of it, and its CRL revoking `revoked`. */
+  readonly rsa: { readonly root: Issued; readonly client: Issued; readonly revoked: Issued; readonly crl: string };
   /** Two server pairs for 127.0.0.1 and localhost, issued by the root. */
   readonly server: Issued;
   readonly server2: Issued;
@@ -125,18 +127,19 @@ async function caDir(base: string, name: string): Promise<string> {
   return dir;
 }
 
-async function newKey(file: string): Promise<void> {
-  await run('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', file]);
+async function newKey(file: string, rsa = false): Promise<void> {
+  const algorithm = rsa ? ['RSA', '-pkeyopt', 'rsa_keygen_bits:2048'] : ['EC', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+  await run('openssl', ['genpkey', '-algorithm', ...algorithm, '-out', file]);
 }
 
 async function issued(certFile: string, keyFile: string): Promise<Issued> {
   return { certFile, keyFile, cert: await readFile(certFile, 'utf8'), key: await readFile(keyFile, 'utf8') };
 }
 
-async function selfSignedCa(dir: string, subject: string, extensions = 'v3_ca'): Promise<Issued> {
+async function selfSignedCa(dir: string, subject: string, extensions = 'v3_ca', rsa = false): Promise<Issued> {
   const keyFile = join(dir, 'ca.key');
   const certFile = join(dir, 'ca.pem');
-  await newKey(keyFile);
+  await newKey(keyFile, rsa);
   await openssl(dir, ['req', '-config', 'ca.cnf', '-new', '-x509', '-key', keyFile, '-out', certFile, '-days', '3650',
     '-multivalue-rdn', '-subj', subject, '-extensions', extensions]);
   return issued(certFile, keyFile);
@@ -171,7 +174,7 @@ async function build(): Promise<Pki> {
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const out = join(dir, 'out');
   await mkdir(out);
-  const [rootDir, interDir, otherDir] = await Promise.all(['root', 'intermediate', 'unrelated'].map((name) => caDir(dir, name)));
+  const [rootDir, interDir, otherDir, rsaDir] = await Promise.all(['root', 'intermediate', 'unrelated', 'rsa'].map((name) => caDir(dir, name)));
   const [root, unrelatedRoot] = await Promise.all([
     selfSignedCa(rootDir!, '/C=NL/O=oingate test/CN=Test Root'),
     selfSignedCa(otherDir!, '/C=NL/O=elsewhere/CN=Unrelated Root'),
@@ -180,7 +183,7 @@ async function build(): Promise<Pki> {
   const client = { extensions: 'v3_client' };
   const server = { extensions: 'v3_server' };
 
-  const [rootSide, interSide, unrelated] = await Promise.all([
+  const [rootSide, interSide, unrelated, rsa] = await Promise.all([
     (async () => {
       const first = await sign(rootDir!, out, 'server', '/CN=localhost', server);
       const second = await sign(rootDir!, out, 'server2', '/CN=localhost', server);
@@ -209,6 +212,14 @@ async function build(): Promise<Pki> {
       const cert = await sign(otherDir!, out, 'unrelated', `/serialNumber=${PKI_OIN_A}/CN=unrelated`, client);
       const otherCrl = await crl(otherDir!, join(out, 'unrelated-crl.pem'));
       return { cert, otherCrl };
+    })(),
+    (async () => {
+      const rsaRoot = await selfSignedCa(rsaDir!, '/C=NL/O=oingate test/CN=Test RSA Root', 'v3_ca', true);
+      const rsaClient = await sign(rsaDir!, out, 'rsa-client', `/serialNumber=${PKI_OIN_A}/CN=rsa client`, client);
+      const rsaRevoked = await sign(rsaDir!, out, 'rsa-revoked', `/serialNumber=${PKI_OIN_A}/CN=rsa revoked`, client);
+      await openssl(rsaDir!, ['ca', '-config', 'ca.cnf', '-keyfile', 'ca.key', '-cert', 'ca.pem', '-revoke', rsaRevoked.certFile]);
+      const rsaCrl = await crl(rsaDir!, join(out, 'rsa-crl.pem'));
+      return { root: rsaRoot, client: rsaClient, revoked: rsaRevoked, crl: rsaCrl };
     })(),
   ]);
   const selfSignedDir = await caDir(dir, 'self');
@@ -245,6 +256,7 @@ async function build(): Promise<Pki> {
       unrelated: unrelated.cert,
       selfSigned,
     },
+    rsa,
     server: rootSide.server,
     server2: rootSide.server2,
   };

@@ -87,6 +87,12 @@ describe('tls/verify', () => {
     expect(verifier.verifyChain(x509(pki.server), [], now)).to.include({ ok: false, reason: 'wrong_purpose' });
   });
 
+  it('verifies RSA chains and RSA-signed CRLs', () => {
+    const rsa = make({ caPem: pki.rsa.root.cert, crlPem: pki.rsa.crl });
+    expect(rsa.verifyChain(x509(pki.rsa.client), [], now)).to.include({ ok: true, oin: PKI_OIN_A });
+    expect(rsa.verifyChain(x509(pki.rsa.revoked), [], now)).to.include({ ok: false, reason: 'revoked' });
+  });
+
   it('refuses chains longer than the bound', () => {
     expect(make({ maxChainLength: 2 }).verifyChain(x509(pki.clients.valid), [], now)).to.include({ ok: false, reason: 'chain_too_long' });
   });
