@@ -9,6 +9,8 @@ export interface HeaderForms {
   /** Traefik `X-Forwarded-Tls-Client-Cert`: base64 DER. */
   readonly traefik: string;
   readonly traefikChain: string;
+  /** Older Traefik versions URL-escape the value ("escaped pem"). */
+  readonly traefikEscaped: string;
 }
 
 function base64Der(pem: string): string {
@@ -23,5 +25,6 @@ export function headerForms(leafPem: string, intermediatePem?: string): HeaderFo
     envoy: `By=spiffe://cluster.local/ns/default/sa/api;Hash=0123abcd;Cert="${encodeURIComponent(leafPem)}";Chain="${encodeURIComponent(chain)}";Subject="C=NL,O=Tenant;CN=x";URI=`,
     traefik: base64Der(leafPem),
     traefikChain: intermediatePem ? `${base64Der(leafPem)},${base64Der(intermediatePem)}` : base64Der(leafPem),
+    traefikEscaped: encodeURIComponent(base64Der(leafPem)),
   };
 }
