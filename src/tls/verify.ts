@@ -140,7 +140,8 @@ export class CertificateVerifier {
     // A verdict holds from when it was made until its end; a clock set back recomputes it.
     if (cached && cached.fromMs <= nowMs && nowMs < cached.untilMs) return cached.verdict;
     const sha256 = certificateSha256(leaf);
-    const presented = presentedChain.filter((certificate) => certificate.fingerprint256 !== leaf.fingerprint256);
+    // At most 16 presented certificates are considered, whoever the caller: a longer list cannot help a chain of 8.
+    const presented = presentedChain.slice(0, 16).filter((certificate) => certificate.fingerprint256 !== leaf.fingerprint256);
     const budget = { left: SIGNATURE_BUDGET };
     const built = this.#extend([leaf], presented, nowMs, budget);
     let verdict: ChainVerdict;
