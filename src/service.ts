@@ -1,6 +1,6 @@
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { DecisionPolicy } from './decision.ts';
+import { foldedPath, type DecisionPolicy } from './decision.ts';
 import { DEFAULT_MAX_DEPTH } from './json/strict-json.ts';
 import { buildSnapshot, type Snapshot } from './model/snapshot.ts';
 import { createLogger, type Logger } from './observe/logger.ts';
@@ -47,6 +47,7 @@ export function decisionPolicy(settings: Settings): DecisionPolicy {
   return {
     trustedProxies: settings.trustedProxies,
     oinField: settings.oinField,
+    oinFieldFolded: foldedPath(settings.oinField),
     oinPattern: settings.oinPattern,
     tenantClaim: settings.tenantClaim,
     maxBodyDepth: DEFAULT_MAX_DEPTH,
