@@ -202,7 +202,16 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
       state.bodyUnread = true;
       return refused(state, error.status, error.reason, started);
     }
-    const facts: RequestFacts = { ...headerFacts, oinHeader: scan.oin, body, authorization: request.headers.authorization };
+    // Spelled out: an object spread here cost more than the rest of the gate (profiled).
+    const facts: RequestFacts = {
+      peer: headerFacts.peer,
+      peerAddress: headerFacts.peerAddress,
+      forwardedFor: headerFacts.forwardedFor,
+      repeatedHeader: headerFacts.repeatedHeader,
+      oinHeader: scan.oin,
+      body,
+      authorization: request.headers.authorization,
+    };
     let decision = decideWithBody(client, facts, snapshot as Snapshot, policy, now(), keys, options.tokenCache);
     if (!decision.allowed && decision.tenant !== undefined && options.refreshKeys) {
       if (await options.refreshKeys(decision.tenant)) {
