@@ -1,18 +1,34 @@
-import { formatAddress } from './ip/address.ts';
+import { formatAddress, parsePeerAddress, type IpAddress } from './ip/address.ts';
 import type { CidrSet } from './ip/cidr.ts';
 import { resolveClientIp } from './ip/client-ip.ts';
-import { getPath, parseStrictJson, StrictJsonError } from './json/strict-json.ts';
+import { foldKey } from './json/casefold.ts';
+import { parseStrictJson, StrictJsonError } from './json/strict-json.ts';
 import type { Snapshot, Tenant } from './model/snapshot.ts';
 import type { VerifiedTokenCache } from './token/cache.ts';
 import type { KeySet } from './token/key.ts';
 import { extractBearer, TOKEN_FAILURES, verifyTenantToken, type TokenFailure, type TokenPolicy } from './token/verify.ts';
 
-/** What the HTTP layer observed about one request; nothing here is trusted yet. */
-export interface RequestFacts {
+/** What the HTTP layer knows before it reads the body; nothing here is trusted yet. */
+export interface HeaderFacts {
   /** The TCP peer address as the socket reports it. */
   readonly peer: string | undefined;
+  /**
+   * The peer already parsed (null: unparseable), when the HTTP layer keeps
+   * it per connection; otherwise `peer` is parsed here.
+   */
+  readonly peerAddress?: IpAddress | null;
   /** X-Forwarded-For as Node joins it, or undefined. */
   readonly forwardedFor: string | undefined;
+  /**
+   * A header that must occur at most once but came on several lines.
+   * Node keeps only the first Authorization or Content-Type line, while a
+   * server behind us may read the last: such a request is refused.
+   */
+  readonly repeatedHeader?: 'authorization' | 'content-type' | undefined;
+}
+
+/** What the HTTP layer observed about one request, body included. */
+export interface RequestFacts extends HeaderFacts {
   /** Every value of the OIN header, one per header line. */
   readonly oinHeader: readonly string[] | undefined;
   /** The request body bytes, already limited and of a JSON media type; undefined when there is none. */
@@ -25,6 +41,8 @@ export interface RequestFacts {
 export interface DecisionPolicy {
   readonly trustedProxies: CidrSet;
   readonly oinField: readonly string[];
+  /** `oinField` segments in folded form (see json/casefold.ts); derived from oinField when absent. */
+  readonly oinFieldFolded?: readonly string[];
   readonly oinPattern: RegExp;
   readonly tenantClaim: string;
   readonly maxBodyDepth: number;
@@ -45,9 +63,13 @@ export const REFUSAL_REASONS = [
   'not_ready',
   'peer_unparseable',
   'forwarded_for_malformed',
+  'ip_no_tenant',
+  'authorization_repeated',
+  'content_type_repeated',
   'body_invalid_json',
   'body_too_deep',
   'body_duplicate_key',
+  'oin_key_folded',
   'oin_missing',
   'oin_not_string',
   'oin_pattern',
@@ -72,16 +94,31 @@ export type Decision =
       readonly clientIp: string;
       readonly kid: string;
       readonly tenant: Tenant;
+      /** The verified token's claims. */
+      readonly claims: Readonly<Record<string, unknown>>;
+      /** The parsed JSON body, or undefined when the request had none. */
+      readonly body: unknown;
     }
-  | {
-      readonly allowed: false;
-      readonly status: RefusalStatus;
-      readonly reason: RefusalReason;
-      readonly clientIp: string | undefined;
-      readonly oin: string | undefined;
-      /** Set when the token named a kid this tenant does not have: a JWKS may need a refetch. */
-      readonly tenant?: Tenant;
-    };
+  | Refused;
+
+export interface Refused {
+  readonly allowed: false;
+  readonly status: RefusalStatus;
+  readonly reason: RefusalReason;
+  readonly clientIp: string | undefined;
+  readonly oin: string | undefined;
+  /** Set when the token named a kid this tenant does not have: a JWKS may need a refetch. */
+  readonly tenant?: Tenant;
+  /** The kid the refused token's header named, for the log (cut to 128 characters). */
+  readonly kid?: string;
+}
+
+/** The client as the pre-body phase resolved it: the body may now be read. */
+export interface ClientResolved {
+  readonly allowed: 'pending';
+  readonly ip: IpAddress;
+  readonly clientIp: string;
+}
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -91,18 +128,59 @@ function refuse(
   clientIp?: string,
   oin?: string,
   tenant?: Tenant,
-): Decision {
+): Refused {
   return { allowed: false, status, reason, clientIp, oin, ...(tenant ? { tenant } : {}) };
 }
 
-type OinResult = { ok: true; oin: string } | { ok: false; reason: RefusalReason };
+const NOT_READY = refuse(503, 'not_ready');
+
+/** The folded form of each OIN field segment, for the collision check in readOin. */
+export function foldedPath(path: readonly string[]): string[] {
+  return path.map(foldKey);
+}
+
+/**
+ * Follows the OIN field's path, refusing when an object on the way holds
+ * another key that folds to the path's key there (`Oin`, `OIN`, `oın`, the
+ * Kelvin sign...): a case-insensitive upstream could read that one instead.
+ */
+function oinAtPath(document: unknown, path: readonly string[], folded: readonly string[]): { found: boolean; value?: unknown; folded?: true } {
+  let current = document;
+  for (let i = 0; i < path.length; i++) {
+    if (current === null || typeof current !== 'object' || Array.isArray(current)) return { found: false };
+    const segment = path[i] as string;
+    const want = folded[i] as string;
+    const object = current as Record<string, unknown>;
+    for (const key in object) {
+      if (key !== segment && foldKey(key) === want) return { found: false, folded: true };
+    }
+    if (!Object.hasOwn(object, segment)) return { found: false };
+    current = object[segment];
+  }
+  return { found: true, value: current };
+}
+
+/** The kid a refused token's header names, for the log only; undefined when there is none. */
+function namedKid(token: string): string | undefined {
+  const dot = token.indexOf('.');
+  if (dot <= 0) return undefined;
+  try {
+    const header = parseStrictJson(utf8.decode(Buffer.from(token.slice(0, dot), 'base64url')), { maxDepth: 4 });
+    const kid = (header as Record<string, unknown> | null)?.['kid'];
+    return typeof kid === 'string' && Object.hasOwn(header as object, 'kid') ? kid.slice(0, 128) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+type OinResult = { ok: true; oin: string; document: unknown } | { ok: false; reason: RefusalReason };
 
 /** Reads the OIN from body and header; both present means both must agree. */
 function readOin(facts: RequestFacts, policy: DecisionPolicy): OinResult {
   let fromBody: unknown;
   let bodyHasOin = false;
+  let document: unknown;
   if (facts.body !== undefined && facts.body.length > 0) {
-    let document: unknown;
     try {
       document = parseStrictJson(utf8.decode(facts.body), { maxDepth: policy.maxBodyDepth });
     } catch (error) {
@@ -113,7 +191,8 @@ function readOin(facts: RequestFacts, policy: DecisionPolicy): OinResult {
       // Invalid UTF-8 (TypeError from the fatal decoder) lands here too.
       return { ok: false, reason: 'body_invalid_json' };
     }
-    const found = getPath(document, policy.oinField);
+    const found = oinAtPath(document, policy.oinField, policy.oinFieldFolded ?? foldedPath(policy.oinField));
+    if (found.folded) return { ok: false, reason: 'oin_key_folded' };
     if (found.found) {
       bodyHasOin = true;
       fromBody = found.value;
@@ -129,29 +208,48 @@ function readOin(facts: RequestFacts, policy: DecisionPolicy): OinResult {
   if (bodyHasOin && fromHeader !== undefined && fromBody !== fromHeader) return { ok: false, reason: 'oin_conflict' };
   const oin = (bodyHasOin ? fromBody : fromHeader) as string;
   if (!policy.oinPattern.test(oin)) return { ok: false, reason: 'oin_pattern' };
-  return { ok: true, oin };
+  return { ok: true, oin, document };
 }
 
 /**
- * The whole decision, in the contract's order: client IP, OIN, tenant,
- * IP whitelist, token, tenant claim. No I/O and no clock of its own; the
- * optional token cache only spares repeated signature checks and never
- * changes an answer.
+ * The checks that need no body: a whitelist is loaded, the client IP
+ * resolves, some tenant's ranges hold it, and no single-valued header is
+ * repeated. Taken before the body is read, so that traffic from outside
+ * every whitelist costs next to nothing.
  */
-export function decide(
+export function decideBeforeBody(facts: HeaderFacts, snapshot: Snapshot | undefined, policy: DecisionPolicy): ClientResolved | Refused {
+  if (snapshot === undefined) return NOT_READY;
+  let ip: IpAddress;
+  const peer = facts.peerAddress !== undefined ? facts.peerAddress : facts.peer === undefined ? null : (parsePeerAddress(facts.peer) ?? null);
+  if (peer === null) return refuse(403, 'peer_unparseable');
+  if (facts.forwardedFor === undefined || !policy.trustedProxies.contains(peer)) {
+    ip = peer;
+  } else {
+    const client = resolveClientIp(facts.peer, facts.forwardedFor, policy.trustedProxies);
+    if (!client.ok) return refuse(403, client.reason);
+    ip = client.ip;
+  }
+  const clientIp = formatAddress(ip);
+  if (!snapshot.covers(ip)) return refuse(403, 'ip_no_tenant', clientIp);
+  if (facts.repeatedHeader === 'authorization') return refuse(400, 'authorization_repeated', clientIp);
+  if (facts.repeatedHeader === 'content-type') return refuse(400, 'content_type_repeated', clientIp);
+  return { allowed: 'pending', ip, clientIp };
+}
+
+/**
+ * The rest, in the contract's order: OIN, tenant, IP whitelist, token,
+ * tenant claim. `client` is what decideBeforeBody resolved.
+ */
+export function decideWithBody(
+  client: ClientResolved,
   facts: RequestFacts,
-  snapshot: Snapshot | undefined,
+  snapshot: Snapshot,
   policy: DecisionPolicy,
   nowMs: number,
   keysOf: KeyLookup = staticKeys,
   tokenCache?: VerifiedTokenCache,
 ): Decision {
-  if (snapshot === undefined) return refuse(503, 'not_ready');
-
-  const client = resolveClientIp(facts.peer, facts.forwardedFor, policy.trustedProxies);
-  if (!client.ok) return refuse(403, client.reason);
-  const clientIp = formatAddress(client.ip);
-
+  const clientIp = client.clientIp;
   const oinResult = readOin(facts, policy);
   if (!oinResult.ok) return refuse(400, oinResult.reason, clientIp);
   const oin = oinResult.oin;
@@ -167,14 +265,38 @@ export function decide(
   if (facts.authorization === undefined) return refuse(401, 'token_missing', clientIp, oin);
   const token = extractBearer(facts.authorization);
   if (token === undefined) return refuse(401, 'token_malformed', clientIp, oin);
-  const verified = verifyTenantToken(token, keys, policy.token, nowMs, tokenCache);
+  // A tenant's own issuer/audience replace the global ones for its tokens.
+  const expect = tenant.issuer !== undefined || tenant.audience !== undefined ? tenant : undefined;
+  const verified = verifyTenantToken(token, keys, policy.token, nowMs, tokenCache, expect);
   if (!verified.ok) {
     const reason: TokenFailure = verified.reason;
-    return refuse(401, reason, clientIp, oin, reason === 'token_unknown_kid' ? tenant : undefined);
+    const refused = refuse(401, reason, clientIp, oin, reason === 'token_unknown_kid' ? tenant : undefined);
+    const kid = namedKid(token);
+    return kid === undefined ? refused : { ...refused, kid };
   }
 
   // Strict identity: no numbers, arrays or case folding.
-  if (verified.claims[policy.tenantClaim] !== oin) return refuse(403, 'claim_mismatch', clientIp, oin);
+  if (verified.claims[policy.tenantClaim] !== oin) return { ...refuse(403, 'claim_mismatch', clientIp, oin), kid: verified.kid };
 
-  return { allowed: true, oin, clientIp, kid: verified.kid, tenant };
+  return { allowed: true, oin, clientIp, kid: verified.kid, tenant, claims: verified.claims, body: oinResult.document };
+}
+
+/**
+ * The whole decision, in the contract's order: the pre-body checks (client
+ * IP, some tenant covers it, no repeated single-valued header), then OIN,
+ * tenant, IP whitelist, token, tenant claim. No I/O and no clock of its own;
+ * the optional token cache only spares repeated signature checks and never
+ * changes an answer.
+ */
+export function decide(
+  facts: RequestFacts,
+  snapshot: Snapshot | undefined,
+  policy: DecisionPolicy,
+  nowMs: number,
+  keysOf: KeyLookup = staticKeys,
+  tokenCache?: VerifiedTokenCache,
+): Decision {
+  const client = decideBeforeBody(facts, snapshot, policy);
+  if (client.allowed === false) return client;
+  return decideWithBody(client, facts, snapshot as Snapshot, policy, nowMs, keysOf, tokenCache);
 }

@@ -1,23 +1,20 @@
 import type { Server } from 'node:http';
-import type { DecisionPolicy } from './decision.ts';
-import { DEFAULT_MAX_DEPTH } from './json/strict-json.ts';
-import { buildSnapshot, type Snapshot } from './model/snapshot.ts';
+import { startCore } from './core.ts';
 import { createLogger, type Logger } from './observe/logger.ts';
-import { Metrics } from './observe/metrics.ts';
+import type { Metrics } from './observe/metrics.ts';
+import { publicApp } from './http/app.ts';
 import { OPS_BODY_LIMIT, opsApp } from './http/ops.ts';
 import { UpstreamProxy } from './http/proxy.ts';
-import { publicHandler } from './http/public.ts';
 import { closeServer, listen, urlOf } from './http/server.ts';
 import type { Settings } from './settings.ts';
 import type { FileSourceOptions } from './store/file.ts';
-import { createSource } from './store/create.ts';
-import { whitelistChanges } from './store/changes.ts';
-import { SnapshotHolder } from './store/holder.ts';
-import { VerifiedTokenCache } from './token/cache.ts';
-import { JwksCache } from './token/jwks.ts';
+import type { SnapshotHolder } from './store/holder.ts';
+import type { VerifiedTokenCache } from './token/cache.ts';
+import type { JwksCache } from './token/jwks.ts';
+
+export { decisionPolicy } from './core.ts';
 
 const DRAIN_MS = 10_000;
-const TOKEN_CACHE_ENTRIES = 10_000;
 
 export interface Service {
   readonly publicUrl: string;
@@ -42,69 +39,19 @@ export interface ServiceOptions {
   readonly jwksRefetchIntervalMs?: number;
 }
 
-export function decisionPolicy(settings: Settings): DecisionPolicy {
-  return {
-    trustedProxies: settings.trustedProxies,
-    oinField: settings.oinField,
-    oinPattern: settings.oinPattern,
-    tenantClaim: settings.tenantClaim,
-    maxBodyDepth: DEFAULT_MAX_DEPTH,
-    token: {
-      clockToleranceSeconds: settings.clockToleranceSeconds,
-      maxLifetimeSeconds: settings.maxTokenLifetimeSeconds,
-      ...(settings.issuer !== undefined ? { issuer: settings.issuer } : {}),
-      ...(settings.audience !== undefined ? { audience: settings.audience } : {}),
-    },
-  };
-}
-
 /** Starts oingate: loads the whitelist, then opens the ops and public listeners. */
 export async function startService(settings: Settings, options: ServiceOptions = {}): Promise<Service> {
   const logger = options.logger ?? createLogger(settings.logLevel);
-  const metrics = new Metrics();
-  const tokenCache = new VerifiedTokenCache(TOKEN_CACHE_ENTRIES);
-  const source = await createSource(settings, logger, options.fileOptions);
-  const build = (document: unknown): Promise<Snapshot> => buildSnapshot(document, { oinPattern: settings.oinPattern });
-  // Created before the holder: its first `loaded` event already syncs it.
-  // A failing JWKS endpoint is one tenant's problem: it shows in the log
-  // and the metrics, never in the holder's readiness.
-  const jwks = new JwksCache({
-    ttlSeconds: settings.jwksTtlSeconds,
-    maxStaleSeconds: settings.jwksMaxStaleSeconds,
-    logger: logger.child({ component: 'jwks' }),
-    onFetch: (oin, outcome) => metrics.jwksFetched(oin, outcome),
-    ...(options.jwksCa !== undefined ? { ca: options.jwksCa } : {}),
-    ...(options.jwksRefetchIntervalMs !== undefined ? { refetchIntervalMs: options.jwksRefetchIntervalMs } : {}),
+  // A store that is down at start-up must not keep the listeners closed:
+  // /healthz answers and requests get 503 until the first load succeeds.
+  const core = await startCore(settings, {
+    logger,
+    ...(options.fileOptions ? { fileOptions: options.fileOptions } : {}),
+    ...(options.now ? { now: options.now } : {}),
+    ...(options.jwksCa !== undefined ? { jwksCa: options.jwksCa } : {}),
+    ...(options.jwksRefetchIntervalMs !== undefined ? { jwksRefetchIntervalMs: options.jwksRefetchIntervalMs } : {}),
   });
-  metrics.trackJwks(() => jwks.status());
-  if (source.connected !== undefined) metrics.trackStoreConnection(() => source.connected === true);
-  const holder = new SnapshotHolder(source, build, {
-    accepted() {
-      metrics.loadSucceeded();
-    },
-    loaded(snapshot, previous) {
-      // Entries are bound to the old KeySets and could never match again; free them.
-      tokenCache.clear();
-      jwks.sync(snapshot.tenants.values());
-      metrics.whitelistLoaded(snapshot.version, snapshot.tenants.size, snapshot);
-      // One line per change, saying per tenant what changed (never a secret);
-      // the diff is sliced, so the line follows the swap by a moment.
-      whitelistChanges(previous, snapshot).then(
-        (changes) => logger.info({ version: snapshot.version, previous: previous?.version ?? null, tenants: snapshot.tenants.size, store: source.description, changes }, 'whitelist loaded'),
-        (error: unknown) => logger.error({ err: error }, 'cannot describe the whitelist change; it is loaded'),
-      );
-    },
-    observerFailed(error) {
-      logger.error({ err: error }, 'a whitelist observer failed; the reload itself stands');
-    },
-    refused(error, cause) {
-      metrics.reloadRefused(cause);
-      const kept = holder.current ? 'the last good whitelist stays in force' : 'no whitelist is loaded yet, so requests get 503';
-      logger.error({ error, store: source.description }, `whitelist not loaded; ${kept}`);
-    },
-  });
-
-  const policy = decisionPolicy(settings);
+  const { holder, metrics } = core;
   const proxy = settings.upstream
     ? new UpstreamProxy({
         upstream: settings.upstream,
@@ -112,10 +59,6 @@ export async function startService(settings: Settings, options: ServiceOptions =
         trustedProxies: settings.trustedProxies,
       })
     : undefined;
-
-  // A store that is down at start-up must not keep the listeners closed:
-  // /healthz answers and requests get 503 until the first load succeeds.
-  await holder.start();
 
   // A listener that cannot open (port in use) must not leave the watcher,
   // the LISTEN connection or the other listener holding the process open.
@@ -128,20 +71,8 @@ export async function startService(settings: Settings, options: ServiceOptions =
       settings.adminListen.port,
       { clientTimeoutMs: settings.clientTimeoutMs, bodyLimit: OPS_BODY_LIMIT, logger },
     );
-    const handler = publicHandler({
-      snapshot: () => holder.current,
-      policy,
-      oinHeader: settings.oinHeader,
-      bodyLimit: settings.bodyLimitBytes,
-      logger,
-      metrics,
-      tokenCache,
-      keys: (tenant) => jwks.keysFor(tenant),
-      refreshKeys: (tenant) => jwks.refreshOnUnknownKid(tenant),
-      ...(proxy ? { proxy } : {}),
-      ...(options.now ? { now: options.now } : {}),
-    });
-    server = await listen(handler, settings.listen.host, settings.listen.port, {
+    const app = publicApp({ ...core.gateOptions, ...(proxy ? { proxy } : {}) });
+    server = await listen(app.callback(), settings.listen.host, settings.listen.port, {
       clientTimeoutMs: settings.clientTimeoutMs,
       bodyLimit: settings.bodyLimitBytes,
       maxConnections: settings.maxConnections,
@@ -150,13 +81,12 @@ export async function startService(settings: Settings, options: ServiceOptions =
   } catch (error) {
     if (ops) await closeServer(ops, 0);
     await proxy?.close();
-    await holder.close();
-    await jwks.close();
+    await core.close();
     throw error;
   }
   const opsServer = ops;
   logger.info(
-    { public: urlOf(server), admin: urlOf(opsServer), mode: proxy ? 'proxy' : 'forward-auth', store: source.description },
+    { public: urlOf(server), admin: urlOf(opsServer), mode: proxy ? 'proxy' : 'forward-auth', store: holder.source.description },
     'oingate listening',
   );
 
@@ -166,15 +96,14 @@ export async function startService(settings: Settings, options: ServiceOptions =
     adminUrl: urlOf(opsServer),
     holder,
     metrics,
-    tokenCache,
-    jwks,
+    tokenCache: core.tokenCache,
+    jwks: core.jwks,
     close(drainMs = DRAIN_MS) {
       closing ??= (async () => {
         await closeServer(server, drainMs);
         await closeServer(opsServer, 1_000);
         await proxy?.close();
-        await holder.close();
-        await jwks.close();
+        await core.close();
       })();
       return closing;
     },

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { createHmac } from 'node:crypto';
-import { decide, type Decision, type DecisionPolicy, type RequestFacts } from '../src/decision.ts';
+import { decide, decideBeforeBody, type Decision, type DecisionPolicy, type RequestFacts } from '../src/decision.ts';
+import { parsePeerAddress } from '../src/ip/address.ts';
 import { buildSnapshot, type Snapshot } from '../src/model/snapshot.ts';
 import { decisionPolicy } from '../src/service.ts';
 import { loadSettings } from '../src/settings.ts';
@@ -181,10 +182,49 @@ describe('decide()', () => {
       expect(refusal(run(facts({ ...badToken, authorization: undefined, body: json({}) })))).to.deep.equal({ status: 400, reason: 'oin_missing' });
     });
 
-    it('answers 400 for an OIN error even when the tenant is unknown and the IP foreign', () => {
-      const decision = run(facts({ peer: '192.0.2.1', body: json({ oin: 'nope' }), authorization: undefined }));
+    it('answers 400 for an OIN error even when the tenant is unknown and the IP foreign to tenant A', () => {
+      // 198.51.100.1 is tenant D's, so some tenant covers it and the body is read.
+      const decision = run(facts({ peer: '198.51.100.1', body: json({ oin: 'nope' }), authorization: undefined }));
       expect(refusal(decision)).to.deep.equal({ status: 400, reason: 'oin_pattern' });
-      expect(decision.clientIp).to.equal('192.0.2.1');
+      expect(decision.clientIp).to.equal('198.51.100.1');
+    });
+
+    it('refuses a client IP in no tenant\'s ranges with 403 ip_no_tenant before looking at the body', () => {
+      for (const body of [json({ oin: OIN_A }), Buffer.from('{not json'), undefined]) {
+        const decision = run(facts({ peer: '192.0.2.1', body }));
+        expect(refusal(decision)).to.deep.equal({ status: 403, reason: 'ip_no_tenant' });
+        expect(decision.clientIp).to.equal('192.0.2.1');
+      }
+      // Decided without any body at all: the HTTP layer asks before reading one.
+      const early = decideBeforeBody({ peer: '192.0.2.1', forwardedFor: undefined }, snapshot, policy);
+      expect(early).to.include({ allowed: false, status: 403, reason: 'ip_no_tenant' });
+      expect(decideBeforeBody({ peer: '127.0.0.1', forwardedFor: undefined }, snapshot, policy)).to.include({ allowed: 'pending', clientIp: '127.0.0.1' });
+    });
+
+    it('does not count a disabled tenant\'s ranges as covering a client', async () => {
+      const snap = await buildSnapshot(
+        { tenants: [{ oin: OIN_A, enabled: false, cidrs: ['192.0.2.0/24'], keys: [{ kid: 'a1', alg: 'HS256', secret: SECRET_A }] }] },
+        { oinPattern: loadSettings({}).oinPattern },
+      );
+      expect(decideBeforeBody({ peer: '192.0.2.1', forwardedFor: undefined }, snap, policy)).to.include({ reason: 'ip_no_tenant' });
+    });
+
+    it('judges coverage by the forwarded client, not by the trusted proxy', () => {
+      const decision = run(facts({ peer: '10.0.0.1', forwardedFor: '192.0.2.9' }), NOW_MS, trustingPolicy);
+      expect(refusal(decision)).to.deep.equal({ status: 403, reason: 'ip_no_tenant' });
+      expect(decision.clientIp).to.equal('192.0.2.9');
+    });
+
+    it('uses a peer address parsed once per connection when the HTTP layer passes one', () => {
+      const parsed = parsePeerAddress('127.0.0.1');
+      expect(allowedOin(run(facts({ peer: 'ignored', peerAddress: parsed ?? null })))).to.equal(OIN_A);
+      expect(refusal(run(facts({ peer: '127.0.0.1', peerAddress: null })))).to.deep.equal({ status: 403, reason: 'peer_unparseable' });
+    });
+
+    it('refuses a repeated Authorization or Content-Type header with 400, after the IP checks', () => {
+      expect(refusal(run(facts({ repeatedHeader: 'authorization' })))).to.deep.equal({ status: 400, reason: 'authorization_repeated' });
+      expect(refusal(run(facts({ repeatedHeader: 'content-type' })))).to.deep.equal({ status: 400, reason: 'content_type_repeated' });
+      expect(refusal(run(facts({ peer: '192.0.2.1', repeatedHeader: 'authorization' })))).to.deep.equal({ status: 403, reason: 'ip_no_tenant' });
     });
 
     it('answers 403 tenant_unknown, not 401, for an unknown tenant with a bad or missing token', () => {
@@ -492,6 +532,41 @@ describe('decide()', () => {
       });
       // A top-level oin is just another field there: tenant B's OIN in it does not matter.
       expect(allowedOin(run(facts({ body: json({ oin: OIN_B, meta: { oin: OIN_A } }) }), NOW_MS, p))).to.equal(OIN_A);
+    });
+
+    describe('keys equal to the OIN field under Unicode case folding', () => {
+      for (const [title, key] of [
+        ['OIN', 'OIN'],
+        ['Oin', 'Oin'],
+        ['oın (dotless i)', 'o\u0131n'],
+      ] as const) {
+        it(`refuses a body holding both "oin" and ${title} with 400 oin_key_folded`, () => {
+          const body = Buffer.from(`{"oin":"${OIN_A}",${JSON.stringify(key)}:"${OIN_B}"}`);
+          expect(refusal(run(facts({ body })))).to.deep.equal({ status: 400, reason: 'oin_key_folded' });
+        });
+      }
+
+      it('refuses a body whose only OIN key is a case variant, even when the header names the OIN', () => {
+        const body = json({ Oin: OIN_B });
+        expect(refusal(run(facts({ body, oinHeader: [OIN_A] })))).to.deep.equal({ status: 400, reason: 'oin_key_folded' });
+        expect(refusal(run(facts({ body: json({ OIN: OIN_A }) })))).to.deep.equal({ status: 400, reason: 'oin_key_folded' });
+      });
+
+      it('refuses the Kelvin sign and the long s along a dotted path', () => {
+        const p = decisionPolicy(loadSettings({ OINGATE_OIN_FIELD: 'kind.sender.oin' }));
+        const ok = json({ kind: { sender: { oin: OIN_A } } });
+        expect(allowedOin(run(facts({ body: ok }), NOW_MS, p))).to.equal(OIN_A);
+        // "\u212Aind" (Kelvin sign) at the top, "\u017Fender" (long s) in the middle.
+        const kelvin = Buffer.from(`{"kind":{"sender":{"oin":"${OIN_A}"}},"\u212Aind":{"sender":{"oin":"${OIN_B}"}}}`);
+        expect(refusal(run(facts({ body: kelvin }), NOW_MS, p))).to.deep.equal({ status: 400, reason: 'oin_key_folded' });
+        const longS = Buffer.from(`{"kind":{"sender":{"oin":"${OIN_A}"},"\u017Fender":{"oin":"${OIN_B}"}}}`);
+        expect(refusal(run(facts({ body: longS }), NOW_MS, p))).to.deep.equal({ status: 400, reason: 'oin_key_folded' });
+      });
+
+      it('leaves keys off the path alone, whatever their case', () => {
+        expect(allowedOin(run(facts({ body: json({ oin: OIN_A, nested: { OIN: OIN_B, Oin: 1 } }) })))).to.equal(OIN_A);
+        expect(allowedOin(run(facts({ body: json({ oin: OIN_A, oinx: 1, Name: 'x' }) })))).to.equal(OIN_A);
+      });
     });
 
     it('does not read the OIN through the prototype chain', () => {

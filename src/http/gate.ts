@@ -1,18 +1,33 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { decide, staticKeys, type Decision, type DecisionPolicy, type KeyLookup, type RequestFacts } from '../decision.ts';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import {
+  decide,
+  decideBeforeBody,
+  decideWithBody,
+  staticKeys,
+  type Decision,
+  type DecisionPolicy,
+  type HeaderFacts,
+  type KeyLookup,
+  type RefusalStatus,
+  type RequestFacts,
+} from '../decision.ts';
+import { parsePeerAddress, type IpAddress } from '../ip/address.ts';
 import type { Snapshot, Tenant } from '../model/snapshot.ts';
 import type { Logger } from '../observe/logger.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { VerifiedTokenCache } from '../token/cache.ts';
 import { readBody } from './body.ts';
-import { Refusal, refusalBody, type RefusalStatusCode } from './refusal.ts';
+import { Refusal, type RefusalStatusCode } from './refusal.ts';
 
-/** What the gate needs; the same for proxy and forward-auth modes. */
+/** What the gate needs; the same for the service (both modes) and an embedding API. */
 export interface GateOptions {
   readonly snapshot: () => Snapshot | undefined;
   readonly policy: DecisionPolicy;
   readonly oinHeader: string;
   readonly bodyLimit: number;
+  /** The whole body must arrive within this (408 otherwise). */
+  readonly bodyDeadlineMs: number;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly keys?: KeyLookup;
@@ -24,92 +39,202 @@ export interface GateOptions {
   readonly refreshKeys?: (tenant: Tenant) => Promise<boolean>;
   readonly now?: () => number;
   readonly tokenCache?: VerifiedTokenCache;
+  /** Claim names passed on as x-authenticated-claim-<name> (OINGATE_FORWARD_CLAIMS). */
+  readonly forwardClaims?: readonly string[];
 }
+
+export type AllowedDecision = Decision & { allowed: true };
 
 /** One request's facts for its log line, filled in as the request goes. */
 export interface RequestState {
   readonly requestId: string;
-  decision?: Decision & { allowed: true };
+  decision?: AllowedDecision;
   body?: Buffer | undefined;
   clientIp?: string | undefined;
   oin?: string | undefined;
+  kid?: string | undefined;
   outcome?: 'allowed' | 'refused';
   reason?: string;
   upstreamError?: string;
+  /** The OIN header of a request refused before its body was read, for the log. */
+  oinHeader?: string;
+  /**
+   * Headers the forwarding step adds to the upstream request as flat
+   * name/value pairs (x-authenticated-claim-*); every value is a safe
+   * header value.
+   */
+  extraHeaders?: string[];
+  /** True when the request declared a body that was not read: the connection cannot be reused. */
+  bodyUnread?: boolean;
 }
 
-/** Every value of one header, from the raw lines (cheaper than headersDistinct, which copies all). */
-function headerLines(request: IncomingMessage, name: string): string[] | undefined {
-  let values: string[] | undefined;
-  const raw = request.rawHeaders;
+/** The gate's answer: the allowed decision, or the status and precise reason of a refusal. */
+export type Verdict = AllowedDecision | { readonly allowed: false; readonly status: RefusalStatusCode; readonly reason: string };
+
+/** Each socket's peer address, parsed once per connection rather than once per request. */
+const peers = new WeakMap<Socket, IpAddress | null>();
+
+function peerOf(socket: Socket): IpAddress | null {
+  let peer = peers.get(socket);
+  if (peer === undefined) {
+    const text = socket.remoteAddress;
+    peer = text === undefined ? null : (parsePeerAddress(text) ?? null);
+    // An address is known once the socket is connected; never cache its absence.
+    if (text !== undefined) peers.set(socket, peer);
+  }
+  return peer;
+}
+
+interface HeaderScan {
+  oin: string[] | undefined;
+  repeated: 'authorization' | 'content-type' | undefined;
+}
+
+/**
+ * One pass over the raw header lines: every value of the OIN header, and
+ * whether Authorization or Content-Type came twice (Node's parsed headers
+ * keep only the first of those, hiding the second).
+ */
+function scanHeaders(raw: readonly string[], oinHeader: string): HeaderScan {
+  let oin: string[] | undefined;
+  let authorization = 0;
+  let contentType = 0;
+  const oinLength = oinHeader.length;
   for (let i = 0; i < raw.length; i += 2) {
     const field = raw[i] as string;
-    if (field.length === name.length && field.toLowerCase() === name) (values ??= []).push(raw[i + 1] as string);
+    const length = field.length;
+    if (length === oinLength && field.toLowerCase() === oinHeader) (oin ??= []).push(raw[i + 1] as string);
+    if (length === 13 && field.toLowerCase() === 'authorization') authorization++;
+    else if (length === 12 && field.toLowerCase() === 'content-type') contentType++;
   }
-  return values;
+  const repeated = authorization > 1 ? 'authorization' : contentType > 1 ? 'content-type' : undefined;
+  return { oin, repeated };
+}
+
+function declaresBody(request: IncomingMessage): boolean {
+  const length = request.headers['content-length'];
+  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+// Header values we pass on: visible ASCII and inner spaces only, so that no
+// parser trims, folds or splits them and no byte is read in another charset.
+const SAFE_HEADER_VALUE = /^[\x21-\x7e](?:[\x20-\x7e]{0,1022}[\x21-\x7e])?$/;
+
+/** The claim names with their header names, built once. */
+function claimHeaderNames(claims: readonly string[]): Array<readonly [claim: string, header: string]> {
+  return claims.map((claim) => [claim, `x-authenticated-claim-${claim.toLowerCase().replaceAll('_', '-')}`] as const);
 }
 
 /**
  * Reads the body, gathers the request's facts and asks the decision
- * function. Returns the allowed decision, or throws the Refusal.
+ * function. Never throws for anything a client sends: the verdict says
+ * allowed, or which status and reason refuse the request.
  */
-export function gate(options: GateOptions): (request: IncomingMessage, state: RequestState) => Promise<Decision & { allowed: true }> {
+export function gate(options: GateOptions): (request: IncomingMessage, state: RequestState) => Promise<Verdict> {
   const keys = options.keys ?? staticKeys;
   const now = options.now ?? Date.now;
-  const { metrics, policy } = options;
+  const bodyOptions = { limit: options.bodyLimit, deadlineMs: options.bodyDeadlineMs };
+  const { metrics, policy, logger } = options;
+  const claimHeaders = claimHeaderNames(options.forwardClaims ?? []);
+  // labels() hashes its arguments on every call: resolve each reason's series once.
+  const refusedSeries = new Map<string, { inc(): void }>();
+
+  function countRefusal(reason: string): void {
+    let series = refusedSeries.get(reason);
+    if (series === undefined) {
+      series = metrics.decisions.labels('refused', reason);
+      refusedSeries.set(reason, series);
+    }
+    series.inc();
+  }
+
+  function refused(state: RequestState, status: RefusalStatus | RefusalStatusCode, reason: string, started: number): Verdict {
+    metrics.decisionSeconds.observe((performance.now() - started) / 1000);
+    state.outcome = 'refused';
+    state.reason = reason;
+    countRefusal(reason);
+    return { allowed: false, status, reason };
+  }
+
+  function forwardedClaims(decision: AllowedDecision, state: RequestState): string[] | undefined {
+    let headers: string[] | undefined;
+    for (const [claim, header] of claimHeaders) {
+      if (!Object.hasOwn(decision.claims, claim)) continue;
+      const value = decision.claims[claim];
+      const text = typeof value === 'string' ? value : typeof value === 'number' && Number.isFinite(value) ? String(value) : undefined;
+      if (text === undefined || !SAFE_HEADER_VALUE.test(text)) {
+        logger.debug({ requestId: state.requestId, claim, type: value === null ? 'null' : typeof value }, 'claim not forwarded: not a string or number that is a safe header value');
+        continue;
+      }
+      (headers ??= []).push(header, text);
+    }
+    return headers;
+  }
+
   return async function gateRequest(request, state) {
     const started = performance.now();
     // Absolute-form or asterisk targets have no place in front of an API.
-    if (request.url?.charCodeAt(0) !== 0x2f) throw new Refusal(400, 'request_target');
-    const body = await readBody(request, options.bodyLimit);
+    if (request.url?.charCodeAt(0) !== 0x2f) {
+      state.bodyUnread = declaresBody(request);
+      return refused(state, 400, 'request_target', started);
+    }
+    const scan = scanHeaders(request.rawHeaders, options.oinHeader);
     const forwardedFor = request.headers['x-forwarded-for'];
-    const facts: RequestFacts = {
+    const headerFacts: HeaderFacts = {
       peer: request.socket.remoteAddress,
+      peerAddress: peerOf(request.socket),
       // Node joins repeated X-Forwarded-For lines into one string.
       forwardedFor: typeof forwardedFor === 'string' ? forwardedFor : undefined,
-      oinHeader: headerLines(request, options.oinHeader),
+      repeatedHeader: scan.repeated,
+    };
+    const snapshot = options.snapshot();
+    const client = decideBeforeBody(headerFacts, snapshot, policy);
+    if (client.allowed === false) {
+      state.clientIp = client.clientIp;
+      if (scan.oin !== undefined) state.oinHeader = (scan.oin[0] as string).slice(0, 128);
+      state.bodyUnread = declaresBody(request);
+      return refused(state, client.status, client.reason, started);
+    }
+    state.clientIp = client.clientIp;
+
+    let body: Buffer | undefined;
+    try {
+      body = await readBody(request, bodyOptions);
+    } catch (error) {
+      if (!(error instanceof Refusal)) throw error;
+      state.bodyUnread = true;
+      return refused(state, error.status, error.reason, started);
+    }
+    // Spelled out: an object spread here cost more than the rest of the gate (profiled).
+    const facts: RequestFacts = {
+      peer: headerFacts.peer,
+      peerAddress: headerFacts.peerAddress,
+      forwardedFor: headerFacts.forwardedFor,
+      repeatedHeader: headerFacts.repeatedHeader,
+      oinHeader: scan.oin,
       body,
       authorization: request.headers.authorization,
     };
-    let decision = decide(facts, options.snapshot(), policy, now(), keys, options.tokenCache);
+    let decision = decideWithBody(client, facts, snapshot as Snapshot, policy, now(), keys, options.tokenCache);
     if (!decision.allowed && decision.tenant !== undefined && options.refreshKeys) {
       if (await options.refreshKeys(decision.tenant)) {
         decision = decide(facts, options.snapshot(), policy, now(), keys, options.tokenCache);
       }
     }
-    metrics.decisionSeconds.observe((performance.now() - started) / 1000);
     state.clientIp = decision.clientIp;
     state.oin = decision.oin;
-    if (!decision.allowed) {
-      state.outcome = 'refused';
-      state.reason = decision.reason;
-      metrics.decisions.labels('refused', decision.reason).inc();
-      throw new Refusal(decision.status, decision.reason);
-    }
+    state.kid = decision.kid;
+    if (!decision.allowed) return refused(state, decision.status, decision.reason, started);
+    metrics.decisionSeconds.observe((performance.now() - started) / 1000);
     state.outcome = 'allowed';
     state.reason = 'ok';
     metrics.allowed.inc();
     state.decision = decision;
     state.body = body;
+    if (claimHeaders.length > 0) {
+      const extra = forwardedClaims(decision, state);
+      if (extra !== undefined) state.extraHeaders = extra;
+    }
     return decision;
   };
-}
-
-export function writeRefusal(response: ServerResponse, status: RefusalStatusCode, requestId: string): void {
-  const body = refusalBody(status, requestId);
-  response.statusCode = status;
-  response.setHeader('content-type', 'application/json; charset=utf-8');
-  response.setHeader('content-length', Buffer.byteLength(body));
-  if (status === 401) response.setHeader('www-authenticate', 'Bearer');
-  // An unread body may still be arriving; do not try to reuse the connection.
-  if (status === 413 || status === 415) response.setHeader('connection', 'close');
-  response.end(body);
-}
-
-/** Forward-auth mode: the front proxy only needs the verdict and the OIN. */
-export function answerAllowed(response: ServerResponse, decision: Decision & { allowed: true }): void {
-  response.statusCode = 200;
-  response.setHeader('x-authenticated-oin', decision.oin);
-  response.setHeader('content-length', 0);
-  response.end();
 }

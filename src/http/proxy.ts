@@ -129,7 +129,7 @@ export class UpstreamProxy {
       'x-authenticated-oin', state.decision?.oin ?? '',
     );
     // Set by the gate (forwarded claims, the certificate digest): name/value pairs.
-    const extra = (state as { extraHeaders?: readonly string[] }).extraHeaders;
+    const extra = state.extraHeaders;
     if (extra !== undefined) headers.push(...extra);
     headers.push(
       'x-request-id', state.requestId,

@@ -857,6 +857,96 @@ describe('forward-auth mode', () => {
   });
 });
 
+describe('before the body: a client outside every tenant\'s ranges', () => {
+  let gate: Gate;
+  before(async () => {
+    gate = await startGate([{ oin: OIN_A, cidrs: ['127.0.0.1/32'], keys: [{ kid: 'a1', alg: 'HS256', secret: SECRET_A }] }]);
+  });
+  after(() => gate?.close());
+
+  /** Sends only the head of a request from `from`; resolves with everything the server sent until it closed (or `waitMs`). */
+  function headThenSilence(from: string, head: string, waitMs = 4_000): Promise<{ text: string; ms: number }> {
+    const { port } = new URL(gate.url);
+    const started = Date.now();
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port: Number(port), localAddress: from });
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+      socket.on('error', reject);
+      socket.on('close', () => resolve({ text, ms: Date.now() - started }));
+      socket.write(head);
+      setTimeout(() => socket.destroy(), waitMs).unref();
+    });
+  }
+
+  it('gets 403 at once, its announced body never waited for, and the connection closed', async () => {
+    const head = `POST /api HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\nx-oin: ${OIN_A}\r\n\r\n`;
+    const { text, ms } = await headThenSilence('127.0.0.3', head);
+    expect(text).to.match(/^HTTP\/1\.1 403 /);
+    expect(text.toLowerCase()).to.include('connection: close');
+    expect(ms, 'answered and closed without waiting for the body').to.be.below(3_000);
+    const line = gate.logs.last();
+    expect(line).to.include({ reason: 'ip_no_tenant', clientIp: '127.0.0.3', peer: '127.0.0.3', oinHeader: OIN_A, status: 403 });
+  });
+
+  it('gives it the same 403 body as any other 403', async () => {
+    const outside = expectRefusal(await call(gate.url, { oin: OIN_A }, tokenFor(OIN_A), { localAddress: '127.0.0.3' }), 403, 'forbidden');
+    const unknown = expectRefusal(await call(gate.url, { oin: OIN_B }, tokenFor(OIN_A)), 403, 'forbidden');
+    delete outside['requestId'];
+    delete unknown['requestId'];
+    expect(outside).to.deep.equal(unknown);
+  });
+
+  it('still waits for the body of a client inside a tenant\'s ranges (control)', async () => {
+    const head = `POST /api HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\nx-oin: ${OIN_A}\r\n\r\n`;
+    const { text } = await headThenSilence('127.0.0.1', head, 1_000);
+    expect(text, 'nothing answered while the body is still to come').to.equal('');
+  });
+});
+
+describe('hostile header and key spellings', () => {
+  let gate: Gate;
+  before(async () => {
+    gate = await startGate();
+  });
+  after(() => gate?.close());
+
+  it('refuses header x-oin A with a body naming B under "Oin"', async () => {
+    const res = await call(gate.url, { Oin: OIN_B }, tokenFor(OIN_A), { headers: { 'x-oin': OIN_A } });
+    expectRefusal(res, 400, 'bad_request');
+    expectLogged(gate, res, 'oin_key_folded');
+  });
+
+  for (const key of ['OIN', 'Oin', 'o\u0131n']) {
+    it(`refuses a body holding "oin" and ${JSON.stringify(key)}`, async () => {
+      const res = await call(gate.url, `{"oin":"${OIN_A}",${JSON.stringify(key)}:"${OIN_B}"}`, tokenFor(OIN_A));
+      expectRefusal(res, 400, 'bad_request');
+      expectLogged(gate, res, 'oin_key_folded');
+    });
+  }
+
+  it('refuses a repeated Authorization header, even when both lines are the same valid token', async () => {
+    const token = tokenFor(OIN_A);
+    const res = await call(gate.url, { oin: OIN_A }, undefined, { headers: { authorization: [`Bearer ${token}`, `Bearer ${token}`] } });
+    expectRefusal(res, 400, 'bad_request');
+    expectLogged(gate, res, 'authorization_repeated');
+  });
+
+  it('refuses a repeated Content-Type header', async () => {
+    const res = await call(gate.url, { oin: OIN_A }, tokenFor(OIN_A), { headers: { 'content-type': ['application/json', 'application/json'] } });
+    expectRefusal(res, 400, 'bad_request');
+    expectLogged(gate, res, 'content_type_repeated');
+  });
+
+  it('logs the TCP peer and the kid of the verified key, and the kid a refused token named', async () => {
+    const res = await call(gate.url, { oin: OIN_A }, tokenFor(OIN_A), { localAddress: '127.0.0.2' });
+    expectAllowed(gate, res, OIN_A, { peer: '127.0.0.2', kid: 'a1' });
+    const refused = await call(gate.url, { oin: OIN_A }, signToken({ oin: OIN_A }, SECRET_A, { algorithm: 'HS256', keyid: 'not-a1' }));
+    expectRefusal(refused, 401, 'unauthorized');
+    expectLogged(gate, refused, 'token_unknown_kid', { kid: 'not-a1', peer: '127.0.0.1' });
+  });
+});
+
 describe('custom OIN field, OIN header and tenant claim (OINGATE_OIN_FIELD, OINGATE_OIN_HEADER, OINGATE_TENANT_CLAIM)', () => {
   let gate: Gate;
   before(async () => {

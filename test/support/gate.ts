@@ -4,9 +4,12 @@
  */
 import jwt from 'jsonwebtoken';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import Koa from 'koa';
+import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createGate, type Gate as EmbeddedGate } from '../../src/index.ts';
 import { createLogger } from '../../src/observe/logger.ts';
 import { startService, type Service } from '../../src/service.ts';
 import { loadSettings } from '../../src/settings.ts';
@@ -199,4 +202,55 @@ export async function eventually(check: () => Promise<void> | void, timeoutMs = 
       await new Promise((resolve) => setTimeout(resolve, intervalMs));
     }
   }
+}
+
+export interface EmbeddedApp {
+  readonly gate: EmbeddedGate;
+  readonly url: string;
+  readonly file: string;
+  readonly logs: LogCapture;
+  /** What the API's own handler saw, one entry per request that reached it. */
+  readonly hits: Array<{ state: unknown; body: unknown; rawBody: Buffer | undefined; path: string }>;
+  writeWhitelist(tenants: TenantSpec[] | string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * A Koa API embedding the gate in its own process, as the README shows:
+ * createGate(options), app.use(gate.middleware), then the API's handler,
+ * which answers 200 with what it saw. `options` are createGate's options.
+ */
+export async function startEmbedded(tenants: TenantSpec[] | null = twoTenants(), options: Record<string, unknown> = {}): Promise<EmbeddedApp> {
+  const dir = await mkdtemp(join(tmpdir(), 'oingate-embed-'));
+  const file = join(dir, 'whitelist.json');
+  if (tenants !== null) await writeWhitelistFile(file, tenants);
+  const logs = new LogCapture();
+  const gate = await createGate({ store: `file:${file}`, logger: createLogger('info', logs), ...options });
+  const hits: EmbeddedApp['hits'] = [];
+  const app = new Koa();
+  app.silent = true;
+  app.use(gate.middleware);
+  app.use((ctx) => {
+    const request = ctx.request as unknown as { body: unknown; rawBody: Buffer | undefined };
+    hits.push({ state: ctx.state['oingate'], body: request.body, rawBody: request.rawBody, path: ctx.path });
+    ctx.set('x-authenticated-oin', (ctx.state['oingate'] as { oin: string }).oin);
+    ctx.body = { ok: true };
+  });
+  const server = createServer(app.callback());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    gate,
+    url: `http://127.0.0.1:${port}`,
+    file,
+    logs,
+    hits,
+    writeWhitelist: (next) => writeWhitelistFile(file, next),
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await gate.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -1,0 +1,37 @@
+import Koa, { type Context } from 'koa';
+import type { GateOptions } from './gate.ts';
+import { gateMiddleware, requestStateOf } from './middleware.ts';
+import type { UpstreamProxy } from './proxy.ts';
+
+/** Forward-auth mode: the front proxy needs only the verdict, the OIN and the forwarded claims. */
+function answerAllowed(ctx: Context): void {
+  const state = requestStateOf(ctx);
+  ctx.respond = false;
+  const headers = ['x-authenticated-oin', state.decision?.oin ?? '', 'content-length', '0'];
+  if (state.extraHeaders !== undefined) headers.push(...state.extraHeaders);
+  ctx.res.writeHead(200, headers);
+  ctx.res.end();
+}
+
+/** Proxy mode: the exact request goes on; the upstream's answer streams back past Koa. */
+function forwardTo(proxy: UpstreamProxy): (ctx: Context) => Promise<void> {
+  return (ctx) => {
+    ctx.respond = false;
+    return proxy.forward(ctx.req, ctx.res, requestStateOf(ctx));
+  };
+}
+
+/**
+ * The public listener: the gate middleware, then the forwarding step (proxy
+ * mode) or the 200 answer (forward-auth mode). The same middleware an API
+ * mounts itself, so the service and an embedding API decide identically.
+ * app.proxy stays false: the gate resolves the client IP itself, from
+ * OINGATE_TRUSTED_PROXIES only.
+ */
+export function publicApp(options: GateOptions & { readonly proxy?: UpstreamProxy }): Koa {
+  const app = new Koa({ proxy: false });
+  app.silent = true;
+  app.use(gateMiddleware(options));
+  app.use(options.proxy ? forwardTo(options.proxy) : answerAllowed);
+  return app;
+}

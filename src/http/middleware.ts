@@ -1,0 +1,129 @@
+import type { Context, Middleware, Next } from 'koa';
+import { gate, type GateOptions, type RequestState } from './gate.ts';
+import { Refusal, refusalBody, type RefusalStatusCode } from './refusal.ts';
+import { requestIdFor } from './request-id.ts';
+
+/** What an allowed request carries on `ctx.state.oingate`. */
+export interface OingateState {
+  readonly oin: string;
+  readonly clientIp: string;
+  /** The kid of the key that verified the token. */
+  readonly kid: string | null;
+  /** The verified token's claims. */
+  readonly claims: Readonly<Record<string, unknown>> | null;
+}
+
+/** Where the gate keeps its per-request state on ctx.state, out of the way of the API's own keys. */
+const STATE = Symbol('oingate.request');
+
+/** The gate's state of this request (request id, decision, log facts), for the steps after it. */
+export function requestStateOf(ctx: Context): RequestState {
+  const state = (ctx.state as Record<symbol, RequestState | undefined>)[STATE];
+  if (state === undefined) throw new Error('the oingate middleware has not seen this request');
+  return state;
+}
+
+/** Path without the query: the query may carry anything and never goes to the log. */
+function pathOf(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined;
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
+
+/** The §2 refusal, through Koa, so that middleware mounted before the gate still sees a normal response. */
+function answerRefusal(ctx: Context, status: RefusalStatusCode, state: RequestState): void {
+  ctx.respond = true;
+  ctx.status = status;
+  const res = ctx.res;
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  if (status === 401) res.setHeader('www-authenticate', 'Bearer');
+  // A body that was not read may still be arriving; do not try to reuse the connection.
+  if (state.bodyUnread) res.setHeader('connection', 'close');
+  ctx.body = refusalBody(status, state.requestId);
+}
+
+/**
+ * The gate as Koa middleware: decides the request (contract §1-§2); a
+ * refusal is answered here and `next` is never called; an allowed request
+ * gets `ctx.state.oingate`, `ctx.request.body` and `ctx.request.rawBody`,
+ * then the rest of the chain runs. Every request ends in exactly one
+ * decision log line. Mount it before any body parser: it reads the body
+ * itself, within the limit, as the exact bytes.
+ */
+export function gateMiddleware(options: GateOptions): Middleware {
+  const { logger, metrics } = options;
+  const gateRequest = gate(options);
+
+  function log(ctx: Context, state: RequestState, started: number, status: number): void {
+    const clean = state.outcome === 'allowed' && state.upstreamError === undefined;
+    // Building the line is skipped when its level is off (allowed requests log at info).
+    if (clean ? !logger.isLevelEnabled('info') : !logger.isLevelEnabled('warn')) return;
+    const req = ctx.req;
+    logger[clean ? 'info' : 'warn'](
+      {
+        requestId: state.requestId,
+        clientIp: state.clientIp,
+        peer: req.socket.remoteAddress,
+        oin: state.oin,
+        ...(state.oinHeader !== undefined ? { oinHeader: state.oinHeader } : {}),
+        kid: state.kid,
+        outcome: state.outcome ?? 'refused',
+        reason: state.reason,
+        status,
+        method: req.method,
+        path: pathOf(req.url),
+        ...(state.upstreamError ? { upstreamError: state.upstreamError } : {}),
+        ms: Math.round((performance.now() - started) * 1000) / 1000,
+      },
+      'decision',
+    );
+  }
+
+  return async function oingate(ctx: Context, next: Next): Promise<void> {
+    const started = performance.now();
+    const req = ctx.req;
+    const state: RequestState = { requestId: requestIdFor(req.headers['x-request-id']) };
+    (ctx.state as Record<symbol, RequestState>)[STATE] = state;
+    ctx.res.setHeader('x-request-id', state.requestId);
+    let status: number | undefined;
+    try {
+      const verdict = await gateRequest(req, state);
+      if (!verdict.allowed) {
+        answerRefusal(ctx, verdict.status, state);
+        return;
+      }
+      const oingateState: OingateState = { oin: verdict.oin, clientIp: verdict.clientIp, kid: verdict.kid, claims: verdict.claims };
+      ctx.state['oingate'] = oingateState;
+      const request = ctx.request as unknown as { body: unknown; rawBody: Buffer | undefined };
+      request.body = verdict.body;
+      request.rawBody = state.body;
+      await next();
+    } catch (error) {
+      if (state.outcome !== 'allowed' || error instanceof Refusal) {
+        // Ours: an unexpected failure while deciding, or the forwarding step's 502/504.
+        let code: RefusalStatusCode = 500;
+        if (error instanceof Refusal) {
+          code = error.status;
+          if (state.outcome === 'allowed') metrics.upstreamErrors.labels(error.reason).inc();
+          else state.reason = error.reason;
+        } else {
+          state.reason = 'internal_error';
+          logger.error({ requestId: state.requestId, err: error }, 'unexpected error');
+        }
+        if (state.outcome === undefined) {
+          state.outcome = 'refused';
+          metrics.decisions.labels('refused', state.reason as string).inc();
+        }
+        if (ctx.res.headersSent || ctx.res.destroyed) ctx.res.destroy();
+        else answerRefusal(ctx, code, state);
+        return;
+      }
+      // The API's own error, after an allowed decision: Koa (or the API's error handler) answers it.
+      status = (error as { status?: unknown }).status as number | undefined;
+      if (typeof status !== 'number') status = 500;
+      throw error;
+    } finally {
+      log(ctx, state, started, status ?? ctx.res.statusCode);
+    }
+  };
+}
