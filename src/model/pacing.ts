@@ -33,6 +33,10 @@ export async function runSliced<T>(work: Work<T>, sliceMs: number): Promise<T> {
   }
 }
 
+// Shared results for the trivial sorts; callers only read them.
+const NONE = new Uint32Array(0);
+const FIRST = Uint32Array.of(0);
+
 // Runs this short are sorted by insertion; merging starts from them.
 const RUN = 16;
 // Element moves between two yields.
@@ -41,9 +45,12 @@ const MOVES_PER_STEP = 2048;
 /**
  * Sorts the indices 0..count-1 by `compare` (stable: equal elements keep
  * their order), in O(n log n) and in steps: a bottom-up merge sort, since
- * Array.prototype.sort cannot pause.
+ * Array.prototype.sort cannot pause. The result is only to be read.
  */
 export function* sortIndices(count: number, compare: (a: number, b: number) => number): Work<Uint32Array> {
+  // Most tenants have one or two ranges: no sort, no allocation.
+  if (count === 0) return NONE;
+  if (count === 1) return FIRST;
   let from = new Uint32Array(count);
   for (let i = 0; i < count; i++) from[i] = i;
   let moves = 0;
