@@ -283,6 +283,26 @@ describe('ip/address', () => {
     });
   });
 
+  describe('remembered answers', () => {
+    it('gives the same answer when asked again, refusals included', () => {
+      for (let round = 0; round < 3; round++) {
+        expect(parseAddress('010.0.0.1')).to.equal(undefined);
+        expect(parsePeerAddress('127.1')).to.equal(undefined);
+        expect(formatAddress(parsed('::ffff:10.0.0.1'))).to.equal('10.0.0.1');
+        // The unmapped parse is never answered from the mapped one's memory.
+        expect(parseAddressUnmapped('::ffff:10.0.0.1')?.family).to.equal(6);
+      }
+    });
+
+    it('stays correct after more distinct addresses than it remembers', () => {
+      for (let i = 0; i < 10_000; i++) {
+        const text = `10.${(i >> 8) & 255}.${i & 255}.1`;
+        expect(parsed(text).w0).to.equal(((10 << 24) | (((i >> 8) & 255) << 16) | ((i & 255) << 8) | 1) >>> 0);
+      }
+      expect(parseAddress('10.0.0.01')).to.equal(undefined);
+    });
+  });
+
   describe('parseAddressAt', () => {
     it('parses a slice of a string without the surrounding text', () => {
       const text = 'x 203.0.113.7,';
