@@ -151,10 +151,8 @@ function* buildTenant(
   const enabled = has(raw, 'enabled') ? raw['enabled'] : true;
   if (typeof enabled !== 'boolean') issues.push({ path: `${path}.enabled`, message: 'must be true or false' });
 
-  // Limit messages name the tenant, not only its place in the list.
-  const label = typeof oin === 'string' ? `tenant ${JSON.stringify(oin.slice(0, 64))}` : 'the tenant';
-  const cidrs = yield* buildCidrs(raw['cidrs'], `${path}.cidrs`, label, issues);
-  const keys = has(raw, 'keys') ? yield* buildKeys(raw['keys'], `${path}.keys`, label, issues) : { keys: [], material: [] };
+  const cidrs = yield* buildCidrs(raw['cidrs'], `${path}.cidrs`, oin, issues);
+  const keys = has(raw, 'keys') ? yield* buildKeys(raw['keys'], `${path}.keys`, oin, issues) : { keys: [], material: [] };
   const jwksUri = has(raw, 'jwksUri') ? raw['jwksUri'] : undefined;
   if (jwksUri !== undefined) checkJwksUri(jwksUri, `${path}.jwksUri`, issues);
   const issuer = optionalText(raw, 'issuer', path, issues);
@@ -178,14 +176,19 @@ function* buildTenant(
   return { tenant, material: keys.material };
 }
 
-function* buildCidrs(raw: unknown, path: string, label: string, issues: ValidationIssue[]): Work<Cidr[] | undefined> {
+/** Limit messages name the tenant, not only its place in the list. */
+function tenantLabel(oin: unknown): string {
+  return typeof oin === 'string' ? `tenant ${describeValue(oin)}` : 'the tenant';
+}
+
+function* buildCidrs(raw: unknown, path: string, oin: unknown, issues: ValidationIssue[]): Work<Cidr[] | undefined> {
   if (!Array.isArray(raw)) {
     issues.push({ path, message: 'must be an array of CIDR strings' });
     return undefined;
   }
   if (raw.length > MAX_CIDRS_PER_TENANT) {
     // Refused before any is parsed: the excess costs nothing.
-    issues.push({ path, message: `${label} has ${raw.length} CIDR ranges; at most ${MAX_CIDRS_PER_TENANT} are allowed per tenant` });
+    issues.push({ path, message: `${tenantLabel(oin)} has ${raw.length} CIDR ranges; at most ${MAX_CIDRS_PER_TENANT} are allowed per tenant` });
     return undefined;
   }
   const cidrs: Cidr[] = [];
@@ -216,13 +219,13 @@ interface BuiltKeys {
   readonly material: string[];
 }
 
-function* buildKeys(raw: unknown, path: string, label: string, issues: ValidationIssue[]): Work<BuiltKeys | undefined> {
+function* buildKeys(raw: unknown, path: string, oin: unknown, issues: ValidationIssue[]): Work<BuiltKeys | undefined> {
   if (!Array.isArray(raw)) {
     issues.push({ path, message: 'must be an array of keys' });
     return undefined;
   }
   if (raw.length > MAX_KEYS_PER_TENANT) {
-    issues.push({ path, message: `${label} has ${raw.length} keys; at most ${MAX_KEYS_PER_TENANT} are allowed per tenant` });
+    issues.push({ path, message: `${tenantLabel(oin)} has ${raw.length} keys; at most ${MAX_KEYS_PER_TENANT} are allowed per tenant` });
     return undefined;
   }
   const built: BuiltKeys = { keys: [], material: [] };
