@@ -130,18 +130,24 @@ function parseText(text: string, mapped: boolean): IpAddress | undefined {
 // Requests come from a limited set of peers and proxies: remembering recent
 // answers spares most calls ipaddr.js's cost (about 1 µs, ten times our old
 // hand-written parser). Bounded: forgotten all at once when full, so a flood
-// of distinct addresses costs at most that microsecond per address.
+// of distinct addresses costs at most that microsecond per address. Only
+// addresses are remembered; a refusal ends its request anyway.
 const MEMO_LIMIT = 4096;
-const memo = new Map<string, IpAddress | null>();
+const memo = new Map<string, IpAddress>();
 
 /** {@link parseText} with IPv4-mapped addresses as IPv4, remembered. */
 function parseMapped(text: string): IpAddress | undefined {
   if (text.length > MAX_TEXT_LENGTH) return undefined;
   const known = memo.get(text);
-  if (known !== undefined) return known ?? undefined;
+  if (known !== undefined) return known;
   const parsed = parseText(text, true);
-  if (memo.size >= MEMO_LIMIT) memo.clear();
-  memo.set(text, parsed ?? null);
+  if (parsed !== undefined) {
+    if (memo.size >= MEMO_LIMIT) memo.clear();
+    // Kept as a copy: V8 may hold a slice of a header as a view of the whole
+    // header, which the memo would then keep alive. Slicing a concatenation
+    // flattens it into a string of its own first.
+    memo.set(`${text} `.slice(0, -1), parsed);
+  }
   return parsed;
 }
 
