@@ -130,7 +130,7 @@ function parseText(text: string, mapped: boolean): IpAddress | undefined {
 // Requests come from a limited set of peers and proxies: remembering recent
 // answers spares most calls ipaddr.js's cost (about 1 µs, ten times our old
 // hand-written parser). Bounded: forgotten all at once when full, so a flood
-// of distinct addresses costs at most that microsecond per address. Only
+// of distinct addresses costs a few microseconds per address at most. Only
 // addresses are remembered; a refusal ends its request anyway.
 const MEMO_LIMIT = 4096;
 const memo = new Map<string, IpAddress>();
