@@ -5,9 +5,13 @@ import { buildSnapshot, type Snapshot } from './model/snapshot.ts';
 import { WhitelistError } from './model/errors.ts';
 import { isHmac } from './model/algorithms.ts';
 import { loadSettings, SettingsError, type Settings } from './settings.ts';
+import { BUILD_VERSION } from './observe/build-info.ts';
+import { EXPIRY_WARNING_MS } from './observe/metrics.ts';
 import { createSource } from './store/create.ts';
+import { passwordScrubber } from './store/postgres/errors.ts';
 import { readWhitelistFile } from './store/read-file.ts';
-import { isUsable } from './token/key.ts';
+import { describeIssues } from './store/source.ts';
+import { isUsable, type TenantKey } from './token/key.ts';
 import type { WhitelistDocument } from './model/document.ts';
 
 const USAGE = `usage:
@@ -16,7 +20,8 @@ const USAGE = `usage:
   oingate token --oin OIN [--kid KID] [--ttl 1h]
                                         sign a token with a tenant's HS key from the store
   oingate migrate                       apply sql/ to the PostgreSQL store
-  oingate import FILE                   replace the PostgreSQL whitelist with FILE, in one transaction`;
+  oingate import FILE                   replace the PostgreSQL whitelist with FILE, in one transaction
+  oingate version                       print the version (also --version)`;
 
 /** A command-line failure: printed as one line, exit code attached. */
 class CliError extends Error {
@@ -30,12 +35,19 @@ class CliError extends Error {
 
 const SQL_DIR = fileURLToPath(new URL('../sql/', import.meta.url));
 
-async function loadFromStore(settings: Settings): Promise<unknown> {
+/** The configured store's whitelist, validated; issues name rows the way the store does. */
+async function loadFromStore(settings: Settings, place: string): Promise<Snapshot> {
   const source = await createSource(settings);
+  let document: unknown;
   try {
-    return await source.load();
+    document = await source.load();
   } finally {
     await source.close();
+  }
+  try {
+    return await buildSnapshot(document, { oinPattern: settings.oinPattern });
+  } catch (error) {
+    throw refusal(describeIssues(source, document, error), place);
   }
 }
 
@@ -46,30 +58,58 @@ function postgresUrl(settings: Settings, command: string): string {
   return settings.store.url;
 }
 
-function describeIssues(error: WhitelistError): string {
+function listIssues(error: WhitelistError): string {
   return error.issues.map((issue) => `  ${issue.path}: ${issue.message}`).join('\n');
+}
+
+function refusal(error: unknown, place: string): unknown {
+  if (!(error instanceof WhitelistError)) return error;
+  return new CliError(`${place}: ${error.issues.length} error(s)\n${listIssues(error)}`);
 }
 
 async function validated(document: unknown, settings: Settings, place: string): Promise<Snapshot> {
   try {
     return await buildSnapshot(document, { oinPattern: settings.oinPattern });
   } catch (error) {
-    if (error instanceof WhitelistError) {
-      throw new CliError(`${place}: ${error.issues.length} error(s)\n${describeIssues(error)}`);
-    }
-    throw error;
+    throw refusal(error, place);
   }
+}
+
+/**
+ * What `check` warns about without failing: keys that have expired or expire
+ * within 14 days, and JWKS tenants with no audience at all, since their
+ * identity provider's tokens for any other service would pass.
+ */
+function whitelistWarnings(snapshot: Snapshot, globalAudience: string | undefined, nowMs: number): string[] {
+  const warnings: string[] = [];
+  for (const tenant of snapshot.tenants.values()) {
+    for (const key of tenant.keys.list) {
+      if (!key.enabled || key.expiresAt === undefined) continue;
+      const at = new Date(key.expiresAt).toISOString();
+      if (key.expiresAt <= nowMs) warnings.push(`tenant ${tenant.oin} key "${key.kid}" expired at ${at}`);
+      else if (key.expiresAt <= nowMs + EXPIRY_WARNING_MS) warnings.push(`tenant ${tenant.oin} key "${key.kid}" expires at ${at}, within 14 days`);
+    }
+    if (tenant.jwksUri !== undefined && tenant.audience === undefined && globalAudience === undefined) {
+      warnings.push(
+        `tenant ${tenant.oin} takes keys from its JWKS but has no audience (neither its own "audience" nor OINGATE_AUDIENCE): ` +
+          "its identity provider's tokens for other services would pass",
+      );
+    }
+  }
+  return warnings;
 }
 
 async function check(settings: Settings, file: string | undefined): Promise<void> {
   const place = file ?? (settings.store.kind === 'file' ? settings.store.path : 'postgres store');
-  let document: unknown;
-  try {
-    document = file ? await readWhitelistFile(file) : await loadFromStore(settings);
-  } catch (error) {
-    throw new CliError((error as Error).message);
+  let snapshot: Snapshot;
+  if (file) {
+    const document = await readWhitelistFile(file).catch((error: Error) => {
+      throw new CliError(error.message);
+    });
+    snapshot = await validated(document, settings, place);
+  } else {
+    snapshot = await loadFromStore(settings, place);
   }
-  const snapshot = await validated(document, settings, place);
   let keys = 0;
   let cidrs = 0;
   for (const tenant of snapshot.tenants.values()) {
@@ -77,6 +117,17 @@ async function check(settings: Settings, file: string | undefined): Promise<void
     cidrs += tenant.cidrTexts.length;
   }
   console.log(`${place}: ok, ${snapshot.tenants.size} tenant(s), ${cidrs} CIDR(s), ${keys} key(s), version ${snapshot.version}`);
+  for (const warning of whitelistWarnings(snapshot, settings.audience, Date.now())) console.error(`warning: ${warning}`);
+}
+
+/** The usable HS key that stays usable longest (no expiry beats any); the first of equals. */
+function longestUsableHmacKey(keys: readonly TenantKey[], nowMs: number): TenantKey | undefined {
+  let best: TenantKey | undefined;
+  for (const key of keys) {
+    if (!isHmac(key.alg) || !isUsable(key, nowMs)) continue;
+    if (best === undefined || (key.expiresAt ?? Infinity) > (best.expiresAt ?? Infinity)) best = key;
+  }
+  return best;
 }
 
 const TTL = /^([1-9][0-9]*)([smhd]?)$/;
@@ -99,13 +150,13 @@ async function token(settings: Settings, args: string[]): Promise<void> {
   if (ttl > settings.maxTokenLifetimeSeconds) {
     throw new CliError(`--ttl ${values.ttl} is longer than OINGATE_MAX_TOKEN_LIFETIME (${settings.maxTokenLifetimeSeconds} s)`, 2);
   }
-  const snapshot = await validated(await loadFromStore(settings), settings, 'store');
+  const snapshot = await loadFromStore(settings, 'store');
   const tenant = snapshot.tenants.get(values.oin);
   if (!tenant) throw new CliError(`no tenant with OIN ${values.oin} in the store`);
   const now = Date.now();
   const key = values.kid
     ? tenant.keys.byKid.get(values.kid)
-    : tenant.keys.list.find((candidate) => isHmac(candidate.alg) && isUsable(candidate, now));
+    : longestUsableHmacKey(tenant.keys.list, now);
   if (!key) throw new CliError(values.kid ? `tenant ${values.oin} has no key "${values.kid}"` : `tenant ${values.oin} has no usable HS key`);
   if (!isHmac(key.alg)) {
     throw new CliError(`key "${key.kid}" is ${key.alg}: oingate holds only its public key; sign with the tenant's private key instead`);
@@ -155,6 +206,12 @@ async function serve(settings: Settings): Promise<void> {
   if (stopping) stop(service, stopping);
 }
 
+/** Removes the PostgreSQL store's secrets from a text; the identity when the store is not PostgreSQL. */
+function storeScrubber(): (text: string) => string {
+  const store = process.env['OINGATE_STORE'] ?? '';
+  return /^postgres(ql)?:\/\//.test(store) ? passwordScrubber(store) : (text) => text;
+}
+
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === 'help') {
@@ -162,6 +219,12 @@ export async function main(argv: string[]): Promise<void> {
     if (command === undefined) process.exitCode = 2;
     return;
   }
+  if (command === 'version' || command === '--version') {
+    console.log(BUILD_VERSION);
+    return;
+  }
+  // Whatever fails below, its message is shown without the store's password.
+  const scrub = storeScrubber();
   try {
     const settings = loadSettings();
     switch (command) {
@@ -195,16 +258,16 @@ export async function main(argv: string[]): Promise<void> {
     }
   } catch (error) {
     if (error instanceof SettingsError) {
-      console.error(`oingate: ${error.message}`);
+      console.error(`oingate: ${scrub(error.message)}`);
       process.exitCode = 2;
       return;
     }
     if (error instanceof CliError) {
-      console.error(`oingate: ${error.message}`);
+      console.error(`oingate: ${scrub(error.message)}`);
       process.exitCode = error.exitCode;
       return;
     }
-    console.error(`oingate: ${(error as Error).message ?? String(error)}`);
+    console.error(`oingate: ${scrub((error as Error).message ?? String(error))}`);
     process.exitCode = 1;
   }
 }

@@ -13,6 +13,7 @@ import { requestIdFor } from './http/request-id.ts';
 import type { Settings } from './settings.ts';
 import type { FileSourceOptions } from './store/file.ts';
 import { createSource } from './store/create.ts';
+import { whitelistChanges } from './store/changes.ts';
 import { SnapshotHolder } from './store/holder.ts';
 import { VerifiedTokenCache } from './token/cache.ts';
 import { JwksCache } from './token/jwks.ts';
@@ -122,22 +123,28 @@ export async function startService(settings: Settings, options: ServiceOptions =
     ...(options.jwksRefetchIntervalMs !== undefined ? { refetchIntervalMs: options.jwksRefetchIntervalMs } : {}),
   });
   metrics.trackJwks(() => jwks.status());
+  if (source.connected !== undefined) metrics.trackStoreConnection(() => source.connected === true);
   const holder = new SnapshotHolder(source, build, {
     accepted() {
-      metrics.reloads.inc();
+      metrics.loadSucceeded();
     },
     loaded(snapshot, previous) {
       // Entries are bound to the old KeySets and could never match again; free them.
       tokenCache.clear();
       jwks.sync(snapshot.tenants.values());
-      metrics.whitelistLoaded(snapshot.version, snapshot.tenants.size);
-      logger.info({ version: snapshot.version, previous: previous?.version ?? null, tenants: snapshot.tenants.size, store: source.description }, 'whitelist loaded');
+      metrics.whitelistLoaded(snapshot.version, snapshot.tenants.size, snapshot);
+      // One line per change, saying per tenant what changed (never a secret);
+      // the diff is sliced, so the line follows the swap by a moment.
+      whitelistChanges(previous, snapshot).then(
+        (changes) => logger.info({ version: snapshot.version, previous: previous?.version ?? null, tenants: snapshot.tenants.size, store: source.description, changes }, 'whitelist loaded'),
+        (error: unknown) => logger.error({ err: error }, 'cannot describe the whitelist change; it is loaded'),
+      );
     },
     observerFailed(error) {
       logger.error({ err: error }, 'a whitelist observer failed; the reload itself stands');
     },
-    refused(error) {
-      metrics.refusedReloads.inc();
+    refused(error, cause) {
+      metrics.reloadRefused(cause);
       const kept = holder.current ? 'the last good whitelist stays in force' : 'no whitelist is loaded yet, so requests get 503';
       logger.error({ error, store: source.description }, `whitelist not loaded; ${kept}`);
     },

@@ -341,6 +341,105 @@ describe('command line (src/bin.js)', () => {
     });
   });
 
+  describe('oingate version', () => {
+    it('prints the package.json version for `version` and `--version`, with no settings needed', async () => {
+      const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+      for (const args of [['version'], ['--version']]) {
+        // A bad setting would stop every other command; the version needs none.
+        const result = await run(args, { OINGATE_LISTEN: 'not-an-address' });
+        expect(result.code, result.stderr).to.equal(0);
+        expect(result.stdout).to.equal(`${pkg.version}\n`);
+        expect(result.stderr).to.equal('');
+      }
+    });
+  });
+
+  describe('oingate check warnings and key choice', () => {
+    const DAY = 86_400_000;
+    const at = (days: number) => new Date(Date.now() + days * DAY).toISOString();
+    let warned: string;
+    let choice: string;
+
+    before(async () => {
+      warned = join(dir, 'warned.json');
+      choice = join(dir, 'choice.json');
+      await writeFile(
+        warned,
+        JSON.stringify({
+          tenants: [
+            {
+              oin: OIN_HS,
+              cidrs: ['127.0.0.0/8'],
+              keys: [
+                { kid: 'expired', alg: 'HS256', secret: SECRET_1, expiresAt: at(-2) },
+                { kid: 'soon', alg: 'HS256', secret: SECRET_1, expiresAt: at(3) },
+                { kid: 'later', alg: 'HS256', secret: SECRET_1, expiresAt: at(30) },
+                { kid: 'off-expired', alg: 'HS256', secret: SECRET_1, enabled: false, expiresAt: at(-2) },
+                { kid: 'forever', alg: 'HS256', secret: SECRET_1 },
+              ],
+            },
+            { oin: OIN_RS, cidrs: ['127.0.0.0/8'], jwksUri: 'https://idp.example/jwks.json' },
+          ],
+        }),
+      );
+      await writeFile(
+        choice,
+        JSON.stringify({
+          tenants: [
+            {
+              oin: OIN_HS,
+              cidrs: ['127.0.0.0/8'],
+              keys: [
+                { kid: 'ending', alg: 'HS256', secret: SECRET_OFF, expiresAt: at(1) },
+                { kid: 'not-yet', alg: 'HS256', secret: SECRET_OFF, notBefore: at(1) },
+                { kid: 'lasting', alg: 'HS256', secret: SECRET_1, expiresAt: at(60) },
+                { kid: 'mid', alg: 'HS256', secret: SECRET_OFF, expiresAt: at(20) },
+              ],
+            },
+            {
+              oin: OIN_RS,
+              cidrs: ['127.0.0.0/8'],
+              keys: [
+                { kid: 'dated', alg: 'HS256', secret: SECRET_OFF, expiresAt: at(365) },
+                { kid: 'undated', alg: 'HS384', secret: SECRET_2 },
+              ],
+            },
+          ],
+        }),
+      );
+    });
+
+    it('exits 0 and warns about expired and soon-expiring keys and a JWKS tenant without any audience', async () => {
+      const result = await run(['check', warned]);
+      expect(result.code, result.stderr).to.equal(0);
+      expect(lines(result.stdout)).to.have.length(1);
+      expect(result.stdout).to.include('ok');
+      const warnings = lines(result.stderr);
+      expect(warnings).to.have.length(3);
+      expect(warnings[0]).to.match(new RegExp(`^warning: tenant ${OIN_HS} key "expired" expired at `));
+      expect(warnings[1]).to.match(new RegExp(`^warning: tenant ${OIN_HS} key "soon" expires at .*within 14 days`));
+      expect(warnings[2]).to.match(new RegExp(`^warning: tenant ${OIN_RS} takes keys from its JWKS but has no audience`)).and.include('OINGATE_AUDIENCE');
+      expect(result.stderr).not.to.include(SECRET_1);
+    });
+
+    it('does not warn about the JWKS tenant when OINGATE_AUDIENCE is set', async () => {
+      const result = await run(['check', warned], { OINGATE_AUDIENCE: 'the-api' });
+      expect(result.code, result.stderr).to.equal(0);
+      expect(lines(result.stderr)).to.have.length(2);
+      expect(result.stderr).not.to.include('JWKS');
+    });
+
+    it('signs, without --kid, with the usable HS key that stays usable longest', async () => {
+      const env = { OINGATE_STORE: `file:${choice}` };
+      const [dated, undated] = await Promise.all([run(['token', '--oin', OIN_HS], env), run(['token', '--oin', OIN_RS], env)]);
+      expect(dated.code, dated.stderr).to.equal(0);
+      expect(verified(dated.stdout.trim(), SECRET_1, 'HS256').header.kid).to.equal('lasting');
+      // A key without an expiry outlasts any that has one.
+      expect(undated.code, undated.stderr).to.equal(0);
+      expect(verified(undated.stdout.trim(), SECRET_2, 'HS384').header.kid).to.equal('undated');
+    });
+  });
+
   describe('oingate serve', () => {
     it('refuses a bad setting with a non-zero exit and ONE line on stderr naming the variable', async () => {
       const result = await outcome(['serve'], { OINGATE_CLOCK_TOLERANCE: '999', OINGATE_STORE: `file:${store}` });

@@ -1,4 +1,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Snapshot } from '../model/snapshot.ts';
+import { BUILD_VERSION } from './build-info.ts';
+
+/** `oingate_keys_expiring` counts keys whose expiry falls within this window from now. */
+export const EXPIRY_WARNING_MS = 14 * 86_400_000;
 
 /**
  * The process's Prometheus metrics, on a registry of its own so several
@@ -30,9 +35,24 @@ export class Metrics {
   });
   readonly refusedReloads = new Counter({
     name: 'oingate_reloads_refused_total',
-    help: 'Whitelist reloads refused as invalid or unreadable; the last good whitelist stayed',
+    help: 'Whitelist reloads refused; the last good whitelist stayed. cause: invalid (bad content) or unreachable (store unreadable)',
+    labelNames: ['cause'] as const,
     registers: [this.registry],
   });
+  readonly lastLoadSuccess = new Gauge({
+    name: 'oingate_last_load_success_timestamp_seconds',
+    help: 'Unix time of the last successful whitelist load (changed or not); 0 before the first',
+    registers: [this.registry],
+  });
+  readonly buildInfo = new Gauge({
+    name: 'oingate_build_info',
+    help: 'The running oingate version (value 1)',
+    labelNames: ['version'] as const,
+    registers: [this.registry],
+  });
+  /** Expiry times (epoch ms) of the enforced whitelist's enabled static keys, ascending. */
+  #expiries: readonly number[] = [];
+  #storeConnected: (() => boolean) | undefined;
   readonly whitelistInfo = new Gauge({
     name: 'oingate_whitelist_info',
     help: 'The enforced whitelist version (value 1)',
@@ -64,7 +84,10 @@ export class Metrics {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'oingate_' });
     this.allowed.inc(0);
     this.reloads.inc(0);
-    this.refusedReloads.inc(0);
+    this.refusedReloads.labels('invalid').inc(0);
+    this.refusedReloads.labels('unreachable').inc(0);
+    this.lastLoadSuccess.set(0);
+    this.buildInfo.labels(BUILD_VERSION).set(1);
     const metrics = this;
     this.jwksAge = new Gauge({
       name: 'oingate_jwks_age_seconds',
@@ -78,6 +101,41 @@ export class Metrics {
         for (const entry of status) this.labels(entry.oin).set(entry.ageSeconds ?? Infinity);
       },
     });
+    new Gauge({
+      name: 'oingate_keys_expiring',
+      help: 'Enabled static keys of the enforced whitelist that expire within 14 days from now',
+      registers: [this.registry],
+      // At every scrape, so a key enters the window as time passes, not only on a load.
+      collect() {
+        this.set(countInWindow(metrics.#expiries, Date.now(), Date.now() + EXPIRY_WARNING_MS));
+      },
+    });
+  }
+
+  /** A load succeeded, whether or not it changed the whitelist. */
+  loadSucceeded(nowMs = Date.now()): void {
+    this.reloads.inc();
+    this.lastLoadSuccess.set(Math.floor(nowMs / 1000));
+  }
+
+  reloadRefused(cause: 'invalid' | 'unreachable'): void {
+    this.refusedReloads.labels(cause).inc();
+  }
+
+  /** For stores with a connection: `oingate_store_connected` reads `connected` at scrape time. */
+  trackStoreConnection(connected: () => boolean): void {
+    if (this.#storeConnected === undefined) {
+      const metrics = this;
+      new Gauge({
+        name: 'oingate_store_connected',
+        help: 'Whether the PostgreSQL listening connection is up (1) or lost (0)',
+        registers: [this.registry],
+        collect() {
+          this.set(metrics.#storeConnected?.() ? 1 : 0);
+        },
+      });
+    }
+    this.#storeConnected = connected;
   }
 
   /** Where `oingate_jwks_age_seconds` reads each tenant's set age at scrape time. */
@@ -89,9 +147,36 @@ export class Metrics {
     this.jwksFetches.labels(oin, outcome).inc();
   }
 
-  whitelistLoaded(version: string, tenants: number): void {
+  whitelistLoaded(version: string, tenants: number, snapshot?: Snapshot): void {
     this.whitelistInfo.reset();
     this.whitelistInfo.labels(version).set(1);
     this.tenants.set(tenants);
+    if (snapshot !== undefined) this.#expiries = keyExpiries(snapshot);
   }
+}
+
+/** Sorted once per load, so a scrape costs two binary searches, not a walk over 100k tenants. */
+function keyExpiries(snapshot: Snapshot): number[] {
+  const out: number[] = [];
+  for (const tenant of snapshot.tenants.values()) {
+    for (const key of tenant.keys.list) if (key.enabled && key.expiresAt !== undefined) out.push(key.expiresAt);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** The first index whose value is at least `value`. */
+function lowerBound(sorted: readonly number[], value: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((sorted[mid] as number) < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** How many values lie in (from, to]: not yet expired, expiring by `to`. */
+function countInWindow(sorted: readonly number[], from: number, to: number): number {
+  return lowerBound(sorted, to + 1) - lowerBound(sorted, from + 1);
 }

@@ -1,5 +1,5 @@
 import type { Snapshot } from '../model/snapshot.ts';
-import type { WhitelistSource } from './source.ts';
+import { describeIssues, refusalCause, type RefusalCause, type SourceStatus, type WhitelistSource } from './source.ts';
 
 export type ReloadOutcome =
   | { readonly ok: true; readonly changed: boolean; readonly snapshot: Snapshot }
@@ -10,7 +10,9 @@ export interface HolderEvents {
   accepted?(snapshot: Snapshot): void;
   /** A load that changed the enforced whitelist. */
   loaded?(snapshot: Snapshot, previous: Snapshot | undefined): void;
-  refused?(error: string): void;
+  refused?(error: string, cause: RefusalCause): void;
+  /** A source with a connection (PostgreSQL) connected, lost it, or failed to connect. */
+  connection?(status: SourceStatus): void;
   /** An observer above threw; the reload itself stands. */
   observerFailed?(error: unknown): void;
 }
@@ -22,6 +24,10 @@ export interface Readiness {
   readonly tenants: number;
   readonly loadedAt: string | null;
   readonly lastError: string | null;
+  /** When lastError was set (ISO-8601); null with it. */
+  readonly lastErrorAt: string | null;
+  /** PostgreSQL only: whether the listening connection is up now. */
+  readonly storeConnected?: boolean;
 }
 
 /**
@@ -34,6 +40,7 @@ export interface Readiness {
 export class SnapshotHolder {
   #current: Snapshot | undefined;
   #lastError: string | null = null;
+  #lastErrorAt: Date | null = null;
   #running: Promise<ReloadOutcome> | undefined;
   #queued: Promise<ReloadOutcome> | undefined;
   #closed = false;
@@ -57,10 +64,28 @@ export class SnapshotHolder {
   /** Loads once, then follows the source's change hints. */
   async start(): Promise<ReloadOutcome> {
     const first = await this.reload();
-    await this.source.watch(() => {
-      void this.reload();
-    });
+    await this.source.watch(
+      () => {
+        void this.reload();
+      },
+      (status) => {
+        // A store we cannot stay connected to is an error now, not at the
+        // next resync; the next good load clears it.
+        if (!status.connected && status.error !== undefined) this.#fail(status.error);
+        this.#notify(() => this.events.connection?.(status));
+      },
+    );
     return first;
+  }
+
+  #fail(message: string): void {
+    this.#lastError = message;
+    this.#lastErrorAt = new Date();
+  }
+
+  #succeed(): void {
+    this.#lastError = null;
+    this.#lastErrorAt = null;
   }
 
   reload(): Promise<ReloadOutcome> {
@@ -88,21 +113,26 @@ export class SnapshotHolder {
       const revision = await this.source.revision?.().catch(() => undefined);
       const current = this.#current;
       if (current !== undefined && revision !== undefined && revision === this.#acceptedRevision) {
-        this.#lastError = null; // the store holds exactly what is enforced
+        this.#succeed(); // the store holds exactly what is enforced
         this.#notify(() => this.events.accepted?.(current));
         return { ok: true, changed: false, snapshot: current };
       }
       let snapshot: Snapshot;
+      let document: unknown;
       try {
-        snapshot = await this.build(await this.source.load());
-      } catch (error) {
+        document = await this.source.load();
+        snapshot = await this.build(document);
+      } catch (caught) {
+        // Issues are placed the way the store's user knows its rows.
+        const error = describeIssues(this.source, document, caught);
         const message = error instanceof Error ? error.message : String(error);
-        this.#lastError = message;
-        this.#notify(() => this.events.refused?.(message));
+        const cause = refusalCause(error);
+        this.#fail(message);
+        this.#notify(() => this.events.refused?.(message, cause));
         return { ok: false, error: message };
       }
       const previous = this.#current;
-      this.#lastError = null;
+      this.#succeed();
       this.#acceptedRevision = revision;
       if (previous !== undefined && previous.version === snapshot.version) {
         this.#notify(() => this.events.accepted?.(previous));
@@ -143,6 +173,8 @@ export class SnapshotHolder {
       tenants: current?.tenants.size ?? 0,
       loadedAt: current?.loadedAt.toISOString() ?? null,
       lastError: this.#lastError,
+      lastErrorAt: this.#lastErrorAt?.toISOString() ?? null,
+      ...(this.source.connected !== undefined ? { storeConnected: this.source.connected } : {}),
     };
   }
 

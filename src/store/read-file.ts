@@ -2,8 +2,21 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parseStrictJsonSliced } from '../json/strict-json.ts';
+import type { ClassifiedError, RefusalCause } from './source.ts';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A whitelist file that could not be read (`unreachable`) or is not strict JSON (`invalid`). */
+export class WhitelistFileError extends Error implements ClassifiedError {
+  readonly code = 'ERR_WHITELIST_FILE';
+  constructor(
+    message: string,
+    readonly refusal: RefusalCause,
+  ) {
+    super(message);
+    this.name = 'WhitelistFileError';
+  }
+}
 
 /** Reads a whitelist file strictly: invalid UTF-8, duplicate keys or bad JSON refuse it. */
 export async function readWhitelistFile(path: string): Promise<unknown> {
@@ -12,19 +25,19 @@ export async function readWhitelistFile(path: string): Promise<unknown> {
     bytes = await readFile(path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    throw new Error(`cannot read ${path}: ${code}`);
+    throw new WhitelistFileError(`cannot read ${path}: ${code}`, 'unreachable');
   }
   let text: string;
   try {
     text = utf8.decode(bytes);
   } catch {
-    throw new Error(`${path} is not valid UTF-8`);
+    throw new WhitelistFileError(`${path} is not valid UTF-8`, 'invalid');
   }
   try {
     // Sliced: a whitelist of 100k tenants must not stall requests while it parses.
     return await parseStrictJsonSliced(text, { sliceMs: 10 });
   } catch (error) {
-    throw new Error(`${path}: ${(error as Error).message}`);
+    throw new WhitelistFileError(`${path}: ${(error as Error).message}`, 'invalid');
   }
 }
 

@@ -1,3 +1,18 @@
+import { WhitelistError } from '../model/errors.ts';
+
+/** What a source that keeps a connection tells about it. */
+export interface SourceStatus {
+  readonly connected: boolean;
+  /** Why a connection attempt failed (safe to show: no secret). */
+  readonly error?: string;
+}
+
+/**
+ * Why a load was refused: `invalid` (the store was read but its content is
+ * not a valid whitelist) or `unreachable` (it could not be read at all).
+ */
+export type RefusalCause = 'invalid' | 'unreachable';
+
 /**
  * A place whitelists come from. A source only reads and signals; validation
  * and the swap of the enforced snapshot belong to the SnapshotHolder, so both
@@ -25,6 +40,38 @@ export interface WhitelistSource {
    * that reconnects calls `changed` after every reconnect, since changes made
    * meanwhile were not signalled.
    */
-  watch(changed: () => void): Promise<void>;
+  watch(changed: () => void, status?: (status: SourceStatus) => void): Promise<void>;
+  /**
+   * Optional, for stores with a connection (PostgreSQL): whether it is up
+   * now. A source without one leaves it undefined.
+   */
+  readonly connected?: boolean;
+  /**
+   * Optional: rewrites a validation issue's place in `document` (the one
+   * load() gave) into words the store's user knows, e.g. the row's keys
+   * instead of a list position. Without it, places stay as they are.
+   */
+  describePath?(document: unknown, path: string): string;
   close(): Promise<void>;
+}
+
+/** An error a source throws with its cause stated (a file that is read but is not JSON is `invalid`). */
+export interface ClassifiedError extends Error {
+  readonly refusal: RefusalCause;
+}
+
+/** `invalid` for a whitelist that was read but refused; `unreachable` for a store that could not be read. */
+export function refusalCause(error: unknown): RefusalCause {
+  if (error instanceof WhitelistError) return 'invalid';
+  return (error as Partial<ClassifiedError> | null)?.refusal === 'invalid' ? 'invalid' : 'unreachable';
+}
+
+/**
+ * `error` with its issues' places rewritten by the source's describePath
+ * (rows by OIN and kid or CIDR); other errors, or a source without it, as they are.
+ */
+export function describeIssues(source: Pick<WhitelistSource, 'describePath'>, document: unknown, error: unknown): unknown {
+  const describe = source.describePath?.bind(source);
+  if (!describe || !(error instanceof WhitelistError)) return error;
+  return new WhitelistError(error.issues.map((issue) => ({ path: describe(document, issue.path), message: issue.message })));
 }

@@ -16,7 +16,7 @@ import {
   type TenantSpec,
 } from '../support/gate.ts';
 
-const READINESS_KEYS = ['lastError', 'loadedAt', 'ready', 'store', 'tenants', 'version'];
+const READINESS_KEYS = ['lastError', 'lastErrorAt', 'loadedAt', 'ready', 'store', 'tenants', 'version'];
 const ADMIN_TOKEN = 'ops-admin-token-5f3c9a7e2b1d';
 
 function get(baseUrl: string, path: string, headers: Record<string, string> = {}): Promise<Response> {
@@ -219,13 +219,13 @@ describe('ops listener: health and readiness', () => {
     await eventually(async () => {
       expect((await readiness(gate))['lastError']).to.be.a('string');
     });
-    const refusedBefore = await sample(gate, 'oingate_reloads_refused_total');
+    const refusedBefore = await sample(gate, 'oingate_reloads_refused_total{cause="invalid"}');
     const res = await reload(gate.adminUrl);
     expect(res.status).to.equal(422);
     const body = expectReadinessBody(res);
     expect(body['lastError']).to.be.a('string').and.not.equal('');
     expect(body).to.include({ ready: true, version: before['version'], tenants: 2 });
-    expect(await sample(gate, 'oingate_reloads_refused_total')).to.equal((refusedBefore as number) + 1);
+    expect(await sample(gate, 'oingate_reloads_refused_total{cause="invalid"}')).to.equal((refusedBefore as number) + 1);
 
     await gate.writeWhitelist(twoTenants());
     const good = await reload(gate.adminUrl);
@@ -363,7 +363,8 @@ describe('ops listener: GET /metrics', () => {
     const version = (await readiness(gate))['version'] as string;
     const text = (await get(gate.adminUrl, '/metrics')).text;
     expect(samples(text, 'oingate_reloads_total').get('')).to.equal(1);
-    expect(samples(text, 'oingate_reloads_refused_total').get('')).to.equal(0);
+    expect(samples(text, 'oingate_reloads_refused_total').get('{cause="invalid"}')).to.equal(0);
+    expect(samples(text, 'oingate_reloads_refused_total').get('{cause="unreachable"}')).to.equal(0);
     expect([...samples(text, 'oingate_whitelist_info').entries()]).to.deep.equal([[`{version="${version}"}`, 1]]);
     expect(text).to.include(`oingate_whitelist_info{version="${version}"} 1`);
     expect(samples(text, 'oingate_tenants').get('')).to.equal(2);
@@ -373,11 +374,11 @@ describe('ops listener: GET /metrics', () => {
     const version = (await readiness(gate))['version'] as string;
     await gate.writeWhitelist(invalidTenants());
     await eventually(async () => {
-      expect(await sample(gate, 'oingate_reloads_refused_total')).to.equal(1);
+      expect(await sample(gate, 'oingate_reloads_refused_total{cause="invalid"}')).to.equal(1);
     });
     expect((await reload(gate.adminUrl)).status).to.equal(422);
     const text = (await get(gate.adminUrl, '/metrics')).text;
-    expect(samples(text, 'oingate_reloads_refused_total').get('')).to.equal(2);
+    expect(samples(text, 'oingate_reloads_refused_total').get('{cause="invalid"}')).to.equal(2);
     expect(samples(text, 'oingate_reloads_total').get('')).to.equal(1);
     expect([...samples(text, 'oingate_whitelist_info').entries()]).to.deep.equal([[`{version="${version}"}`, 1]]);
     expect(samples(text, 'oingate_tenants').get('')).to.equal(2);

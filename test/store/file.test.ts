@@ -62,9 +62,10 @@ async function readyz(gate: Gate): Promise<Record<string, unknown>> {
 
 async function refusedReloads(gate: Gate): Promise<number> {
   const res = await send(gate.adminUrl, { method: 'GET', path: '/metrics' });
-  const match = /^oingate_reloads_refused_total (\d+)$/m.exec(res.text);
-  expect(match, 'oingate_reloads_refused_total in /metrics').to.not.equal(null);
-  return Number(match?.[1]);
+  // Refusals of either cause (invalid content, unreadable file).
+  const counts = [...res.text.matchAll(/^oingate_reloads_refused_total\{cause="(?:invalid|unreachable)"\} (\d+)$/gm)];
+  expect(counts, 'oingate_reloads_refused_total by cause in /metrics').to.have.length(2);
+  return counts.reduce((sum, m) => sum + Number(m[1]), 0);
 }
 
 function json(tenants: TenantSpec[]): string {

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { buildSnapshot, type Snapshot } from '../../src/model/snapshot.ts';
 import { SnapshotHolder, type ReloadOutcome } from '../../src/store/holder.ts';
-import type { WhitelistSource } from '../../src/store/source.ts';
+import type { RefusalCause, SourceStatus, WhitelistSource } from '../../src/store/source.ts';
 
 const OIN_1 = '00000001000000000001';
 const OIN_2 = '00000001000000000002';
@@ -54,8 +54,11 @@ class ScriptedSource implements WhitelistSource {
     }
   }
 
-  async watch(changed: () => void): Promise<void> {
+  status: ((status: SourceStatus) => void) | undefined;
+
+  async watch(changed: () => void, status?: (status: SourceStatus) => void): Promise<void> {
     this.watched = changed;
+    this.status = status;
   }
 
   async close(): Promise<void> {
@@ -83,12 +86,13 @@ describe('SnapshotHolder', () => {
       tenants: 0,
       loadedAt: null,
       lastError: null,
+      lastErrorAt: null,
     });
     source.document = whitelist(OIN_1, OIN_2);
     const outcome = await holder.reload();
     expect(outcome.ok).to.equal(true);
     const readiness = holder.readiness();
-    expect(Object.keys(readiness).sort()).to.deep.equal(['lastError', 'loadedAt', 'ready', 'store', 'tenants', 'version']);
+    expect(Object.keys(readiness).sort()).to.deep.equal(['lastError', 'lastErrorAt', 'loadedAt', 'ready', 'store', 'tenants', 'version']);
     expect(readiness.ready).to.equal(true);
     expect(readiness.store).to.equal('scripted:test');
     expect(readiness.version).to.equal(holder.current?.version).and.match(/^[0-9a-f]{16}$/);
@@ -372,5 +376,71 @@ describe('SnapshotHolder with a source that reports revisions', () => {
     expect(holder.lastError).to.equal(null);
     expect(source.loads, 'the reverted store is not loaded again').to.equal(2);
     expect(oinsOf(holder.current)).to.deep.equal([OIN_1]);
+  });
+
+  describe('lastErrorAt, causes and connection status', () => {
+    it('stamps lastErrorAt when lastError is set and clears both on the next good load', async () => {
+      const source = new ScriptedSource();
+      const holder = newHolder(source);
+      await holder.reload();
+      source.fail = 'store down';
+      const before = Date.now();
+      await holder.reload();
+      const at = holder.readiness().lastErrorAt;
+      expect(at).to.be.a('string');
+      expect(Date.parse(at as string)).to.be.within(before - 1, Date.now() + 1);
+      source.fail = undefined;
+      await holder.reload();
+      expect(holder.readiness()).to.include({ lastError: null, lastErrorAt: null });
+    });
+
+    it('tells refused loads apart: an invalid whitelist is "invalid", a store that cannot be read "unreachable"', async () => {
+      const causes: RefusalCause[] = [];
+      const source = new ScriptedSource();
+      const holder = newHolder(source, { refused: (_error, cause) => causes.push(cause) });
+      source.document = { tenants: [{ oin: OIN_1, cidrs: ['0.0.0.0/0'] }] };
+      await holder.reload();
+      source.fail = 'connection refused';
+      await holder.reload();
+      expect(causes).to.deep.equal(['invalid', 'unreachable']);
+    });
+
+    it('sets lastError at once when the source reports a failed connection, and passes the status on', async () => {
+      const statuses: SourceStatus[] = [];
+      const source = new ScriptedSource();
+      const holder = newHolder(source, { connection: (status) => statuses.push(status) });
+      await holder.start();
+      expect(holder.lastError).to.equal(null);
+      source.status?.({ connected: false, error: 'cannot connect to store: password authentication failed' });
+      expect(holder.readiness()).to.include({ lastError: 'cannot connect to store: password authentication failed' });
+      expect(holder.readiness().lastErrorAt).to.be.a('string');
+      source.status?.({ connected: true });
+      expect(statuses).to.deep.equal([
+        { connected: false, error: 'cannot connect to store: password authentication failed' },
+        { connected: true },
+      ]);
+    });
+
+    it('reports storeConnected only for a source that has a connection', async () => {
+      const plain = newHolder(new ScriptedSource());
+      expect(plain.readiness()).not.to.have.property('storeConnected');
+      const connectedSource = Object.assign(new ScriptedSource(), { connected: false });
+      const holder = newHolder(connectedSource);
+      expect(holder.readiness()).to.include({ storeConnected: false });
+      connectedSource.connected = true;
+      expect(holder.readiness()).to.include({ storeConnected: true });
+    });
+
+    it("rewrites the issues' places with the source's describePath, given the document that was validated", async () => {
+      const source = Object.assign(new ScriptedSource(), {
+        describePath: (document: unknown, path: string) =>
+          path.replace(/^tenants\[(\d+)\]/, (_m, i: string) => `tenant ${(document as { tenants: { oin: string }[] }).tenants[Number(i)]?.oin}`),
+      });
+      source.document = { tenants: [{ oin: OIN_1, cidrs: ['127.0.0.0/8'] }, { oin: OIN_2, cidrs: ['0.0.0.0/0'] }] };
+      const holder = newHolder(source);
+      await holder.reload();
+      expect(holder.lastError).to.match(new RegExp(`^invalid whitelist: tenant ${OIN_2}\\.cidrs\\[0\\]: `));
+      expect(holder.lastError).not.to.include('tenants[1]');
+    });
   });
 });

@@ -4,6 +4,7 @@
  * that change the store's rows the way an operator would (plain SQL on a
  * `pg.Client`, never through oingate).
  */
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { buildSnapshot } from '../../src/model/snapshot.ts';
@@ -59,6 +60,9 @@ export interface ReadyBody {
   tenants: number;
   loadedAt: string | null;
   lastError: string | null;
+  lastErrorAt: string | null;
+  /** PostgreSQL: whether the listening connection is up. */
+  storeConnected?: boolean;
 }
 
 export async function readyz(adminUrl: string): Promise<{ status: number; body: ReadyBody; text: string }> {
@@ -178,4 +182,31 @@ export async function storeVersion(url: string): Promise<string> {
   } finally {
     await source.close();
   }
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `oingate ARGS` as a user would: a child process from the repository root. */
+export function oingate(args: string[], store: string, env: Record<string, string> = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['src/bin.js', ...args], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, OINGATE_STORE: store, OINGATE_LOG_LEVEL: 'silent', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }

@@ -3,6 +3,7 @@
  * command line (migrate, import) alike: never a password in a message, and
  * one hint when the schema is missing.
  */
+import { parse as parseConnectionString } from 'pg-connection-string';
 
 /** Finds the password part of a URL's userinfo; null when there is none. */
 function userinfoPassword(url: string): { start: number; end: number } | null {
@@ -19,17 +20,44 @@ function userinfoPassword(url: string): { start: number; end: number } | null {
   return { start: colon + 1, end: at };
 }
 
-const QUERY_PASSWORD = /([?&\s]password=)([^&#\s]*)/gi;
+type ConnectionConfig = ReturnType<typeof parseConnectionString>;
 
-/**
- * The connection string with any password (in the userinfo or a `password`
- * query parameter) replaced by `***`. Works on malformed strings too.
- */
-export function redactConnectionString(url: string): string {
-  let out = url;
-  const pw = userinfoPassword(out);
-  if (pw) out = out.slice(0, pw.start) + '***' + out.slice(pw.end);
-  return out.replace(QUERY_PASSWORD, '$1***');
+// The parser reads these files; naming the store must not depend on them.
+const FILE_PARAMETERS = new Set(['sslcert', 'sslkey', 'sslrootcert']);
+
+function withoutFileParameters(url: string): string {
+  const query = url.indexOf('?');
+  if (query < 0) return url;
+  const hash = url.indexOf('#', query);
+  const end = hash < 0 ? url.length : hash;
+  const kept = url
+    .slice(query + 1, end)
+    .split('&')
+    .filter((pair) => !FILE_PARAMETERS.has(safeDecode(pair.split('=')[0] ?? '').toLowerCase()));
+  return `${url.slice(0, query)}${kept.length ? `?${kept.join('&')}` : ''}${url.slice(end)}`;
+}
+
+/** The config pg itself derives from the string; undefined when it cannot parse it. */
+function parsed(url: string): ConnectionConfig | undefined {
+  try {
+    return parseConnectionString(withoutFileParameters(url));
+  } catch {
+    return undefined;
+  }
+}
+
+/** `postgres://user@host:port/database` from the parsed config, not yet scrubbed. */
+function plainDescription(url: string): string {
+  const config = parsed(url);
+  if (config === undefined) return 'postgres://(unparseable connection string)';
+  const user = config.user ? `${encodeURIComponent(config.user)}@` : '';
+  let host = config.host ?? '';
+  // A socket directory is a path, not a host name; IPv6 literals get brackets.
+  if (host.startsWith('/')) host = `(socket ${host})`;
+  else if (host.includes(':')) host = `[${host}]`;
+  const port = config.port ? `:${config.port}` : '';
+  const database = config.database ? encodeURIComponent(config.database) : '';
+  return `postgres://${user}${host}${port}/${database}`;
 }
 
 function safeDecode(s: string): string {
@@ -40,42 +68,68 @@ function safeDecode(s: string): string {
   }
 }
 
-/**
- * Returns a function that removes every form of the connection string's
- * password from a text (raw, percent-decoded, and the URL itself).
- */
-export function passwordScrubber(url: string): (text: string) => string {
+/** Every form a secret of the connection string may take in a text. */
+function secretsOf(url: string): string[] {
   const secrets = new Set<string>();
-  const pw = userinfoPassword(url);
-  if (pw) {
-    const raw = url.slice(pw.start, pw.end);
-    secrets.add(raw);
-    secrets.add(safeDecode(raw));
-  }
-  try {
-    // The password as a URL parser (and so pg) reads it, in case it differs.
-    const raw = new URL(url).password;
-    secrets.add(raw);
-    secrets.add(safeDecode(raw));
-  } catch {
-    // not parseable: the heuristic above is all there is
-  }
-  for (const m of url.matchAll(QUERY_PASSWORD)) {
-    const raw = m[2] ?? '';
+  const add = (raw: string | null | undefined): void => {
+    if (!raw) return;
     secrets.add(raw);
     secrets.add(safeDecode(raw));
     secrets.add(safeDecode(raw.replace(/\+/g, ' ')));
+  };
+  const pw = userinfoPassword(url);
+  if (pw) add(url.slice(pw.start, pw.end));
+  try {
+    // The password as a URL parser reads it, in case it differs.
+    add(new URL(url).password);
+  } catch {
+    // not parseable: the heuristic above is all there is
+  }
+  // What pg will actually send: a query parameter (`password=`, or a
+  // percent-encoded name such as `pass%77ord=`) overrides the userinfo.
+  const config = parsed(url);
+  add(config?.password);
+  add((config as { sslpassword?: string } | undefined)?.sslpassword);
+  // Any query parameter whose name, decoded, speaks of a password.
+  const query = url.indexOf('?');
+  if (query >= 0) {
+    for (const pair of url.slice(query + 1).split(/[&#]/)) {
+      const eq = pair.indexOf('=');
+      if (eq < 0) continue;
+      if (/pass/i.test(safeDecode(pair.slice(0, eq).replace(/\+/g, ' ')))) add(pair.slice(eq + 1));
+    }
   }
   secrets.delete('');
   secrets.delete('***');
   // Longest first, so a secret that contains another is removed whole.
-  const list = [...secrets].sort((a, b) => b.length - a.length);
-  const redacted = redactConnectionString(url);
-  return (text: string) => {
-    let out = text.split(url).join(redacted);
+  return [...secrets].sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Returns a function that removes every form of the connection string's
+ * secrets from a text (raw, percent-decoded, and the URL itself, which is
+ * replaced by its description).
+ */
+export function passwordScrubber(url: string): (text: string) => string {
+  const list = secretsOf(url);
+  const strip = (text: string): string => {
+    let out = text;
     for (const s of list) out = out.split(s).join('***');
     return out;
   };
+  const described = strip(plainDescription(url));
+  return (text: string) => strip(text.split(url).join(described));
+}
+
+/**
+ * Names the store as `postgres://user@host:port/database`, built from the
+ * parsed connection config, never from the URL text: the text may carry a
+ * password in its userinfo or in any (percent-encoded) query parameter, so no
+ * query parameter is shown at all. Scrubbed as well, since a user name may
+ * equal the password.
+ */
+export function describeConnectionString(url: string): string {
+  return passwordScrubber(url)(plainDescription(url));
 }
 
 /** An error whose message and properties carry no password. */

@@ -5,8 +5,8 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import type { WhitelistDocument } from '../../model/document.ts';
-import { passwordScrubber, redactConnectionString, storeError } from './errors.ts';
+import type { TenantDocument, WhitelistDocument } from '../../model/document.ts';
+import { passwordScrubber, describeConnectionString, storeError } from './errors.ts';
 
 /** Advisory lock key ("oing", 1) held while a migration file is applied. */
 const MIGRATION_LOCK = [0x6f696e67, 1] as const;
@@ -17,7 +17,7 @@ async function withClient<T>(
   what: string,
   fn: (client: pg.Client, step: (label: string) => void) => Promise<T>,
 ): Promise<T> {
-  const description = redactConnectionString(connectionString);
+  const description = describeConnectionString(connectionString);
   const scrub = passwordScrubber(connectionString);
   let label = '';
   const fail = (err: unknown): never => {
@@ -97,7 +97,14 @@ export async function migrate(connectionString: string, sqlDir: string): Promise
  * notification. The caller validates `doc`.
  */
 export async function importDocument(connectionString: string, doc: WhitelistDocument): Promise<{ tenants: number }> {
-  const t = { oin: [] as string[], name: [] as string[], enabled: [] as boolean[], jwks: [] as (string | null)[] };
+  const t = {
+    oin: [] as string[],
+    name: [] as string[],
+    enabled: [] as boolean[],
+    jwks: [] as (string | null)[],
+    issuer: [] as (string | null)[],
+    audience: [] as (string | null)[],
+  };
   const c = { oin: [] as string[], cidr: [] as string[] };
   const k = {
     oin: [] as string[],
@@ -109,11 +116,13 @@ export async function importDocument(connectionString: string, doc: WhitelistDoc
     notBefore: [] as (string | null)[],
     expiresAt: [] as (string | null)[],
   };
-  for (const tenant of doc.tenants) {
+  for (const tenant of doc.tenants as Array<TenantDocument & { issuer?: string; audience?: string }>) {
     t.oin.push(tenant.oin);
     t.name.push(tenant.name ?? '');
     t.enabled.push(tenant.enabled ?? true);
     t.jwks.push(tenant.jwksUri ?? null);
+    t.issuer.push(tenant.issuer ?? null);
+    t.audience.push(tenant.audience ?? null);
     for (const cidr of tenant.cidrs) {
       c.oin.push(tenant.oin);
       c.cidr.push(cidr);
@@ -141,9 +150,9 @@ export async function importDocument(connectionString: string, doc: WhitelistDoc
       await client.query('DELETE FROM oingate.tenants'); // cascades to cidrs and keys
       step('tenants');
       await client.query(
-        `INSERT INTO oingate.tenants (oin, name, enabled, jwks_uri)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[])`,
-        [t.oin, t.name, t.enabled, t.jwks],
+        `INSERT INTO oingate.tenants (oin, name, enabled, jwks_uri, issuer, audience)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[])`,
+        [t.oin, t.name, t.enabled, t.jwks, t.issuer, t.audience],
       );
       step('cidrs');
       await client.query(

@@ -5,11 +5,15 @@
 // and a failed first connect() rejects while it retries behind the caller.
 // So this file keeps its own small LISTEN client on a dedicated pg.Client.
 import pg from 'pg';
-import type { WhitelistSource } from '../source.ts';
-import { errorCode, errorMessage, passwordScrubber, PostgresStoreError, redactConnectionString, storeError } from './errors.ts';
-
-export { PostgresStoreError, passwordScrubber, redactConnectionString };
+import type { SourceStatus, WhitelistSource } from '../source.ts';
+import { describeConnectionString, errorCode, errorMessage, passwordScrubber, PostgresStoreError, storeError } from './errors.ts';
+import { describeRowPath } from './row-path.ts';
 import type { KeyDocument, TenantDocument, WhitelistDocument } from '../../model/document.ts';
+
+export { PostgresStoreError, passwordScrubber, describeConnectionString };
+
+/** A tenant as assembled from its row: the file's fields plus the per-tenant issuer and audience. */
+type TenantRowDocument = TenantDocument & { cidrs: string[]; keys: KeyDocument[]; issuer?: string; audience?: string };
 
 export const NOTIFY_CHANNEL = 'oingate_config';
 export const LISTEN_APPLICATION_NAME = 'oingate-listen';
@@ -46,6 +50,8 @@ interface TenantRow {
   name: string;
   enabled: boolean;
   jwks_uri: string | null;
+  issuer: string | null;
+  audience: string | null;
 }
 interface CidrRow {
   oin: string;
@@ -76,17 +82,17 @@ const SELECT_REVISION = `SELECT md5(
   coalesce((SELECT string_agg(k::text, E'\\n' ORDER BY k.oin COLLATE "C", k.kid COLLATE "C") FROM oingate.tenant_keys k), '')
 ) AS revision`;
 
-const SELECT_TENANTS = `SELECT oin, name, enabled, jwks_uri FROM oingate.tenants ORDER BY oin COLLATE "C"`;
+const SELECT_TENANTS = `SELECT oin, name, enabled, jwks_uri, issuer, audience FROM oingate.tenants ORDER BY oin COLLATE "C"`;
 const SELECT_CIDRS = `SELECT oin, cidr::text AS cidr FROM oingate.tenant_cidrs ORDER BY oin COLLATE "C", cidr`;
 const SELECT_KEYS = `SELECT oin, kid, alg, secret, public_key, enabled,
   ${isoTimestamp('not_before')} AS not_before, ${isoTimestamp('expires_at')} AS expires_at
   FROM oingate.tenant_keys ORDER BY oin COLLATE "C", kid COLLATE "C"`;
 
 function assemble(tenants: TenantRow[], cidrs: CidrRow[], keys: KeyRow[]): WhitelistDocument {
-  const byOin = new Map<string, TenantDocument & { cidrs: string[]; keys: KeyDocument[] }>();
+  const byOin = new Map<string, TenantRowDocument>();
   const out: TenantDocument[] = [];
   for (const t of tenants) {
-    const doc: TenantDocument & { cidrs: string[]; keys: KeyDocument[] } = {
+    const doc: TenantRowDocument = {
       oin: t.oin,
       name: t.name,
       enabled: t.enabled,
@@ -94,6 +100,8 @@ function assemble(tenants: TenantRow[], cidrs: CidrRow[], keys: KeyRow[]): White
       keys: [],
     };
     if (t.jwks_uri !== null) doc.jwksUri = t.jwks_uri;
+    if (t.issuer !== null) doc.issuer = t.issuer;
+    if (t.audience !== null) doc.audience = t.audience;
     byOin.set(t.oin, doc);
     out.push(doc);
   }
@@ -133,6 +141,7 @@ export class PostgresSource implements WhitelistSource {
   private closed = false;
   private closing: Promise<void> | null = null;
   private changed: (() => void) | null = null;
+  private status: ((status: SourceStatus) => void) | null = null;
   private listener: pg.Client | null = null;
   private connecting = false;
   private everConnected = false;
@@ -144,7 +153,7 @@ export class PostgresSource implements WhitelistSource {
 
   constructor(options: PostgresSourceOptions) {
     this.connectionString = options.connectionString;
-    this.description = redactConnectionString(options.connectionString);
+    this.description = describeConnectionString(options.connectionString);
     this.scrub = passwordScrubber(options.connectionString);
     this.logger = options.logger ?? noopLogger;
     this.resyncMs =
@@ -195,6 +204,15 @@ export class PostgresSource implements WhitelistSource {
     return storeError(err, what, this.description, this.scrub);
   }
 
+  /** True while the LISTEN connection is up; false from the moment it is lost. */
+  get connected(): boolean {
+    return this.listener !== null;
+  }
+
+  /** Names a validation issue's row by OIN and kid or CIDR, as the rows did. */
+  describePath(document: unknown, path: string): string {
+    return describeRowPath(document, path);
+  }
 
   /** The server's digest of all three tables; the holder skips a load when it is unchanged. */
   async revision(): Promise<string | undefined> {
@@ -240,10 +258,11 @@ export class PostgresSource implements WhitelistSource {
     }
   }
 
-  async watch(changed: () => void): Promise<void> {
+  async watch(changed: () => void, status?: (status: SourceStatus) => void): Promise<void> {
     if (this.closed) throw new PostgresStoreError(`PostgreSQL store ${this.description} is closed`);
     if (this.changed) throw new Error('PostgresSource.watch() may be called only once');
     this.changed = changed;
+    this.status = status ?? null;
     if (this.resyncMs > 0) {
       this.resyncTimer = unref(setInterval(() => this.signal(), this.resyncMs));
     }
@@ -258,6 +277,16 @@ export class PostgresSource implements WhitelistSource {
       changed();
     } catch (err) {
       this.logger.error({ store: this.description, err: this.safeMessage(err) }, 'whitelist change handler failed');
+    }
+  }
+
+  /** Tells the watcher the listener's state, never letting it throw out of an event. */
+  private report(status: SourceStatus): void {
+    if (this.closed) return;
+    try {
+      this.status?.(status);
+    } catch (err) {
+      this.logger.error({ store: this.description, err: this.safeMessage(err) }, 'store status handler failed');
     }
   }
 
@@ -285,10 +314,14 @@ export class PostgresSource implements WhitelistSource {
       client.end().catch(() => undefined);
       if (this.closed) return;
       const retryInMs = this.scheduleReconnect();
+      const error = this.wrap(err, 'cannot connect to PostgreSQL store');
       this.logger.warn(
-        { store: this.description, err: this.safeMessage(err), attempt: this.attempt, retryInMs },
+        { store: this.description, err: error.message, attempt: this.attempt, retryInMs },
         'PostgreSQL listener cannot connect; retrying',
       );
+      // At once, not at the next resync: a listener that cannot log in means
+      // changes are not being followed.
+      this.report({ connected: false, error: error.message });
       return;
     }
     this.connecting = false;
@@ -303,6 +336,7 @@ export class PostgresSource implements WhitelistSource {
       this.everConnected ? 'PostgreSQL listener reconnected' : 'PostgreSQL listener connected',
     );
     this.everConnected = true;
+    this.report({ connected: true });
     this.keepAliveTimer = unref(setInterval(() => this.keepAlive(client), this.keepAliveMs));
     // Changes made while not listening were not signalled: ask for a full reload.
     this.signal();
@@ -337,6 +371,7 @@ export class PostgresSource implements WhitelistSource {
       { store: this.description, err: this.safeMessage(err), retryInMs },
       'PostgreSQL listener connection lost; reconnecting',
     );
+    this.report({ connected: false });
   }
 
   private scheduleReconnect(): number {

@@ -158,13 +158,16 @@ describe('PostgreSQL migrate and import', function () {
         col('tenants', 'name', 'text', false, "''::text"),
         col('tenants', 'enabled', 'boolean', false, 'true'),
         col('tenants', 'jwks_uri', 'text', true),
+        col('tenants', 'issuer', 'text', true),
+        col('tenants', 'audience', 'text', true),
       ]);
       const constraints = await query(
         url,
         `SELECT conrelid::regclass::text AS table, contype AS type, pg_get_constraintdef(oid) AS def
            FROM pg_constraint WHERE connamespace = 'oingate'::regnamespace ORDER BY 1, 2, 3`,
       );
-      expect(constraints).to.deep.equal([
+      // The write-time checks (003) are tested by what they refuse, in constraints.test.ts.
+      expect(constraints.filter((c) => (c as { type: string }).type !== 'c')).to.deep.equal([
         { table: 'oingate.schema_migrations', type: 'p', def: 'PRIMARY KEY (version)' },
         { table: 'oingate.tenant_cidrs', type: 'f', def: 'FOREIGN KEY (oin) REFERENCES oingate.tenants(oin) ON DELETE CASCADE' },
         { table: 'oingate.tenant_cidrs', type: 'p', def: 'PRIMARY KEY (oin, cidr)' },
@@ -227,7 +230,7 @@ describe('PostgreSQL migrate and import', function () {
         (e: unknown) => e as Error,
       );
       expect(err).to.be.instanceOf(Error);
-      expect(err!.message).to.include('postgres://postgres:***@127.0.0.1:1/nothing');
+      expect(err!.message).to.include('postgres://postgres@127.0.0.1:1/nothing');
       expect(inspect(err)).not.to.include('s3cr3t-pw');
     });
   });
@@ -243,6 +246,25 @@ describe('PostgreSQL migrate and import', function () {
     it('stores a document that load() gives back the same, ordered by oin with defaults filled in', async function () {
       expect(await importDocument(url, DOCUMENT)).to.deep.equal({ tenants: 2 });
       expect(await load(url)).to.deep.equal(LOADED);
+    });
+
+    it("writes a tenant's own issuer and audience, which load() gives back", async function () {
+      // Typed loosely: the document type gains the fields with the model's validation of them.
+      const withClaims = {
+        tenants: [
+          { oin: '00000005555555550000', cidrs: ['192.0.2.0/24'], issuer: 'https://idp.example', audience: 'gate-5' },
+          { oin: '00000005555555550001', cidrs: ['192.0.2.0/24'] },
+        ],
+      } as WhitelistDocument;
+      await importDocument(url, withClaims);
+      const rows = await query(url, 'SELECT oin, issuer, audience FROM oingate.tenants ORDER BY oin');
+      expect(rows).to.deep.equal([
+        { oin: '00000005555555550000', issuer: 'https://idp.example', audience: 'gate-5' },
+        { oin: '00000005555555550001', issuer: null, audience: null },
+      ]);
+      const loaded = (await load(url)) as { tenants: Record<string, unknown>[] };
+      expect(loaded.tenants[0]).to.include({ issuer: 'https://idp.example', audience: 'gate-5' });
+      expect(loaded.tenants[1]).not.to.have.any.keys('issuer', 'audience');
     });
 
     it('replaces the previous whitelist entirely', async function () {

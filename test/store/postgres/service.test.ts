@@ -3,7 +3,7 @@
  * gates against a real server, every change made with plain SQL and every
  * effect observed through HTTP (public calls, /readyz, /metrics).
  */
-import { spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +34,7 @@ import {
   migrateStore,
   readyz,
   removeTenant,
-  REPO_ROOT,
+  oingate,
   setTenantEnabled,
   startPgGate,
   storeVersion,
@@ -43,6 +43,7 @@ import {
 import { startTestDatabase, type TestDatabase } from '../../support/postgres.ts';
 
 const PASSWORD = 's3cr3t-pw';
+const RSA_1024 = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
 const WITHIN_MS = 1000;
 
 function withPassword(url: string): string {
@@ -52,33 +53,6 @@ function withPassword(url: string): string {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `oingate ARGS` as a user would: a child process from the repository root. */
-function oingate(args: string[], store: string, env: Record<string, string> = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['src/bin.js', ...args], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, OINGATE_STORE: store, OINGATE_LOG_LEVEL: 'silent', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 /** A tenant of its own per test, allowed from loopback unless told otherwise. */
 interface TestTenant {
@@ -262,14 +236,15 @@ describe('PostgreSQL store through the service and the command line', function (
         `postgres store: ok, 2 tenant(s), 4 CIDR(s), 2 key(s), version ${version}`,
       );
 
-      // A bad row in the store: check says so, exit 1.
-      await insertCidr(sql, OIN_A, '0.0.0.0/0');
+      // A bad row in the store (one SQL cannot refuse): check says so, naming the row, exit 1.
+      await insertKey(sql, OIN_A, { kid: 'not-pem', alg: 'ES256', publicKey: 'not a pem' });
       try {
         const bad = await oingate(['check'], url);
         expect(bad.code).to.equal(1);
-        expect(bad.stderr).to.contain('0.0.0.0/0');
+        expect(bad.stderr).to.contain(`tenant ${OIN_A} key "not-pem"`);
+        expect(bad.stderr).not.to.match(/tenants\[\d+\]/);
       } finally {
-        await deleteCidr(sql, OIN_A, '0.0.0.0/0');
+        await deleteKey(sql, OIN_A, 'not-pem');
       }
     });
   });
@@ -375,24 +350,26 @@ describe('PostgreSQL store through the service and the command line', function (
       }
     });
 
+    // Rows the database's own checks (sql/003) cannot refuse when written:
+    // what only oingate can check, refused at load and named by OIN and kid.
     const badRows: Array<{ title: string; insert(c: pg.Client, t: TestTenant): Promise<void>; fix(c: pg.Client, t: TestTenant): Promise<void>; error: RegExp }> = [
       {
-        title: "a key with alg 'none'",
-        insert: (c, t) => insertKey(c, t.oin, { kid: 'bad', alg: 'none', secret: 'x'.repeat(40) }),
+        title: 'a public key that is not a PEM',
+        insert: (c, t) => insertKey(c, t.oin, { kid: 'bad', alg: 'RS256', publicKey: 'not a pem' }),
         fix: (c, t) => deleteKey(c, t.oin, 'bad'),
-        error: /"none" is not supported/,
+        error: /^invalid whitelist: tenant \d{20} key "bad"/,
       },
       {
-        title: 'an HS256 secret of 10 characters',
-        insert: (c, t) => insertKey(c, t.oin, { kid: 'bad', alg: 'HS256', secret: '0123456789' }),
-        fix: (c, t) => c.query('UPDATE oingate.tenant_keys SET secret = $3 WHERE oin = $1 AND kid = $2', [t.oin, 'bad', 'y'.repeat(40)]).then(() => undefined),
-        error: /secret is 10 bytes, at least 32/,
+        title: 'an RSA key of 1024 bits',
+        insert: (c, t) => insertKey(c, t.oin, { kid: 'bad', alg: 'RS256', publicKey: RSA_1024 }),
+        fix: (c, t) => deleteKey(c, t.oin, 'bad'),
+        error: /^invalid whitelist: tenant \d{20} key "bad".*1024/,
       },
       {
-        title: 'the CIDR 0.0.0.0/0',
-        insert: (c, t) => insertCidr(c, t.oin, '0.0.0.0/0'),
-        fix: (c, t) => deleteCidr(c, t.oin, '0.0.0.0/0'),
-        error: /"0\.0\.0\.0\/0": a \/0 range/,
+        title: 'a kid of 300 characters',
+        insert: (c, t) => insertKey(c, t.oin, { kid: 'b'.repeat(300), alg: 'HS256', secret: 'y'.repeat(40) }),
+        fix: (c, t) => deleteKey(c, t.oin, 'b'.repeat(300)),
+        error: /^invalid whitelist: tenant \d{20} key "b{64}…" kid: /,
       },
     ];
 
@@ -602,14 +579,14 @@ describe('PostgreSQL store through the service and the command line', function (
         expect(r.stderr).to.match(/^oingate: /);
         seen.push(r.stdout, r.stderr);
       }
-      expect(results[0]!.stderr).to.contain('postgres://postgres:***@127.0.0.1:');
+      expect(results[0]!.stderr).to.contain('postgres://postgres@127.0.0.1:');
 
       const metrics = await metricsText(g.adminUrl);
       const logs = JSON.stringify(g.logs.lines);
       // The texts searched did go through the failure paths that quote the store.
       expect(logs).to.contain('PostgreSQL listener cannot connect');
-      expect(logs).to.contain('postgres://postgres:***@127.0.0.1:');
-      expect(seen.join('\n')).to.contain('cannot connect to PostgreSQL store postgres://postgres:***@');
+      expect(logs).to.contain('postgres://postgres@127.0.0.1:');
+      expect(seen.join('\n')).to.contain('cannot connect to PostgreSQL store postgres://postgres@');
       expect(metrics).to.contain('oingate_reloads_refused_total');
 
       for (const text of [logs, metrics, ...seen]) expect(text).to.not.contain(PASSWORD);

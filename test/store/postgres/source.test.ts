@@ -8,7 +8,8 @@ import {
   LISTEN_APPLICATION_NAME,
   LOAD_APPLICATION_NAME,
   PostgresSource,
-  redactConnectionString,
+  describeConnectionString,
+  passwordScrubber,
   type SourceLogger,
 } from '../../../src/store/postgres/source.ts';
 import { startTestDatabase, type TestDatabase } from '../../support/postgres.ts';
@@ -151,26 +152,35 @@ describe('PostgresSource', function () {
       expect(await source(url).load()).to.deep.equal({ tenants: [] });
     });
 
-    it('assembles rows into the document shape, leaving out null fields', async function () {
+    it('assembles rows into the document shape, issuer and audience included, leaving out null fields', async function () {
       await client.query(`
-        INSERT INTO oingate.tenants (oin, name, enabled, jwks_uri) VALUES
-          ('b', 'Bee', false, NULL), ('a', '', true, 'https://idp.example/jwks');
+        INSERT INTO oingate.tenants (oin, name, enabled, jwks_uri, issuer, audience) VALUES
+          ('b', 'Bee', false, NULL, NULL, NULL), ('a', '', true, 'https://idp.example/jwks', 'https://idp.example', 'gate-a');
         INSERT INTO oingate.tenant_cidrs (oin, cidr) VALUES
           ('b', '10.0.0.1'), ('b', '2001:db8::/32'), ('b', '10.1.0.0/16');
         INSERT INTO oingate.tenant_keys (oin, kid, alg, secret, public_key, enabled, not_before, expires_at) VALUES
           ('b', 'k2', 'RS256', NULL, 'PEM', false, '2026-03-01 12:00:00+01', NULL),
-          ('b', 'k1', 'HS256', 'secret', NULL, true, NULL, '2030-01-01T00:00:00.123456Z');
+          ('b', 'k1', 'HS256', 'secret-padded-to-at-least-thirty-two-bytes', NULL, true, NULL, '2030-01-01T00:00:00.123456Z');
       `);
       expect(await source(url).load()).to.deep.equal({
         tenants: [
-          { oin: 'a', name: '', enabled: true, cidrs: [], keys: [], jwksUri: 'https://idp.example/jwks' },
+          {
+            oin: 'a',
+            name: '',
+            enabled: true,
+            cidrs: [],
+            keys: [],
+            jwksUri: 'https://idp.example/jwks',
+            issuer: 'https://idp.example',
+            audience: 'gate-a',
+          },
           {
             oin: 'b',
             name: 'Bee',
             enabled: false,
             cidrs: ['10.0.0.1/32', '10.1.0.0/16', '2001:db8::/32'],
             keys: [
-              { kid: 'k1', alg: 'HS256', secret: 'secret', enabled: true, expiresAt: '2030-01-01T00:00:00.123Z' },
+              { kid: 'k1', alg: 'HS256', secret: 'secret-padded-to-at-least-thirty-two-bytes', enabled: true, expiresAt: '2030-01-01T00:00:00.123Z' },
               { kid: 'k2', alg: 'RS256', publicKey: 'PEM', enabled: false, notBefore: '2026-03-01T11:00:00.000Z' },
             ],
           },
@@ -185,7 +195,7 @@ describe('PostgresSource', function () {
         await writer.query('BEGIN');
         await writer.query(`INSERT INTO oingate.tenants (oin) VALUES ('t')`);
         await writer.query(`INSERT INTO oingate.tenant_cidrs VALUES ('t', '192.0.2.0/24')`);
-        await writer.query(`INSERT INTO oingate.tenant_keys (oin, kid, alg, secret) VALUES ('t', 'k', 'HS256', 's')`);
+        await writer.query(`INSERT INTO oingate.tenant_keys (oin, kid, alg, secret) VALUES ('t', 'k', 'HS256', 's-padded-to-at-least-thirty-two-bytes')`);
         expect(await src.load()).to.deep.equal({ tenants: [] });
         await writer.query('COMMIT');
         expect(await src.load()).to.deep.equal({
@@ -195,7 +205,7 @@ describe('PostgresSource', function () {
               name: '',
               enabled: true,
               cidrs: ['192.0.2.0/24'],
-              keys: [{ kid: 'k', alg: 'HS256', secret: 's', enabled: true }],
+              keys: [{ kid: 'k', alg: 'HS256', secret: 's-padded-to-at-least-thirty-two-bytes', enabled: true }],
             },
           ],
         });
@@ -262,8 +272,8 @@ describe('PostgresSource', function () {
         "UPDATE oingate.tenants SET name = 'A' WHERE oin = 'a'",
         "INSERT INTO oingate.tenant_cidrs (oin, cidr) VALUES ('a', '10.0.0.0/8')",
         "UPDATE oingate.tenant_cidrs SET cidr = '10.0.0.0/9'",
-        "INSERT INTO oingate.tenant_keys (oin, kid, alg, secret) VALUES ('a', 'k', 'HS256', 'one-secret')",
-        "UPDATE oingate.tenant_keys SET secret = 'another-secret'",
+        "INSERT INTO oingate.tenant_keys (oin, kid, alg, secret) VALUES ('a', 'k', 'HS256', 'one-secret-padded-to-at-least-thirty-two-bytes')",
+        "UPDATE oingate.tenant_keys SET secret = 'another-secret-padded-to-at-least-thirty-two-bytes'",
         "UPDATE oingate.tenant_keys SET expires_at = now() + interval '1 day'",
       ]) {
         const revision = await step(sql);
@@ -371,7 +381,7 @@ describe('PostgresSource', function () {
       { title: 'DELETE on tenant_cidrs', sql: `DELETE FROM oingate.tenant_cidrs` },
       {
         title: 'INSERT on tenant_keys',
-        sql: `INSERT INTO oingate.tenant_keys (oin, kid, alg, secret) VALUES ('w', 'k', 'HS256', 's')`,
+        sql: `INSERT INTO oingate.tenant_keys (oin, kid, alg, secret) VALUES ('w', 'k', 'HS256', 's-padded-to-at-least-thirty-two-bytes')`,
       },
       { title: 'UPDATE on tenant_keys', sql: `UPDATE oingate.tenant_keys SET enabled = false` },
       { title: 'DELETE on tenant_keys', sql: `DELETE FROM oingate.tenant_keys` },
@@ -383,7 +393,7 @@ describe('PostgresSource', function () {
       },
       {
         title: 'TRUNCATE of tenant_keys',
-        setup: `INSERT INTO oingate.tenant_keys (oin, kid, alg, secret) VALUES ('w', 'k', 'HS256', 's')`,
+        setup: `INSERT INTO oingate.tenant_keys (oin, kid, alg, secret) VALUES ('w', 'k', 'HS256', 's-padded-to-at-least-thirty-two-bytes')`,
         sql: `TRUNCATE oingate.tenant_keys`,
       },
       { title: 'TRUNCATE of tenants', sql: `TRUNCATE oingate.tenants CASCADE` },
@@ -564,7 +574,7 @@ describe('PostgresSource', function () {
       const log = captureLogger();
       const changed = counter();
       const src = source(url, { logger: log });
-      expect(src.description).to.include(':***@').and.not.include(PASSWORD);
+      expect(src.description).to.match(/^postgres:\/\/postgres@127\.0\.0\.1:\d+\/\w+$/).and.not.include(PASSWORD);
       await src.watch(changed.fn);
       await eventually('connected', 2000, () => changed.calls === 1);
       await src.load();
@@ -638,20 +648,36 @@ describe('PostgresSource', function () {
   });
 
   describe('password hygiene', function () {
-    it('redactConnectionString masks a userinfo password and a password parameter, and leaves the rest', function () {
+    it('describes the store from its parsed config as postgres://user@host:port/db, with no password and no query parameter', function () {
       const cases: [string, string][] = [
-        ['postgres://oingate:secret@db:5432/gate', 'postgres://oingate:***@db:5432/gate'],
-        ['postgresql://oingate:p%40ss%2Fw@db/gate?sslmode=require', 'postgresql://oingate:***@db/gate?sslmode=require'],
+        ['postgres://oingate:secret@db:5432/gate', 'postgres://oingate@db:5432/gate'],
+        ['postgresql://oingate:p%40ss%2Fw@db/gate?sslmode=require', 'postgres://oingate@db/gate'],
         ['postgres://oingate@db:5432/gate', 'postgres://oingate@db:5432/gate'],
         ['postgres://db/gate', 'postgres://db/gate'],
-        ['postgres://:secret@db/gate', 'postgres://:***@db/gate'],
-        ['postgres://u:pa@ss@db/gate', 'postgres://u:***@db/gate'],
-        ['postgres://u:pa/ss?#x@db/gate', 'postgres://u:***@db/gate'],
-        ['postgres://u@db/gate?password=secret&application_name=x', 'postgres://u@db/gate?password=***&application_name=x'],
-        ['postgres://u@db/gate?sslmode=verify-full&password=secret', 'postgres://u@db/gate?sslmode=verify-full&password=***'],
-        ['postgres://u:secret@[2001:db8::1]:5432/gate', 'postgres://u:***@[2001:db8::1]:5432/gate'],
+        ['postgres://:secret@db/gate', 'postgres://db/gate'],
+        ['postgres://u@db/gate?password=secret&application_name=x', 'postgres://u@db/gate'],
+        ['postgres://u@db/gate?sslmode=verify-full&password=secret', 'postgres://u@db/gate'],
+        ['postgres://u@db/gate?pass%77ord=secret', 'postgres://u@db/gate'],
+        ['postgres://u@db/gate?sslpassword=secret&sslkey=/k.pem', 'postgres://u@db/gate'],
+        ['postgres://u:secret@[2001:db8::1]:5432/gate', 'postgres://u@[2001:db8::1]:5432/gate'],
+        ['postgres://u@db/gate?user=other', 'postgres://other@db/gate'],
+        ['postgres:///gate?host=/var/run/postgresql', 'postgres://(socket /var/run/postgresql)/gate'],
+        ['postgres://u:secret@db:notaport/gate', 'postgres://(unparseable connection string)'],
       ];
-      for (const [input, expected] of cases) expect(redactConnectionString(input), input).to.equal(expected);
+      for (const [input, expected] of cases) expect(describeConnectionString(input), input).to.equal(expected);
+    });
+
+    it('hides a user name that equals the password', function () {
+      expect(describeConnectionString('postgres://db/gate?user=hunter2hunter2&password=hunter2hunter2')).to.equal('postgres://***@db/gate');
+    });
+
+    it('scrubs every form of every password parameter from a text, the userinfo one included', function () {
+      const url = 'postgres://u:inf%6F-pw@db/gate?pass%77ord=q%2Dpw&sslpassword=ssl+pw&password=plain-pw';
+      const scrub = passwordScrubber(url);
+      const text = `connect ${url} failed: info-pw inf%6F-pw q-pw q%2Dpw ssl pw ssl+pw plain-pw`;
+      const out = scrub(text);
+      for (const secret of ['info-pw', 'inf%6F-pw', 'q-pw', 'q%2Dpw', 'ssl pw', 'ssl+pw', 'plain-pw']) expect(out).not.to.include(secret);
+      expect(out).to.include('connect postgres://u@db/gate failed');
     });
 
     it('refuses a malformed connection string with an error free of the password', function () {
@@ -662,7 +688,7 @@ describe('PostgresSource', function () {
         caught = err;
       }
       expect(caught).to.be.instanceOf(Error);
-      expect((caught as Error).message).to.include('postgres://u:***@db:notaport/gate');
+      expect((caught as Error).message).to.include('postgres://(unparseable connection string)');
       expect(inspect(caught)).not.to.include(PASSWORD);
     });
 
