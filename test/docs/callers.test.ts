@@ -15,7 +15,7 @@ import { readmeBlock } from './readme.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const OIN = '00000001234567890000';
-const SIGNERS = ['sign-hs256-jsonwebtoken.mjs', 'sign-hs256-jose.mjs', 'sign-rs256-jose.mjs', 'sign-es256-node.mjs'];
+const SIGNERS = ['sign-hs256-jsonwebtoken.mjs', 'sign-hs256-jose.mjs', 'sign-rs256-jose.mjs', 'sign-es256-node.mjs', 'sign-es256-jsonwebtoken.mjs'];
 
 interface Run {
   stdout: string;
@@ -116,6 +116,6 @@ describe('README "For callers", run as written', function () {
       expect(await readyVersion(gate)).to.not.equal(before);
     }, 10_000);
     const run = await bash(againstGate(readmeBlock('callers-asymmetric'), gate), dir);
-    expectAllowed(run, 2);
+    expectAllowed(run, 3);
   });
 });
