@@ -73,12 +73,12 @@ describe('nginx recipe from the README (auth_request) in front of oingate', func
     api.reset();
   });
 
-  it('lets an allowed request through with method, URI and body unchanged and x-authenticated-oin set by nginx, replacing the client\'s', async function () {
+  it('lets an allowed request through with method, URI and body unchanged and x-authenticated-oin set by nginx, replacing the client\'s and dropping x_authenticated_oin', async function () {
     const body = JSON.stringify({ oin: OIN_A, order: 1 });
     const response = await viaNginx(nginx, {
       method: 'POST',
       path: '/api/orders?page=2&q=a%2Fb',
-      headers: { 'content-type': 'application/json', 'x-oin': OIN_A, authorization: `Bearer ${token}`, 'x-authenticated-oin': OIN_B },
+      headers: { 'content-type': 'application/json', 'x-oin': OIN_A, authorization: `Bearer ${token}`, 'x-authenticated-oin': OIN_B, x_authenticated_oin: OIN_B },
       body,
     });
     expect(response.status).to.equal(200);
@@ -89,6 +89,7 @@ describe('nginx recipe from the README (auth_request) in front of oingate', func
     expect(seen.url).to.equal('/api/orders?page=2&q=a%2Fb');
     expect(seen.body.toString()).to.equal(body);
     expect(headerValues(seen, 'x-authenticated-oin')).to.deep.equal([OIN_A]);
+    expect(headerValues(seen, 'x_authenticated_oin')).to.deep.equal([]);
     expect(gate.logs.last()).to.include({ outcome: 'allowed', clientIp: CLIENT, oin: OIN_A });
   });
 
