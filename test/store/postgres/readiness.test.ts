@@ -133,7 +133,8 @@ describe('PostgreSQL store: readiness, metrics and the password', function () {
     await insertKey(sql, TENANT.oin, { kid: 'bad', alg: 'ES256', publicKey: 'not a pem' });
     try {
       await eventually(async () => {
-        expect(await count('invalid')).to.equal(invalidBefore + 1);
+        // At least one: a resync or a second notification may refuse the same rows again.
+        expect(await count('invalid')).to.be.greaterThan(invalidBefore);
       });
       expect(await count('unreachable')).to.equal(0);
     } finally {
