@@ -164,8 +164,11 @@ async function token(settings: Settings, args: string[]): Promise<void> {
   if (!isUsable(key, now)) throw new CliError(`key "${key.kid}" is disabled or outside its validity window`);
   const issuedAt = Math.floor(now / 1000);
   const claims: Record<string, unknown> = { [settings.tenantClaim]: tenant.oin, iat: issuedAt, exp: issuedAt + ttl };
-  if (settings.issuer) claims['iss'] = settings.issuer;
-  if (settings.audience) claims['aud'] = settings.audience;
+  // The tenant's own issuer and audience replace the global ones, as at verification.
+  const issuer = tenant.issuer ?? settings.issuer;
+  const audience = tenant.audience ?? settings.audience;
+  if (issuer) claims['iss'] = issuer;
+  if (audience) claims['aud'] = audience;
   // iat is in the claims: jsonwebtoken keeps it (noTimestamp would delete it).
   console.log(jwt.sign(claims, key.key, { algorithm: key.alg, keyid: key.kid }));
 }

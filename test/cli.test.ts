@@ -313,6 +313,29 @@ describe('command line (src/bin.js)', () => {
       expect((payload.exp as number) - (payload.iat as number)).to.equal(90);
     });
 
+    it("uses the tenant's own issuer and audience instead of the global ones", async () => {
+      const own = join(dir, 'own-issuer.json');
+      await writeFile(
+        own,
+        JSON.stringify({
+          tenants: [
+            {
+              oin: OIN_HS,
+              cidrs: ['127.0.0.0/8'],
+              issuer: 'https://tenant-idp.example',
+              audience: 'tenant-api',
+              keys: [{ kid: 'hs-1', alg: 'HS256', secret: SECRET_1 }],
+            },
+          ],
+        }),
+      );
+      const result = await outcome(['token', '--oin', OIN_HS], { OINGATE_STORE: `file:${own}`, ...CLAIM_ENV });
+      expect(result.code, result.stderr).to.equal(0);
+      const { payload } = verified(result.stdout.trim(), SECRET_1, 'HS256');
+      expect(payload.iss).to.equal('https://tenant-idp.example');
+      expect(payload.aud).to.equal('tenant-api');
+    });
+
     it('refuses a --ttl over the maximum token lifetime with one line', async () => {
       expectOneLineFailure(await outcome(['token', '--oin', OIN_HS, '--ttl', '2d'], env()), 'OINGATE_MAX_TOKEN_LIFETIME');
       expectOneLineFailure(
