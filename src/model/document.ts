@@ -22,6 +22,8 @@ export interface TenantDocument {
   cidrs: string[];
   keys?: KeyDocument[];
   jwksUri?: string;
+  /** Contract §11; `burst` defaults to `perSecond`. */
+  rateLimit?: { perSecond?: number; burst?: number };
 }
 
 export interface WhitelistDocument {

@@ -1,6 +1,7 @@
 import { createHash, hash, type KeyObject } from 'node:crypto';
 import type { IpAddress } from '../ip/address.ts';
 import { CidrError, CidrSet, parseCidr, type Cidr } from '../ip/cidr.ts';
+import { readRateLimit, type RateLimit } from '../limit/rate.ts';
 import { isAllowedJwksScheme } from '../token/jwks-url.ts';
 import { keySet, MAX_KID_LENGTH, type KeySet, type TenantKey } from '../token/key.ts';
 import { buildHmacKey, buildPublicKey, KeyMaterialError } from '../token/keys.ts';
@@ -20,6 +21,8 @@ export interface Tenant {
   readonly issuer?: string;
   /** Checked instead of OINGATE_AUDIENCE for this tenant's tokens, when set. */
   readonly audience?: string;
+  /** Requests per second and burst after every other check passed (contract §11); undefined: no limit. */
+  readonly rateLimit?: RateLimit | undefined;
 }
 
 /** The enforced whitelist. Immutable; a reload builds a new one and swaps it. */
@@ -43,7 +46,7 @@ export interface SnapshotOptions {
   readonly sliceMs?: number;
 }
 
-const TENANT_FIELDS = new Set(['oin', 'name', 'enabled', 'cidrs', 'keys', 'jwksUri']);
+const TENANT_FIELDS = new Set(['oin', 'name', 'enabled', 'cidrs', 'keys', 'jwksUri', 'rateLimit']);
 const KEY_FIELDS = new Set(['kid', 'alg', 'secret', 'publicKey', 'enabled', 'notBefore', 'expiresAt']);
 const TOP_FIELDS = new Set(['tenants', '$schema']);
 // Full date-time with an explicit zone: a zone-less time would depend on the host's TZ.
@@ -145,6 +148,7 @@ function buildTenant(
   const keys = has(raw, 'keys') ? buildKeys(raw['keys'], `${path}.keys`, issues) : { keys: [], material: [] };
   const jwksUri = has(raw, 'jwksUri') ? raw['jwksUri'] : undefined;
   if (jwksUri !== undefined) checkJwksUri(jwksUri, `${path}.jwksUri`, issues);
+  const rateLimit = readRateLimit(raw['rateLimit'], `${path}.rateLimit`, issues);
 
   if (issues.length > before || typeof oin !== 'string' || !cidrs || !keys) return undefined;
   // Not frozen one by one: the types are readonly, and freezing 100k tenants
@@ -157,6 +161,8 @@ function buildTenant(
     cidrTexts: cidrs.map((c) => c.text),
     keys: keySet(keys.keys),
     jwksUri: jwksUri as string | undefined,
+    // Always present (possibly undefined): one object shape for every tenant on the hot path.
+    rateLimit,
   };
   return { tenant, material: keys.material };
 }
@@ -337,5 +343,8 @@ function tenantFingerprint(tenant: Tenant, material: readonly string[]): string 
     .map((k, i) => `${k.kid}\u0000${k.alg}\u0000${k.enabled}\u0000${k.notBefore ?? ''}\u0000${k.expiresAt ?? ''}\u0000${material[i]}`)
     .sort()
     .join('\u0002');
-  return `${tenant.oin}\u0001${tenant.name}\u0001${tenant.enabled}\u0001${cidrs}\u0001${keys}\u0001${tenant.jwksUri ?? ''}`;
+  const base = `${tenant.oin}\u0001${tenant.name}\u0001${tenant.enabled}\u0001${cidrs}\u0001${keys}\u0001${tenant.jwksUri ?? ''}`;
+  // Appended only when set, so the versions of whitelists without limits stay as they were.
+  const limit = tenant.rateLimit;
+  return limit === undefined ? base : `${base}\u0001rateLimit ${limit.perSecond}/${limit.burst}`;
 }
