@@ -89,7 +89,12 @@ describe('rate limits (contract §11), counted locally', function () {
     const upstream: Upstream = await startUpstream();
     try {
       gate = await startGate(limited({ perSecond: 1, burst: 2 }), { OINGATE_UPSTREAM: upstream.url });
-      expect(await statuses(gate.url, 2)).to.deep.equal([200, 200]);
+      const first = await valid(gate.url);
+      expect(first.status).to.equal(200);
+      // The upstream's answer carries the tenant's RateLimit headers.
+      expect(first.headers['ratelimit-limit']).to.equal('2');
+      expect(first.headers['ratelimit-remaining']).to.equal('1');
+      expect((await valid(gate.url)).status).to.equal(200);
       expect(upstream.requests).to.have.length(2);
       const refused = await valid(gate.url);
       expectTooMany(refused);
@@ -246,6 +251,8 @@ describe('rate limits shared through Redis (OINGATE_RATE_LIMIT_REDIS)', function
         expect(status.lastError).to.be.a('string');
       });
       expect(await metricValue(gate.adminUrl, 'oingate_rate_limit_degraded')).to.equal(1);
+      // Degraded is not "not ready": decisions go on.
+      expect((await readyz(gate.adminUrl)).status).to.equal(200);
       expect(gate.logs.lines.some((l) => l['msg'] === 'rate limit Redis unavailable: counting locally')).to.equal(true);
       const during = seen.length;
       await eventually(() => void expect(seen.length).to.be.above(during + 20));
