@@ -4,6 +4,7 @@
  */
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
+import { createGate } from '../../src/index.ts';
 import { describeUrl } from '../../src/limit/redis.ts';
 import { readyz, metricValue } from '../support/pg-gate.ts';
 import {
@@ -302,7 +303,8 @@ describe('rate limits shared through Redis (OINGATE_RATE_LIMIT_REDIS)', function
   });
 
   it('refuses a rateLimitRedis option that is not a redis URL, without echoing its password', async function () {
-    const error = await startEmbedded(null, { rateLimitRedis: 'http://user:hunter2secret@127.0.0.1:6379' }).then(
+    // Refused while the options are read, before any store is opened.
+    const error = await createGate({ store: 'file:does-not-exist.json', rateLimitRedis: 'http://user:hunter2secret@127.0.0.1:6379' }).then(
       () => null,
       (e: unknown) => e as Error,
     );
