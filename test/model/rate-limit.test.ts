@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { MAX_BURST, MAX_PER_SECOND } from '../../src/limit/rate.ts';
 import { WhitelistError, type ValidationIssue } from '../../src/model/errors.ts';
 import { buildSnapshot, type Snapshot } from '../../src/model/snapshot.ts';
 
@@ -62,5 +64,16 @@ describe('model: a tenant\'s rateLimit (contract §11)', () => {
     expect(tenSpelled).to.equal(ten);
     expect(eleven).to.not.equal(ten);
     expect((await build(tenant({ rateLimit: null }))).version).to.equal(none);
+  });
+
+  it('is described by the JSON Schema with the same bounds and fields', () => {
+    const schema = JSON.parse(readFileSync(new URL('../../config/whitelist.schema.json', import.meta.url), 'utf8')) as {
+      $defs: { tenant: { properties: Record<string, { required?: string[]; additionalProperties?: boolean; properties?: Record<string, Record<string, unknown>> }> } };
+    };
+    const limit = schema.$defs.tenant.properties['rateLimit'];
+    expect(limit?.required).to.deep.equal(['perSecond']);
+    expect(limit?.additionalProperties).to.equal(false);
+    expect(limit?.properties?.['perSecond']).to.deep.equal({ type: 'integer', minimum: 1, maximum: MAX_PER_SECOND });
+    expect(limit?.properties?.['burst']).to.deep.equal({ type: 'integer', minimum: 1, maximum: MAX_BURST });
   });
 });
