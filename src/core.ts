@@ -1,5 +1,7 @@
 import { foldedPath, type DecisionPolicy, type KeyLookup } from './decision.ts';
 import type { GateOptions } from './http/gate.ts';
+import { createRateLimiter, type RateLimiter } from './limit/limiter.ts';
+import { registerRateLimitMetrics } from './limit/metrics.ts';
 import { buildSnapshot, type Snapshot } from './model/snapshot.ts';
 import type { Logger } from './observe/logger.ts';
 import { Metrics } from './observe/metrics.ts';
@@ -13,6 +15,8 @@ import { VerifiedTokenCache } from './token/cache.ts';
 import { JwksCache } from './token/jwks.ts';
 
 const TOKEN_CACHE_ENTRIES = 10_000;
+/** How long start-up waits for a shared rate-limit Redis; until it answers, limits are counted locally. */
+const RATE_LIMIT_READY_MS = 1_000;
 
 export function decisionPolicy(settings: Settings): DecisionPolicy {
   return {
@@ -48,6 +52,8 @@ export interface GateCore {
   readonly tokenCache: VerifiedTokenCache;
   readonly jwks: JwksCache;
   readonly gateOptions: GateOptions;
+  /** Tenants' rate limits: local, or shared through OINGATE_RATE_LIMIT_REDIS. */
+  readonly rateLimiter: RateLimiter;
   /** Stops the store's watcher or connection and the JWKS fetches. */
   close(): Promise<void>;
 }
@@ -74,6 +80,14 @@ export async function startCore(settings: Settings, options: CoreOptions): Promi
     ...(options.jwksRefetchIntervalMs !== undefined ? { refetchIntervalMs: options.jwksRefetchIntervalMs } : {}),
   });
   metrics.trackJwks(() => jwks.status());
+  const rateLimiter = createRateLimiter({
+    ...(settings.rateLimitRedis !== undefined ? { redisUrl: settings.rateLimitRedis } : {}),
+    commandTimeoutMs: settings.rateLimitTimeoutMs,
+    logger: logger.child({ component: 'rate-limit' }),
+  });
+  registerRateLimitMetrics(metrics.registry, rateLimiter);
+  // Connects while the whitelist loads; waited for below, at most RATE_LIMIT_READY_MS.
+  const rateLimitReady = rateLimiter.ready(RATE_LIMIT_READY_MS);
   if (source.connected !== undefined) metrics.trackStoreConnection(() => source.connected === true);
   const holder = new SnapshotHolder(source, build, {
     accepted() {
@@ -101,14 +115,21 @@ export async function startCore(settings: Settings, options: CoreOptions): Promi
     },
   });
 
+  holder.addReadiness(() => {
+    const status = rateLimiter.status();
+    return status === undefined ? undefined : { rateLimit: status };
+  });
+
   try {
     await holder.start();
   } catch (error) {
     // A watcher that cannot start must not leave the source open.
     await holder.close();
     await jwks.close();
+    await rateLimiter.close();
     throw error;
   }
+  await rateLimitReady;
 
   const keys: KeyLookup = (tenant) => jwks.keysFor(tenant);
   const gateOptions: GateOptions = {
@@ -123,6 +144,7 @@ export async function startCore(settings: Settings, options: CoreOptions): Promi
     keys,
     refreshKeys: (tenant) => jwks.refreshOnUnknownKid(tenant),
     forwardClaims: settings.forwardClaims,
+    rateLimiter,
     ...(options.now ? { now: options.now } : {}),
   };
 
@@ -133,10 +155,12 @@ export async function startCore(settings: Settings, options: CoreOptions): Promi
     tokenCache,
     jwks,
     gateOptions,
+    rateLimiter,
     close() {
       closing ??= (async () => {
         await holder.close();
         await jwks.close();
+        await rateLimiter.close();
       })();
       return closing;
     },

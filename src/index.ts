@@ -38,6 +38,10 @@ export interface CreateGateOptions {
   readonly jwksTtl?: number | string;
   readonly jwksMaxStale?: number | string;
   readonly pgResyncSeconds?: number | string;
+  /** `redis://` or `rediss://` URL: tenants' rate limits shared with every instance naming it (contract §11). */
+  readonly rateLimitRedis?: string;
+  /** Longest wait for that Redis per decision before it is counted locally; default 50. */
+  readonly rateLimitTimeoutMs?: number | string;
   /** Level of the logger oingate creates when none is given; default `info`. */
   readonly logLevel?: string;
   /** A pino logger for the decision lines and the store's messages. */

@@ -1,5 +1,6 @@
 import { CidrError, CidrSet, parseCidr } from './ip/cidr.ts';
 import { splitDottedPath } from './json/strict-json.ts';
+import { DEFAULT_COMMAND_TIMEOUT_MS, describeUrl, RedisUrlError } from './limit/redis.ts';
 
 export interface ListenAddress {
   readonly host: string;
@@ -43,6 +44,10 @@ export interface Settings {
   readonly adminHosts: readonly string[];
   /** Claim names passed on as x-authenticated-claim-<name> (lower case header suffix). */
   readonly forwardClaims: readonly string[];
+  /** Redis URL through which tenants' rate limits are shared; unset: each instance counts alone. */
+  readonly rateLimitRedis: string | undefined;
+  /** Longest wait for Redis per rate-limit decision before it is counted locally. */
+  readonly rateLimitTimeoutMs: number;
 }
 
 /** A bad setting: the message names the variable and never echoes a secret. */
@@ -88,6 +93,8 @@ export const KNOWN_VARIABLES: readonly string[] = [
   'OINGATE_JWKS_TTL',
   'OINGATE_JWKS_MAX_STALE',
   'OINGATE_PG_RESYNC_SECONDS',
+  'OINGATE_RATE_LIMIT_REDIS',
+  'OINGATE_RATE_LIMIT_TIMEOUT_MS',
 ];
 const KNOWN = new Set(KNOWN_VARIABLES);
 
@@ -250,6 +257,20 @@ function forwardClaims(env: Env): string[] {
   return claims;
 }
 
+function rateLimitRedis(env: Env): string | undefined {
+  const name = 'OINGATE_RATE_LIMIT_REDIS';
+  const text = read(env, name);
+  if (text === undefined) return undefined;
+  try {
+    // The message shows the URL without user, password or query.
+    describeUrl(text);
+  } catch (error) {
+    if (error instanceof RedisUrlError) throw new SettingsError(name, `${error.message}, e.g. redis://127.0.0.1:6379/0`);
+    throw error;
+  }
+  return text;
+}
+
 /** Refuses any OINGATE_ variable that is not in {@link KNOWN_VARIABLES}, naming it. */
 function refuseUnknown(env: Env): void {
   for (const name of Object.keys(env).sort()) {
@@ -295,6 +316,8 @@ export function loadSettings(env: Env = process.env): Settings {
     drainSeconds: integer(env, 'OINGATE_DRAIN_SECONDS', 10, 0, 3_600),
     adminHosts: adminHosts(env),
     forwardClaims: forwardClaims(env),
+    rateLimitRedis: rateLimitRedis(env),
+    rateLimitTimeoutMs: integer(env, 'OINGATE_RATE_LIMIT_TIMEOUT_MS', DEFAULT_COMMAND_TIMEOUT_MS, 1, 10_000),
   });
 }
 

@@ -13,6 +13,7 @@ import {
   type RequestFacts,
 } from '../decision.ts';
 import { parsePeerAddress, type IpAddress } from '../ip/address.ts';
+import type { RateLimiter, Verdict as RateLimitVerdict } from '../limit/limiter.ts';
 import type { Snapshot, Tenant } from '../model/snapshot.ts';
 import type { Logger } from '../observe/logger.ts';
 import type { Metrics } from '../observe/metrics.ts';
@@ -41,6 +42,8 @@ export interface GateOptions {
   readonly tokenCache?: VerifiedTokenCache;
   /** Claim names passed on as x-authenticated-claim-<name> (OINGATE_FORWARD_CLAIMS). */
   readonly forwardClaims?: readonly string[];
+  /** Counts tenants' rate limits (contract §11); without it no limit is enforced. */
+  readonly rateLimiter?: RateLimiter;
 }
 
 export type AllowedDecision = Decision & { allowed: true };
@@ -66,6 +69,8 @@ export interface RequestState {
   extraHeaders?: string[];
   /** True when the request declared a body that was not read: the connection cannot be reused. */
   bodyUnread?: boolean;
+  /** The rate limiter's answer, for a tenant with a limit: the RateLimit-* (and Retry-After) headers. */
+  rateLimit?: RateLimitVerdict;
 }
 
 /** The gate's answer: the allowed decision, or the status and precise reason of a refusal. */
@@ -134,7 +139,7 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
   const keys = options.keys ?? staticKeys;
   const now = options.now ?? Date.now;
   const bodyOptions = { limit: options.bodyLimit, deadlineMs: options.bodyDeadlineMs };
-  const { metrics, policy, logger } = options;
+  const { metrics, policy, logger, rateLimiter } = options;
   const claimHeaders = claimHeaderNames(options.forwardClaims ?? []);
   // labels() hashes its arguments on every call: resolve each reason's series once.
   const refusedSeries = new Map<string, { inc(): void }>();
@@ -225,6 +230,15 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
     state.oin = decision.oin;
     state.kid = decision.kid;
     if (!decision.allowed) return refused(state, decision.status, decision.reason, started);
+    // Only a request that passed every check spends the tenant's budget.
+    const limit = decision.tenant.rateLimit;
+    if (limit !== undefined && rateLimiter !== undefined) {
+      const taken = rateLimiter.take(decision.oin, limit);
+      // Synchronous when counted locally: no extra turn for the await.
+      const spent = taken instanceof Promise ? await taken : taken;
+      state.rateLimit = spent;
+      if (!spent.allowed) return refused(state, 429, 'rate_limited', started);
+    }
     metrics.decisionSeconds.observe((performance.now() - started) / 1000);
     state.outcome = 'allowed';
     state.reason = 'ok';

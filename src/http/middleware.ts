@@ -1,4 +1,6 @@
 import type { Context, Middleware, Next } from 'koa';
+import type { ServerResponse } from 'node:http';
+import { rateLimitHeaders } from '../limit/limiter.ts';
 import { gate, type GateOptions, type RequestState } from './gate.ts';
 import { Refusal, refusalBody, type RefusalStatusCode } from './refusal.ts';
 import { requestIdFor } from './request-id.ts';
@@ -30,6 +32,13 @@ function pathOf(url: string | undefined): string | undefined {
   return query === -1 ? url : url.slice(0, query);
 }
 
+/** RateLimit-Limit / -Remaining / -Reset, and Retry-After on a 429, for a tenant with a limit. */
+function setRateLimitHeaders(res: ServerResponse, state: RequestState): void {
+  if (state.rateLimit === undefined) return;
+  const headers = rateLimitHeaders(state.rateLimit);
+  for (const name in headers) res.setHeader(name, headers[name] as string);
+}
+
 /** The §2 refusal, through Koa, so that middleware mounted before the gate still sees a normal response. */
 function answerRefusal(ctx: Context, status: RefusalStatusCode, state: RequestState): void {
   ctx.respond = true;
@@ -37,6 +46,7 @@ function answerRefusal(ctx: Context, status: RefusalStatusCode, state: RequestSt
   const res = ctx.res;
   res.setHeader('content-type', 'application/json; charset=utf-8');
   if (status === 401) res.setHeader('www-authenticate', 'Bearer');
+  if (status === 429) setRateLimitHeaders(res, state);
   // A body that was not read may still be arriving; do not try to reuse the connection.
   if (state.bodyUnread) res.setHeader('connection', 'close');
   ctx.body = refusalBody(status, state.requestId);
@@ -94,6 +104,8 @@ export function gateMiddleware(options: GateOptions): Middleware {
       }
       const oingateState: OingateState = { oin: verdict.oin, clientIp: verdict.clientIp, kid: verdict.kid, claims: verdict.claims };
       ctx.state['oingate'] = oingateState;
+      // On the answer whatever writes it (forward-auth 200, upstream, the API), unless that sets its own.
+      setRateLimitHeaders(ctx.res, state);
       const request = ctx.request as unknown as { body: unknown; rawBody: Buffer | undefined };
       request.body = verdict.body;
       request.rawBody = state.body;

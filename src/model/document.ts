@@ -26,6 +26,8 @@ export interface TenantDocument {
   issuer?: string;
   /** Checked instead of OINGATE_AUDIENCE for this tenant's tokens (1..1024 characters). */
   audience?: string;
+  /** Contract §11; `burst` defaults to `perSecond`. */
+  rateLimit?: { perSecond?: number; burst?: number };
 }
 
 export interface WhitelistDocument {

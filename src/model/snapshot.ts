@@ -2,6 +2,7 @@ import { createHash, hash, type KeyObject } from 'node:crypto';
 import type { IpAddress } from '../ip/address.ts';
 import { CidrError, CidrSet, parseCidr, type Cidr } from '../ip/cidr.ts';
 import { IntervalCollector, type IntervalSet } from '../ip/interval-set.ts';
+import { readRateLimit, type RateLimit } from '../limit/rate.ts';
 import { isAllowedJwksScheme } from '../token/jwks-url.ts';
 import { keySet, MAX_KID_LENGTH, type KeySet, type TenantKey } from '../token/key.ts';
 import { buildHmacKey, buildPublicKey, KeyMaterialError } from '../token/keys.ts';
@@ -23,6 +24,8 @@ export interface Tenant {
   readonly issuer?: string;
   /** Checked instead of OINGATE_AUDIENCE for this tenant's tokens, when set. */
   readonly audience?: string;
+  /** Requests per second and burst after every other check passed (contract §11); undefined: no limit. */
+  readonly rateLimit?: RateLimit | undefined;
 }
 
 /** The enforced whitelist. Immutable; a reload builds a new one and swaps it. */
@@ -49,7 +52,7 @@ export interface SnapshotOptions {
   readonly sliceMs?: number;
 }
 
-const TENANT_FIELDS = new Set(['oin', 'name', 'enabled', 'cidrs', 'keys', 'jwksUri', 'issuer', 'audience']);
+const TENANT_FIELDS = new Set(['oin', 'name', 'enabled', 'cidrs', 'keys', 'jwksUri', 'issuer', 'audience', 'rateLimit']);
 const KEY_FIELDS = new Set(['kid', 'alg', 'secret', 'publicKey', 'enabled', 'notBefore', 'expiresAt']);
 const TOP_FIELDS = new Set(['tenants', '$schema']);
 // Full date-time with an explicit zone: a zone-less time would depend on the host's TZ.
@@ -157,6 +160,7 @@ function* buildTenant(
   if (jwksUri !== undefined) checkJwksUri(jwksUri, `${path}.jwksUri`, issues);
   const issuer = optionalText(raw, 'issuer', path, issues);
   const audience = optionalText(raw, 'audience', path, issues);
+  const rateLimit = readRateLimit(raw['rateLimit'], `${path}.rateLimit`, issues);
 
   if (issues.length > before || typeof oin !== 'string' || !cidrs || !keys) return undefined;
   // Not frozen one by one: the types are readonly, and freezing 100k tenants
@@ -169,9 +173,10 @@ function* buildTenant(
     cidrTexts: cidrs.map((c) => c.text),
     keys: keySet(keys.keys),
     jwksUri: jwksUri as string | undefined,
-    // Always present (undefined when unset): one object shape for every tenant.
+    // Always present (undefined when unset): one object shape for every tenant on the hot path.
     issuer,
     audience,
+    rateLimit,
   };
   return { tenant, material: keys.material };
 }
@@ -405,5 +410,8 @@ function* tenantFingerprint(tenant: Tenant, material: readonly string[]): Work<s
     .join('\u0002');
   const issuer = tenant.issuer === undefined ? '' : `\u0001issuer\u0000${tenant.issuer}`;
   const audience = tenant.audience === undefined ? '' : `\u0001audience\u0000${tenant.audience}`;
-  return `${tenant.oin}\u0001${tenant.name}\u0001${tenant.enabled}\u0001${cidrs}\u0001${keys}\u0001${tenant.jwksUri ?? ''}${issuer}${audience}`;
+  const base = `${tenant.oin}\u0001${tenant.name}\u0001${tenant.enabled}\u0001${cidrs}\u0001${keys}\u0001${tenant.jwksUri ?? ''}${issuer}${audience}`;
+  // Appended only when set, so the versions of whitelists without limits stay as they were.
+  const limit = tenant.rateLimit;
+  return limit === undefined ? base : `${base}\u0001rateLimit ${limit.perSecond}/${limit.burst}`;
 }

@@ -32,7 +32,7 @@ export interface TenantChange {
   readonly kidsNewWindow?: Listed;
   /** Same kid, new algorithm or key material. */
   readonly kidsReplaced?: Listed;
-  /** Other fields that changed, by name only (name, jwksUri, issuer, audience). */
+  /** Other fields that changed, by name only (name, jwksUri, issuer, audience, rateLimit). */
   readonly fields?: readonly string[];
 }
 
@@ -67,6 +67,12 @@ function sameMaterial(a: TenantKey, b: TenantKey): boolean {
 
 const FIELDS = ['name', 'jwksUri', 'issuer', 'audience'] as const;
 
+function sameRateLimit(a: Tenant, b: Tenant): boolean {
+  const x = a.rateLimit;
+  const y = b.rateLimit;
+  return x === y || (x !== undefined && y !== undefined && x.perSecond === y.perSecond && x.burst === y.burst);
+}
+
 /** Sets only the parts that are present, so the log line carries no empty lists. */
 function compact(change: Record<string, unknown>): TenantChange {
   for (const key of Object.keys(change)) if (change[key] === undefined) delete change[key];
@@ -77,6 +83,7 @@ function compact(change: Record<string, unknown>): TenantChange {
 function unchanged(before: Tenant, after: Tenant): boolean {
   if (before.enabled !== after.enabled) return false;
   for (const f of FIELDS) if (before[f] !== after[f]) return false;
+  if (!sameRateLimit(before, after)) return false;
   const bc = before.cidrTexts;
   const ac = after.cidrTexts;
   if (bc.length !== ac.length) return false;
@@ -104,7 +111,8 @@ export function tenantChange(before: Tenant, after: Tenant): TenantChange | unde
     if (!sameMaterial(old, key)) replaced.push(key.kid);
     else if (!sameWindow(old, key)) newWindow.push(key.kid);
   }
-  const fields = FIELDS.filter((f) => before[f] !== after[f]);
+  const fields: string[] = FIELDS.filter((f) => before[f] !== after[f]);
+  if (!sameRateLimit(before, after)) fields.push('rateLimit');
   const change = compact({
     oin: after.oin,
     change: 'changed',

@@ -28,7 +28,12 @@ export interface Readiness {
   readonly lastErrorAt: string | null;
   /** PostgreSQL only: whether the listening connection is up now. */
   readonly storeConnected?: boolean;
+  /** With OINGATE_RATE_LIMIT_REDIS: the shared rate-limit store (degraded is not "not ready": decisions go on). */
+  readonly rateLimit?: { readonly store: string; readonly degraded: boolean; readonly lastError: string | null };
 }
+
+/** A part of /readyz that another component owns; undefined adds nothing. */
+export type ReadinessPart = () => Partial<Omit<Readiness, 'ready'>> | undefined;
 
 /**
  * Holds the one enforced snapshot. Every reload, whatever triggered it, goes
@@ -46,6 +51,7 @@ export class SnapshotHolder {
   #closed = false;
   /** The store's revision read just before the load that built #current. */
   #acceptedRevision: string | undefined;
+  readonly #parts: ReadinessPart[] = [];
 
   constructor(
     readonly source: WhitelistSource,
@@ -164,9 +170,14 @@ export class SnapshotHolder {
     }
   }
 
+  /** Adds another component's fields to every readiness() (e.g. the rate limiter's store). */
+  addReadiness(part: ReadinessPart): void {
+    this.#parts.push(part);
+  }
+
   readiness(): Readiness {
     const current = this.#current;
-    return {
+    const base: Readiness = {
       ready: current !== undefined,
       store: this.source.description,
       version: current?.version ?? null,
@@ -176,6 +187,8 @@ export class SnapshotHolder {
       lastErrorAt: this.#lastErrorAt?.toISOString() ?? null,
       ...(this.source.connected !== undefined ? { storeConnected: this.source.connected } : {}),
     };
+    if (this.#parts.length === 0) return base;
+    return Object.assign(base, ...this.#parts.map((part) => part() ?? {}));
   }
 
   async close(): Promise<void> {

@@ -6,14 +6,16 @@
  * BENCH_BASELINE_REF, both oingate modes from that commit. Same load for
  * all, in alternating rounds after a warm-up round.
  */
+import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BaselineTree, type RunningServer } from './lib/baseline.ts';
-import { BenchChild, onBenchExit } from './lib/children.ts';
+import { BenchChild, currentPinning, onBenchExit } from './lib/children.ts';
 import { bodyFor, makeTenants, tokenFor, writeWhitelist } from './lib/fixtures.ts';
 import { findHaproxy, startHaproxy } from './lib/haproxy.ts';
+import { startRedis, type TestRedis } from '../support/redis.ts';
 import { benchRequest, CONNECTIONS, runLoad, type LoadRequest, type LoadResult } from './lib/load.ts';
 import { ensureNginx, startNginx } from './lib/nginx.ts';
 import { summariseDirectory, type ProfileSummary } from './lib/profile.ts';
@@ -27,6 +29,8 @@ export const TARGET_KEYS = [
   'nginx',
   'direct',
   'forward-auth',
+  'forward-auth-limit-local',
+  'forward-auth-limit-redis',
   'forward-auth-baseline',
   'haproxy',
   'bare',
@@ -40,7 +44,20 @@ const ORDER: readonly TargetKey[] = TARGET_KEYS;
 const PROXIED: readonly TargetKey[] = ['proxy', 'nginx', 'direct', 'proxy-info-log', 'proxy-baseline'];
 export const BASELINE: readonly TargetKey[] = ['forward-auth-baseline', 'proxy-baseline'];
 /** Targets that must refuse a wrong token (checked before measuring). */
-const GATES: ReadonlySet<TargetKey> = new Set(['proxy', 'forward-auth', 'haproxy', 'proxy-info-log', 'forward-auth-info-log', ...BASELINE]);
+const GATES: ReadonlySet<TargetKey> = new Set([
+  'proxy',
+  'forward-auth',
+  'haproxy',
+  'proxy-info-log',
+  'forward-auth-info-log',
+  'forward-auth-limit-local',
+  'forward-auth-limit-redis',
+  ...BASELINE,
+]);
+/** forward-auth with the bench tenant's rate limit set far above the load (set, never reached). */
+const LIMITED: ReadonlySet<TargetKey> = new Set(['forward-auth-limit-local', 'forward-auth-limit-redis']);
+/** The limit of those targets: high enough that no request of the load is refused. */
+export const UNREACHED_LIMIT = { perSecond: 1_000_000, burst: 1_000_000 } as const;
 
 const LABELS: Record<TargetKey, string> = {
   proxy: 'oingate proxy -> upstream',
@@ -53,6 +70,8 @@ const LABELS: Record<TargetKey, string> = {
   'proxy-info-log': 'oingate proxy, info log',
   'forward-auth-info-log': 'oingate forward-auth, info log',
   'forward-auth-baseline': 'BASELINE oingate forward-auth',
+  'forward-auth-limit-local': 'oingate forward-auth, limit (local)',
+  'forward-auth-limit-redis': 'oingate forward-auth, limit (Redis)',
   'proxy-baseline': 'BASELINE oingate proxy -> upstream',
 };
 
@@ -77,9 +96,10 @@ interface Target {
   readonly rss: () => number;
 }
 
-function childServer(child: BenchChild): RunningServer {
+function childServer(child: BenchChild): RunningServer & { readonly adminUrl?: string } {
   return {
     url: child.ready.url,
+    ...(child.ready.adminUrl !== undefined ? { adminUrl: child.ready.adminUrl } : {}),
     cpuSeconds: () => child.cpuSeconds(),
     rss: () => child.memory()?.rss ?? NaN,
     stop: () => child.stop(),
@@ -125,6 +145,11 @@ export async function benchHttp(options: HttpOptions, log: (line: string) => voi
   const tenants = makeTenants(10, new Set([0]));
   await writeWhitelist(file, tenants);
   const tenant = tenants[0]!;
+  // The same whitelist with the bench tenant's rate limit set (and never reached).
+  const limitedFile = join(dir, 'whitelist-limited.json');
+  await writeWhitelist(limitedFile, tenants.map((t, i) => (i === 0 ? ({ ...t, rateLimit: UNREACHED_LIMIT } as typeof t) : t)));
+  let redis: TestRedis | undefined;
+  let redisTargetAdmin: string | undefined;
   const request: LoadRequest = benchRequest(bodyFor(tenant.oin), tokenFor(tenant));
   const wanted = (key: TargetKey) => options.targets.has(key);
 
@@ -145,14 +170,15 @@ export async function benchHttp(options: HttpOptions, log: (line: string) => voi
     fds.push(fd);
     return fd;
   };
-  const oingateEnv = (logLevel: 'warn' | 'info', upstream: RunningServer | undefined): Record<string, string> => ({
+  const oingateEnv = (logLevel: 'warn' | 'info', upstream: RunningServer | undefined, extra: Record<string, string> = {}): Record<string, string> => ({
     OINGATE_LISTEN: '127.0.0.1:0',
     OINGATE_ADMIN_LISTEN: '127.0.0.1:0',
     OINGATE_STORE: `file:${file}`,
     OINGATE_LOG_LEVEL: logLevel,
     ...(upstream ? { OINGATE_UPSTREAM: upstream.url } : {}),
+    ...extra,
   });
-  const oingate = async (name: string, logLevel: 'warn' | 'info', upstream: RunningServer | undefined) => {
+  const oingate = async (name: string, logLevel: 'warn' | 'info', upstream: RunningServer | undefined, extra: Record<string, string> = {}) => {
     const profileDir = options.profileRoot ? join(options.profileRoot, name) : undefined;
     if (profileDir) profiled.push({ name, dir: profileDir });
     return track(
@@ -162,7 +188,7 @@ export async function benchHttp(options: HttpOptions, log: (line: string) => voi
           script: 'test/bench/servers/oingate.ts',
           stdout: logFile(name, logLevel),
           ...(profileDir ? { profileDir } : {}),
-          env: oingateEnv(logLevel, upstream),
+          env: oingateEnv(logLevel, upstream, extra),
         }),
       ),
     );
@@ -196,6 +222,16 @@ export async function benchHttp(options: HttpOptions, log: (line: string) => voi
     put('koa', await maybe('koa', async () => track(childServer(await BenchChild.start({ name: 'bare-koa', script: 'test/bench/servers/koa.ts' })))));
     put('proxy-info-log', await maybe('proxy-info-log', () => oingate('oingate-proxy-info-log', 'info', upstream)), upstream);
     put('forward-auth-info-log', await maybe('forward-auth-info-log', () => oingate('oingate-forward-auth-info-log', 'info', undefined)));
+    put('forward-auth-limit-local', await maybe('forward-auth-limit-local', () => oingate('oingate-forward-auth-limit-local', 'warn', undefined, { OINGATE_STORE: `file:${limitedFile}` })));
+    put(
+      'forward-auth-limit-redis',
+      await maybe('forward-auth-limit-redis', async () => {
+        redis = await startBenchRedis(notes);
+        const server = await oingate('oingate-forward-auth-limit-redis', 'warn', undefined, { OINGATE_STORE: `file:${limitedFile}`, OINGATE_RATE_LIMIT_REDIS: redis.url });
+        redisTargetAdmin = server.adminUrl;
+        return server;
+      }),
+    );
 
     if (wanted('nginx')) {
       const found = ensureNginx(log);
@@ -250,7 +286,11 @@ export async function benchHttp(options: HttpOptions, log: (line: string) => voi
     for (const target of all) {
       try {
         if (GATES.has(target.key)) {
-          const check = await checkRefusals(target.url, request, tenant);
+          let check = await checkRefusals(target.url, request, tenant);
+          if (LIMITED.has(target.key)) {
+            const limit = await limitInForce(target.url, request, target.key === 'forward-auth-limit-redis' ? redisTargetAdmin : undefined);
+            check = { ok: check.ok && limit.ok, line: `${check.line}; ${limit.line}` };
+          }
           refusals.set(target.key, check.line);
           log(`http: refusal check ${target.label}: ${check.line}${check.ok ? '' : '  -> NOT MEASURED'}`);
           if (!check.ok) {
@@ -371,7 +411,11 @@ export async function benchHttp(options: HttpOptions, log: (line: string) => voi
       table(rows, new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])),
     ].join('\n');
 
+    if (redisTargetAdmin !== undefined && figures.has('forward-auth-limit-redis')) {
+      notes.push(`forward-auth-limit-redis after the rounds: ${await sharedState(redisTargetAdmin)}`);
+    }
     for (const server of servers.splice(0)) await server.stop();
+    await redis?.destroy();
 
     const profiles: Array<{ name: string; summaries: ProfileSummary[] }> = [];
     for (const { name, dir: profileDir } of profiled) profiles.push({ name, summaries: await summariseDirectory(profileDir) });
@@ -379,9 +423,54 @@ export async function benchHttp(options: HttpOptions, log: (line: string) => voi
     return { figures, skipped, refusals, notes, baselineLabel: baseline?.label, profiles, text };
   } finally {
     for (const server of servers) await server.stop().catch(() => undefined);
+    await redis?.destroy().catch(() => undefined);
     await baseline?.remove();
     for (const fd of fds) closeSync(fd);
     await rm(dir, { recursive: true, force: true });
     forgetDir();
   }
+}
+
+/**
+ * A redis-server for the shared-limit targets. Pinned to every CPU the
+ * servers and the load generator use: it is neither, and on one core with
+ * the gate it would be charged to the gate.
+ */
+export async function startBenchRedis(notes: string[]): Promise<TestRedis> {
+  const redis = await startRedis();
+  const { pinning } = currentPinning();
+  if (pinning && redis.pid !== undefined) {
+    const cpus = `${pinning.loadgen},${pinning.server}`;
+    const pinned = spawnSync('taskset', ['-a', '-p', '-c', cpus, String(redis.pid)], { encoding: 'utf8' });
+    notes.push(`redis: ${redis.url}${pinned.status === 0 ? `, on CPUs ${cpus} (shared with the load generator and the servers)` : ', not pinned'}`);
+  } else {
+    notes.push(`redis: ${redis.url}, not pinned`);
+  }
+  return redis;
+}
+
+/** Whether the instance counts through Redis, and how many decisions it counted locally so far. */
+async function sharedState(adminUrl: string): Promise<string> {
+  const ready = (await (await fetch(new URL('/readyz', adminUrl))).json()) as { rateLimit?: { degraded: boolean } };
+  const metrics = await (await fetch(new URL('/metrics', adminUrl))).text();
+  const fallback = /^oingate_rate_limit_fallback_decisions_total (\S+)$/m.exec(metrics)?.[1] ?? '?';
+  return `shared through Redis ${ready.rateLimit?.degraded === false ? 'yes' : 'NO'}, decisions counted locally ${fallback}`;
+}
+
+/**
+ * The right request must carry RateLimit headers: proof that the limit is
+ * set (and not reached); with `adminUrl`, also that it is counted in Redis.
+ */
+async function limitInForce(url: string, request: LoadRequest, adminUrl?: string): Promise<{ ok: boolean; line: string }> {
+  const response = await fetch(new URL(request.path, url), { method: request.method, headers: request.headers, body: request.body });
+  await response.arrayBuffer();
+  const limit = response.headers.get('ratelimit-limit');
+  let ok = response.status === 200 && limit === String(UNREACHED_LIMIT.burst);
+  let line = `limit in force: RateLimit-Limit ${limit ?? 'missing'}`;
+  if (adminUrl !== undefined) {
+    const shared = await sharedState(adminUrl);
+    ok &&= shared.includes('Redis yes');
+    line += `; ${shared}`;
+  }
+  return { ok, line: `${line}${ok ? '' : ' (WRONG)'}` };
 }

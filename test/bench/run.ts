@@ -2,7 +2,7 @@
  * oingate benchmark: `npm run bench`.
  *
  * Environment:
- *   BENCH_ONLY=decision|http|100k|propagation   run some parts (comma-separated); default all
+ *   BENCH_ONLY=decision|http|100k|propagation|ratelimit   run some parts (comma-separated); default all
  *   BENCH_SECONDS=5                 seconds per load round
  *   BENCH_ROUNDS=3                  alternating HTTP rounds (after a warm-up round)
  *   BENCH_WARMUP_SECONDS=2          warm-up per HTTP target
@@ -26,9 +26,10 @@ import { cpuModel } from './lib/proc.ts';
 import { fixed, mib, table } from './lib/stats.ts';
 import { bench100k, LARGE, type LargeBench } from './whitelist100k.ts';
 import { propagationBench } from './propagation.ts';
+import { ACCURACY_LIMIT, ACCURACY_SECONDS, benchRateLimitAccuracy, type AccuracyBench } from './ratelimit.ts';
 
-type Part = 'decision' | 'http' | '100k' | 'propagation';
-const PARTS: readonly Part[] = ['decision', 'http', '100k', 'propagation'];
+type Part = 'decision' | 'http' | '100k' | 'propagation' | 'ratelimit';
+const PARTS: readonly Part[] = ['decision', 'http', '100k', 'propagation', 'ratelimit'];
 
 function positive(name: string, fallback: number): number {
   const text = process.env[name];
@@ -163,6 +164,27 @@ async function main(): Promise<void> {
     log(`50 changes, 3 oingate instances on one database: median ${fixed(propagation.medianMs, 1)} ms, worst ${fixed(propagation.worstMs, 1)} ms`);
   }
 
+  let accuracy: AccuracyBench | undefined;
+  let accuracyError: string | undefined;
+  if (selected.has('ratelimit')) {
+    heading('rate limit accuracy: 2 instances sharing one limit through Redis');
+    try {
+      accuracy = await benchRateLimitAccuracy(log);
+    } catch (error) {
+      // A missing redis-server skips this part only.
+      accuracyError = (error as Error).message.split('\n')[0];
+      log(`ratelimit: not measured: ${accuracyError}`);
+    }
+  }
+  if (accuracy) {
+    log(
+      `admitted ${accuracy.admitted} of ${accuracy.admitted + accuracy.refused + accuracy.other} in ${fixed(accuracy.seconds, 2)} s ` +
+        `(429: ${accuracy.refused}, other: ${accuracy.other}); ideal burst + perSecond x ${ACCURACY_SECONDS} = ${accuracy.expected}; ` +
+        `deviation ${fixed(accuracy.deviation * 100, 1)}%; decisions counted locally (Redis slow or away): ${accuracy.fallbackDecisions}`,
+    );
+    for (const note of accuracy.notes) log(note);
+  }
+
   if (profileRoot) {
     heading('CPU profiles (node --cpu-prof)');
     log(`profiles written under ${profileRoot}`);
@@ -190,6 +212,8 @@ async function main(): Promise<void> {
   const haproxy = f?.get('haproxy');
   const faBaseline = f?.get('forward-auth-baseline');
   const proxyBaseline = f?.get('proxy-baseline');
+  const limitLocal = f?.get('forward-auth-limit-local');
+  const limitRedis = f?.get('forward-auth-limit-redis');
   const proxyInfo = f?.get('proxy-info-log');
   const forwardAuthInfo = f?.get('forward-auth-info-log');
   const ratio = (a?: { rps: number }, b?: { rps: number }) => (a && b ? a.rps / b.rps : undefined);
@@ -236,6 +260,27 @@ async function main(): Promise<void> {
     `proxy not slower than baseline (>= ${NOT_SLOWER} x, req/s)`,
     ratioCell(proxyBefore, proxy, proxyBaseline, 'proxy', 'proxy-baseline'),
     verdict(proxyBefore === undefined ? undefined : proxyBefore >= NOT_SLOWER),
+  ]);
+  const faLocal = ratio(limitLocal, forwardAuth);
+  const faRedis = ratio(limitRedis, forwardAuth);
+  rows.push([
+    'forward-auth, limit set not reached, local >= 0.9 x no limit',
+    ratioCell(faLocal, limitLocal, forwardAuth, 'forward-auth-limit-local', 'forward-auth'),
+    verdict(faLocal === undefined ? undefined : faLocal >= 0.9),
+  ]);
+  rows.push([
+    'forward-auth, limit set not reached, Redis >= 0.7 x no limit',
+    ratioCell(faRedis, limitRedis, forwardAuth, 'forward-auth-limit-redis', 'forward-auth'),
+    verdict(faRedis === undefined ? undefined : faRedis >= 0.7),
+  ]);
+  rows.push([
+    `rate limit: 2 instances, ${ACCURACY_SECONDS} s at 2x, within 10% of burst + perSecond x ${ACCURACY_SECONDS}`,
+    accuracy
+      ? `${accuracy.admitted} admitted vs ${accuracy.expected} (${accuracy.deviation >= 0 ? '+' : ''}${fixed(accuracy.deviation * 100, 1)}%; ${ACCURACY_LIMIT.perSecond}/s burst ${ACCURACY_LIMIT.burst})`
+      : accuracyError !== undefined
+        ? `not measured: ${accuracyError}`
+        : notRun('ratelimit'),
+    verdict(accuracy ? Math.abs(accuracy.deviation) <= 0.1 && accuracy.other === 0 : undefined),
   ]);
   const worstP50 = decision ? Math.max(decision.small.p50Us, decision.large.p50Us) : undefined;
   rows.push([
@@ -303,6 +348,8 @@ async function main(): Promise<void> {
       ['forward-auth/bare Koa', 'forward-auth', 'koa'],
       ['forward-auth/bare node', 'forward-auth', 'bare'],
       ['forward-auth/HAProxy', 'forward-auth', 'haproxy'],
+      ['limit local/forward-auth', 'forward-auth-limit-local', 'forward-auth'],
+      ['limit Redis/forward-auth', 'forward-auth-limit-redis', 'forward-auth'],
     ];
     const bests = pairs.filter(([, a, b]) => f.has(a) && f.has(b)).map(([name, a, b]) => `${name} ${fixed(best(f.get(a), f.get(b)), 2)}`);
     if (bests.length) log(`  ratios of the best rounds (least disturbed on a shared machine): ${bests.join(', ')}`);

@@ -26,6 +26,7 @@ export interface TenantSpec {
   cidrs: string[];
   keys?: Array<Record<string, unknown>>;
   jwksUri?: string;
+  rateLimit?: { perSecond?: unknown; burst?: unknown } | null;
 }
 
 /** Two tenants, both allowed from loopback, each with its own HS256 key. */

@@ -14,6 +14,8 @@ import { freePort } from '../bench/lib/external.ts';
 export interface TestRedis {
   readonly port: number;
   readonly url: string;
+  /** The running server's process id (undefined while stopped), e.g. to pin it to CPUs. */
+  readonly pid: number | undefined;
   /** Starts the server (again, on the same port) and waits until it answers PING. */
   start(): Promise<void>;
   /** SIGKILL, then waits for the process to be gone: a crash, no goodbye to clients. */
@@ -65,6 +67,10 @@ class Server implements TestRedis {
     private readonly dir: string,
   ) {
     this.url = `redis://127.0.0.1:${port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
   }
 
   async start(): Promise<void> {

@@ -104,6 +104,8 @@ export async function importDocument(connectionString: string, doc: WhitelistDoc
     jwks: [] as (string | null)[],
     issuer: [] as (string | null)[],
     audience: [] as (string | null)[],
+    perSecond: [] as (number | null)[],
+    burst: [] as (number | null)[],
   };
   const c = { oin: [] as string[], cidr: [] as string[] };
   const k = {
@@ -123,6 +125,8 @@ export async function importDocument(connectionString: string, doc: WhitelistDoc
     t.jwks.push(tenant.jwksUri ?? null);
     t.issuer.push(tenant.issuer ?? null);
     t.audience.push(tenant.audience ?? null);
+    t.perSecond.push(tenant.rateLimit?.perSecond ?? null);
+    t.burst.push(tenant.rateLimit?.burst ?? null);
     for (const cidr of tenant.cidrs) {
       c.oin.push(tenant.oin);
       c.cidr.push(cidr);
@@ -150,9 +154,9 @@ export async function importDocument(connectionString: string, doc: WhitelistDoc
       await client.query('DELETE FROM oingate.tenants'); // cascades to cidrs and keys
       step('tenants');
       await client.query(
-        `INSERT INTO oingate.tenants (oin, name, enabled, jwks_uri, issuer, audience)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[])`,
-        [t.oin, t.name, t.enabled, t.jwks, t.issuer, t.audience],
+        `INSERT INTO oingate.tenants (oin, name, enabled, jwks_uri, issuer, audience, rate_limit_per_second, rate_limit_burst)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::integer[], $8::integer[])`,
+        [t.oin, t.name, t.enabled, t.jwks, t.issuer, t.audience, t.perSecond, t.burst],
       );
       step('cidrs');
       await client.query(

@@ -7,6 +7,7 @@
  */
 
 const ISSUE_PATH = /^tenants\[(\d+)\](?:\.(cidrs|keys)(?:\[(\d+)\])?)?(?:\.([A-Za-z]+))?$/;
+const RATE_LIMIT_PATH = /^tenants\[(\d+)\]\.rateLimit(?:\.(perSecond|burst))?$/;
 const SHOWN_LENGTH = 64;
 
 function quoted(text: string): string {
@@ -38,6 +39,13 @@ function field(record: unknown, name: string): unknown {
  * document, comes back unchanged.
  */
 export function describeRowPath(document: unknown, path: string): string {
+  const limit = RATE_LIMIT_PATH.exec(path);
+  if (limit) {
+    const tenant = at(field(document, 'tenants'), Number(limit[1]));
+    if (tenant === undefined) return path;
+    // The two columns hold the document's rateLimit.perSecond and .burst.
+    return `tenant ${shownOin(field(tenant, 'oin'))} rate_limit${limit[2] === undefined ? '' : `_${column(limit[2])}`}`;
+  }
   const match = ISSUE_PATH.exec(path);
   if (!match) return path;
   const [, tenantIndex, list, itemIndex, rest] = match;

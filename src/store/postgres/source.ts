@@ -52,6 +52,8 @@ interface TenantRow {
   jwks_uri: string | null;
   issuer: string | null;
   audience: string | null;
+  rate_limit_per_second: number | null;
+  rate_limit_burst: number | null;
 }
 interface CidrRow {
   oin: string;
@@ -82,11 +84,25 @@ const SELECT_REVISION = `SELECT md5(
   coalesce((SELECT string_agg(k::text, E'\\n' ORDER BY k.oin COLLATE "C", k.kid COLLATE "C") FROM oingate.tenant_keys k), '')
 ) AS revision`;
 
-const SELECT_TENANTS = `SELECT oin, name, enabled, jwks_uri, issuer, audience FROM oingate.tenants ORDER BY oin COLLATE "C"`;
+const SELECT_TENANTS = `SELECT oin, name, enabled, jwks_uri, issuer, audience, rate_limit_per_second, rate_limit_burst
+  FROM oingate.tenants ORDER BY oin COLLATE "C"`;
 const SELECT_CIDRS = `SELECT oin, cidr::text AS cidr FROM oingate.tenant_cidrs ORDER BY oin COLLATE "C", cidr`;
 const SELECT_KEYS = `SELECT oin, kid, alg, secret, public_key, enabled,
   ${isoTimestamp('not_before')} AS not_before, ${isoTimestamp('expires_at')} AS expires_at
   FROM oingate.tenant_keys ORDER BY oin COLLATE "C", kid COLLATE "C"`;
+
+/**
+ * The columns as the file's `rateLimit`. A burst without a rate (a row
+ * written before the constraint, or with it dropped) is passed on as it is,
+ * so validation refuses it instead of silently dropping the limit.
+ */
+function rateLimitOf(t: TenantRow): TenantDocument['rateLimit'] {
+  if (t.rate_limit_per_second === null && t.rate_limit_burst === null) return undefined;
+  const limit: NonNullable<TenantDocument['rateLimit']> = {};
+  if (t.rate_limit_per_second !== null) limit.perSecond = t.rate_limit_per_second;
+  if (t.rate_limit_burst !== null) limit.burst = t.rate_limit_burst;
+  return limit;
+}
 
 function assemble(tenants: TenantRow[], cidrs: CidrRow[], keys: KeyRow[]): WhitelistDocument {
   const byOin = new Map<string, TenantRowDocument>();
@@ -102,6 +118,8 @@ function assemble(tenants: TenantRow[], cidrs: CidrRow[], keys: KeyRow[]): White
     if (t.jwks_uri !== null) doc.jwksUri = t.jwks_uri;
     if (t.issuer !== null) doc.issuer = t.issuer;
     if (t.audience !== null) doc.audience = t.audience;
+    const rateLimit = rateLimitOf(t);
+    if (rateLimit !== undefined) doc.rateLimit = rateLimit;
     byOin.set(t.oin, doc);
     out.push(doc);
   }

@@ -160,6 +160,8 @@ describe('PostgreSQL migrate and import', function () {
         col('tenants', 'jwks_uri', 'text', true),
         col('tenants', 'issuer', 'text', true),
         col('tenants', 'audience', 'text', true),
+        col('tenants', 'rate_limit_per_second', 'integer', true),
+        col('tenants', 'rate_limit_burst', 'integer', true),
       ]);
       const constraints = await query(
         url,
