@@ -18,6 +18,7 @@ import type { Logger } from '../observe/logger.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { VerifiedTokenCache } from '../token/cache.ts';
 import { readBody } from './body.ts';
+import type { CertificateSource } from './client-cert.ts';
 import { Refusal, type RefusalStatusCode } from './refusal.ts';
 
 /** What the gate needs; the same for the service (both modes) and an embedding API. */
@@ -41,6 +42,8 @@ export interface GateOptions {
   readonly tokenCache?: VerifiedTokenCache;
   /** Claim names passed on as x-authenticated-claim-<name> (OINGATE_FORWARD_CLAIMS). */
   readonly forwardClaims?: readonly string[];
+  /** The request's client certificate (contract §9); unset: requests never carry one. */
+  readonly certificate?: CertificateSource;
 }
 
 export type AllowedDecision = Decision & { allowed: true };
@@ -64,6 +67,8 @@ export interface RequestState {
    * header value.
    */
   extraHeaders?: string[];
+  /** Why a presented client certificate did not count (expired, revoked...), for the log. */
+  certificateDetail?: string;
   /** True when the request declared a body that was not read: the connection cannot be reused. */
   bodyUnread?: boolean;
 }
@@ -158,9 +163,11 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
 
   function forwardedClaims(decision: AllowedDecision, state: RequestState): string[] | undefined {
     let headers: string[] | undefined;
+    const claims = decision.claims;
+    if (claims === null) return headers;
     for (const [claim, header] of claimHeaders) {
-      if (!Object.hasOwn(decision.claims, claim)) continue;
-      const value = decision.claims[claim];
+      if (!Object.hasOwn(claims, claim)) continue;
+      const value = claims[claim];
       const text = typeof value === 'string' ? value : typeof value === 'number' && Number.isFinite(value) ? String(value) : undefined;
       if (text === undefined || !SAFE_HEADER_VALUE.test(text)) {
         logger.debug({ requestId: state.requestId, claim, type: value === null ? 'null' : typeof value }, 'claim not forwarded: not a string or number that is a safe header value');
@@ -214,7 +221,9 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
       oinHeader: scan.oin,
       body,
       authorization: request.headers.authorization,
+      certificate: options.certificate?.(request, headerFacts.peerAddress ?? null),
     };
+    if (facts.certificate?.detail !== undefined) state.certificateDetail = facts.certificate.detail;
     let decision = decideWithBody(client, facts, snapshot as Snapshot, policy, now(), keys, options.tokenCache);
     if (!decision.allowed && decision.tenant !== undefined && options.refreshKeys) {
       if (await options.refreshKeys(decision.tenant)) {
@@ -223,7 +232,7 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
     }
     state.clientIp = decision.clientIp;
     state.oin = decision.oin;
-    state.kid = decision.kid;
+    state.kid = decision.kid ?? undefined;
     if (!decision.allowed) return refused(state, decision.status, decision.reason, started);
     metrics.decisionSeconds.observe((performance.now() - started) / 1000);
     state.outcome = 'allowed';
@@ -235,6 +244,8 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
       const extra = forwardedClaims(decision, state);
       if (extra !== undefined) state.extraHeaders = extra;
     }
+    // The certificate bound to the OIN, for the upstream (or the front proxy) to log or pin.
+    if (decision.certificateSha256 !== undefined) (state.extraHeaders ??= []).push('x-authenticated-certificate-sha256', decision.certificateSha256);
     return decision;
   };
 }

@@ -7,9 +7,9 @@ import { requestIdFor } from './request-id.ts';
 export interface OingateState {
   readonly oin: string;
   readonly clientIp: string;
-  /** The kid of the key that verified the token. */
+  /** The kid of the key that verified the token; null for a certificate-only tenant. */
   readonly kid: string | null;
-  /** The verified token's claims. */
+  /** The verified token's claims; null for a certificate-only tenant. */
   readonly claims: Readonly<Record<string, unknown>> | null;
 }
 
@@ -66,6 +66,7 @@ export function gateMiddleware(options: GateOptions): Middleware {
         peer: req.socket.remoteAddress,
         oin: state.oin,
         ...(state.oinHeader !== undefined ? { oinHeader: state.oinHeader } : {}),
+        ...(state.certificateDetail !== undefined ? { certificate: state.certificateDetail } : {}),
         kid: state.kid,
         outcome: state.outcome ?? 'refused',
         reason: state.reason,

@@ -22,6 +22,8 @@ export interface TenantDocument {
   cidrs: string[];
   keys?: KeyDocument[];
   jwksUri?: string;
+  /** 'token' (default), 'certificate' or 'certificate+token' (contract §9). */
+  authentication?: string;
 }
 
 export interface WhitelistDocument {

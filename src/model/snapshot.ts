@@ -7,6 +7,10 @@ import { buildHmacKey, buildPublicKey, KeyMaterialError } from '../token/keys.ts
 import { isAlgorithm, isHmac, ALGORITHMS } from './algorithms.ts';
 import { WhitelistError, type ValidationIssue } from './errors.ts';
 
+/** How a tenant's callers prove who they are, besides the IP whitelist (contract §9). */
+export type Authentication = 'token' | 'certificate' | 'certificate+token';
+export const AUTHENTICATIONS: readonly Authentication[] = ['token', 'certificate', 'certificate+token'];
+
 /** One tenant as enforced: everything a request needs is prebuilt. */
 export interface Tenant {
   readonly oin: string;
@@ -20,6 +24,8 @@ export interface Tenant {
   readonly issuer?: string;
   /** Checked instead of OINGATE_AUDIENCE for this tenant's tokens, when set. */
   readonly audience?: string;
+  /** 'token' unless the whitelist says otherwise. */
+  readonly authentication?: Authentication;
 }
 
 /** The enforced whitelist. Immutable; a reload builds a new one and swaps it. */
@@ -41,9 +47,16 @@ export interface SnapshotOptions {
   readonly oinPattern: RegExp;
   /** Yield to the event loop this often (ms) so a huge reload never stalls requests. */
   readonly sliceMs?: number;
+  /**
+   * Whether a client certificate can reach the gate at all (a client CA on
+   * the listener, or a front proxy's header). Without one, a tenant that
+   * needs a certificate could never be called: such a whitelist is refused.
+   * Unset: not checked (oingate check without settings).
+   */
+  readonly certificatesConfigured?: boolean;
 }
 
-const TENANT_FIELDS = new Set(['oin', 'name', 'enabled', 'cidrs', 'keys', 'jwksUri']);
+const TENANT_FIELDS = new Set(['oin', 'name', 'enabled', 'cidrs', 'keys', 'jwksUri', 'authentication']);
 const KEY_FIELDS = new Set(['kid', 'alg', 'secret', 'publicKey', 'enabled', 'notBefore', 'expiresAt']);
 const TOP_FIELDS = new Set(['tenants', '$schema']);
 // Full date-time with an explicit zone: a zone-less time would depend on the host's TZ.
@@ -145,6 +158,15 @@ function buildTenant(
   const keys = has(raw, 'keys') ? buildKeys(raw['keys'], `${path}.keys`, issues) : { keys: [], material: [] };
   const jwksUri = has(raw, 'jwksUri') ? raw['jwksUri'] : undefined;
   if (jwksUri !== undefined) checkJwksUri(jwksUri, `${path}.jwksUri`, issues);
+  const authentication = has(raw, 'authentication') ? raw['authentication'] : 'token';
+  if (!AUTHENTICATIONS.includes(authentication as Authentication)) {
+    issues.push({ path: `${path}.authentication`, message: `${describeValue(authentication)} must be one of ${AUTHENTICATIONS.join(', ')}` });
+  } else if (authentication !== 'token' && options.certificatesConfigured === false) {
+    issues.push({
+      path: `${path}.authentication`,
+      message: `tenant ${typeof oin === 'string' ? oin : '?'} needs a client certificate ("${authentication}"), but neither OINGATE_TLS_CLIENT_CA nor OINGATE_CLIENT_CERT_HEADER is set`,
+    });
+  }
 
   if (issues.length > before || typeof oin !== 'string' || !cidrs || !keys) return undefined;
   // Not frozen one by one: the types are readonly, and freezing 100k tenants
@@ -158,6 +180,8 @@ function buildTenant(
     keys: keySet(keys.keys),
     jwksUri: jwksUri as string | undefined,
   };
+  // Only set when not the default, so the common tenant stays as small as before.
+  if (authentication !== 'token') (tenant as { authentication?: Authentication }).authentication = authentication as Authentication;
   return { tenant, material: keys.material };
 }
 
@@ -337,5 +361,6 @@ function tenantFingerprint(tenant: Tenant, material: readonly string[]): string 
     .map((k, i) => `${k.kid}\u0000${k.alg}\u0000${k.enabled}\u0000${k.notBefore ?? ''}\u0000${k.expiresAt ?? ''}\u0000${material[i]}`)
     .sort()
     .join('\u0002');
-  return `${tenant.oin}\u0001${tenant.name}\u0001${tenant.enabled}\u0001${cidrs}\u0001${keys}\u0001${tenant.jwksUri ?? ''}`;
+  const authentication = tenant.authentication === undefined ? '' : `\u0001${tenant.authentication}`;
+  return `${tenant.oin}\u0001${tenant.name}\u0001${tenant.enabled}\u0001${cidrs}\u0001${keys}\u0001${tenant.jwksUri ?? ''}${authentication}`;
 }

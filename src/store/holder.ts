@@ -28,6 +28,16 @@ export interface Readiness {
   readonly lastErrorAt: string | null;
   /** PostgreSQL only: whether the listening connection is up now. */
   readonly storeConnected?: boolean;
+  /** When TLS or client certificates are on (contract §9). */
+  readonly tls?: TlsReadiness;
+}
+
+/** The /readyz `tls` member; certificateNotAfter is null when oingate does not terminate TLS itself. */
+export interface TlsReadiness {
+  readonly certificateNotAfter: string | null;
+  readonly clientCas: number | null;
+  readonly crlNextUpdate: string | null;
+  readonly lastError: string | null;
 }
 
 /**
@@ -164,8 +174,16 @@ export class SnapshotHolder {
     }
   }
 
+  #tls: (() => TlsReadiness) | undefined;
+
+  /** Adds `tls` to the readiness body, read each time it is asked for. */
+  trackTls(status: () => TlsReadiness): void {
+    this.#tls = status;
+  }
+
   readiness(): Readiness {
     const current = this.#current;
+    const tls = this.#tls?.();
     return {
       ready: current !== undefined,
       store: this.source.description,
@@ -175,6 +193,7 @@ export class SnapshotHolder {
       lastError: this.#lastError,
       lastErrorAt: this.#lastErrorAt?.toISOString() ?? null,
       ...(this.source.connected !== undefined ? { storeConnected: this.source.connected } : {}),
+      ...(tls !== undefined ? { tls } : {}),
     };
   }
 

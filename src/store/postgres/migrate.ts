@@ -104,6 +104,7 @@ export async function importDocument(connectionString: string, doc: WhitelistDoc
     jwks: [] as (string | null)[],
     issuer: [] as (string | null)[],
     audience: [] as (string | null)[],
+    authentication: [] as string[],
   };
   const c = { oin: [] as string[], cidr: [] as string[] };
   const k = {
@@ -116,13 +117,14 @@ export async function importDocument(connectionString: string, doc: WhitelistDoc
     notBefore: [] as (string | null)[],
     expiresAt: [] as (string | null)[],
   };
-  for (const tenant of doc.tenants as Array<TenantDocument & { issuer?: string; audience?: string }>) {
+  for (const tenant of doc.tenants as Array<TenantDocument & { issuer?: string; audience?: string; authentication?: string }>) {
     t.oin.push(tenant.oin);
     t.name.push(tenant.name ?? '');
     t.enabled.push(tenant.enabled ?? true);
     t.jwks.push(tenant.jwksUri ?? null);
     t.issuer.push(tenant.issuer ?? null);
     t.audience.push(tenant.audience ?? null);
+    t.authentication.push(tenant.authentication ?? 'token');
     for (const cidr of tenant.cidrs) {
       c.oin.push(tenant.oin);
       c.cidr.push(cidr);
@@ -150,9 +152,9 @@ export async function importDocument(connectionString: string, doc: WhitelistDoc
       await client.query('DELETE FROM oingate.tenants'); // cascades to cidrs and keys
       step('tenants');
       await client.query(
-        `INSERT INTO oingate.tenants (oin, name, enabled, jwks_uri, issuer, audience)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[])`,
-        [t.oin, t.name, t.enabled, t.jwks, t.issuer, t.audience],
+        `INSERT INTO oingate.tenants (oin, name, enabled, jwks_uri, issuer, audience, authentication)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::text[])`,
+        [t.oin, t.name, t.enabled, t.jwks, t.issuer, t.audience, t.authentication],
       );
       step('cidrs');
       await client.query(

@@ -13,7 +13,7 @@ import type { KeyDocument, TenantDocument, WhitelistDocument } from '../../model
 export { PostgresStoreError, passwordScrubber, describeConnectionString };
 
 /** A tenant as assembled from its row: the file's fields plus the per-tenant issuer and audience. */
-type TenantRowDocument = TenantDocument & { cidrs: string[]; keys: KeyDocument[]; issuer?: string; audience?: string };
+type TenantRowDocument = TenantDocument & { cidrs: string[]; keys: KeyDocument[]; issuer?: string; audience?: string; authentication?: string };
 
 export const NOTIFY_CHANNEL = 'oingate_config';
 export const LISTEN_APPLICATION_NAME = 'oingate-listen';
@@ -52,6 +52,7 @@ interface TenantRow {
   jwks_uri: string | null;
   issuer: string | null;
   audience: string | null;
+  authentication: string;
 }
 interface CidrRow {
   oin: string;
@@ -82,7 +83,7 @@ const SELECT_REVISION = `SELECT md5(
   coalesce((SELECT string_agg(k::text, E'\\n' ORDER BY k.oin COLLATE "C", k.kid COLLATE "C") FROM oingate.tenant_keys k), '')
 ) AS revision`;
 
-const SELECT_TENANTS = `SELECT oin, name, enabled, jwks_uri, issuer, audience FROM oingate.tenants ORDER BY oin COLLATE "C"`;
+const SELECT_TENANTS = `SELECT oin, name, enabled, jwks_uri, issuer, audience, authentication FROM oingate.tenants ORDER BY oin COLLATE "C"`;
 const SELECT_CIDRS = `SELECT oin, cidr::text AS cidr FROM oingate.tenant_cidrs ORDER BY oin COLLATE "C", cidr`;
 const SELECT_KEYS = `SELECT oin, kid, alg, secret, public_key, enabled,
   ${isoTimestamp('not_before')} AS not_before, ${isoTimestamp('expires_at')} AS expires_at
@@ -102,6 +103,7 @@ function assemble(tenants: TenantRow[], cidrs: CidrRow[], keys: KeyRow[]): White
     if (t.jwks_uri !== null) doc.jwksUri = t.jwks_uri;
     if (t.issuer !== null) doc.issuer = t.issuer;
     if (t.audience !== null) doc.audience = t.audience;
+    if (t.authentication !== 'token') doc.authentication = t.authentication;
     byOin.set(t.oin, doc);
     out.push(doc);
   }
