@@ -160,6 +160,7 @@ describe('PostgreSQL migrate and import', function () {
         col('tenants', 'jwks_uri', 'text', true),
         col('tenants', 'issuer', 'text', true),
         col('tenants', 'audience', 'text', true),
+        col('tenants', 'authentication', 'text', false, "'token'::text"),
       ]);
       const constraints = await query(
         url,
