@@ -7,9 +7,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../bench/lib/external.ts';
 
 export const NGINX = '/usr/sbin/nginx';
 
@@ -31,17 +32,6 @@ export interface NginxTls {
   readonly port: number;
   readonly process: ChildProcess;
   stop(): Promise<void>;
-}
-
-export function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /** The server block of the README recipe, with this test's paths and ports. */
@@ -116,7 +106,7 @@ function portOpen(port: number): Promise<boolean> {
 export async function startNginxTls(options: NginxTlsOptions): Promise<NginxTls> {
   const prefix = await mkdtemp(join(tmpdir(), 'oingate-nginx-tls-'));
   await mkdir(prefix, { recursive: true });
-  const port = await freeLoopbackPort();
+  const port = await freePort();
   const conf = join(prefix, 'nginx.conf');
   await writeFile(conf, config(prefix, nginxMtlsServer({ ...options, port })));
   const args = ['-e', join(prefix, 'error.log'), '-p', prefix, '-c', conf];
