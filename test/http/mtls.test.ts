@@ -122,6 +122,24 @@ describe('mutual TLS on the public listener', function () {
       expect(plain).to.not.equal(200);
     });
 
+    it('keeps the plain listener’s hardening: malformed HTTP and a missing Host get the JSON refusal', async () => {
+      const { connect } = await import('node:tls');
+      const url = new URL(gate.url);
+      const exchange = (bytes: string) =>
+        new Promise<string>((resolve, reject) => {
+          const socket = connect({ host: url.hostname, port: Number(url.port), ca: pki.root.cert, servername: 'localhost', cert: pki.clients.valid.cert, key: pki.clients.valid.key }, () => socket.write(bytes));
+          let text = '';
+          socket.setEncoding('utf8');
+          socket.on('data', (chunk: string) => (text += chunk));
+          socket.on('end', () => resolve(text));
+          socket.on('error', reject);
+        });
+      const noHost = await exchange('GET /api HTTP/1.1\r\n\r\n');
+      expect(noHost).to.match(/^HTTP\/1\.1 400 /).and.include('"error":"bad_request"').and.include('x-request-id');
+      const garbage = await exchange('GET /api HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n');
+      expect(garbage).to.match(/^HTTP\/1\.1 400 /).and.include('"error":"bad_request"');
+    });
+
     it('refuses a certificate of another root and an expired one, whatever the tenant', async () => {
       for (const client of [pki.clients.unrelated, pki.clients.expired, pki.clients.selfSigned]) {
         const answer = await tlsCall(gate.url, { ca: pki.root.cert, client, body: JSON.stringify({ oin: PKI_OIN_B }), headers: { authorization: 'Bearer x' } });
@@ -335,6 +353,8 @@ describe('mutual TLS on the public listener', function () {
           expect(answer.status).to.equal(403);
         }, 5_000, 50);
         expect(revokedIn).to.be.lessThan(2_500);
+        expect(await metric(gate, 'oingate_tls_handshake_failures_total')).to.equal(0);
+        expect(await metric(gate, 'oingate_tls_reloads_refused_total')).to.be.a('number');
       } finally {
         running = false;
         await traffic;
