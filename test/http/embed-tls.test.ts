@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGate, type Gate } from '../../src/index.ts';
 import { createLogger } from '../../src/observe/logger.ts';
-import { LogCapture, signToken, writeWhitelistFile, type TenantSpec } from '../support/gate.ts';
+import { LogCapture, send, signToken, startEmbedded, writeWhitelistFile, type TenantSpec } from '../support/gate.ts';
+import { headerForms } from '../tls/header-forms.ts';
 import { PKI_OIN_A, PKI_OIN_B, testPki, type Pki } from '../support/pki.ts';
 import { tlsCall } from '../support/tls-client.ts';
 
@@ -94,5 +95,29 @@ describe('the embedded gate behind the application’s own HTTPS server', () => 
     expect(gate.readiness().tls).to.deep.include({ certificateNotAfter: null, clientCas: 2, lastError: null });
     const error = await createGate({ store: 'file:x.json', tlsCert: pki.server.certFile }).then(() => undefined, (e: Error) => e);
     expect(error?.message).to.match(/^tlsCert:/);
+  });
+});
+
+describe('the embedded gate behind a TLS-terminating front proxy (clientCertHeader)', () => {
+  it('verifies the header from a trusted proxy against its own CAs and ignores it from any other peer', async () => {
+    const pki = await testPki();
+    const app = await startEmbedded([{ oin: PKI_OIN_A, cidrs: ['127.0.0.0/8'], authentication: 'certificate' } as TenantSpec], {
+      clientCertHeader: 'x-client-cert',
+      tlsClientCa: pki.caBundleFile,
+      tlsCrl: pki.crlFile,
+      trustedProxies: '127.0.0.2/32',
+    });
+    try {
+      const ask = (cert: string, localAddress: string) =>
+        send(app.url, { localAddress, headers: { 'content-type': 'application/json', 'x-client-cert': headerForms(cert).traefik }, body: JSON.stringify({ oin: PKI_OIN_A }) });
+      expect((await ask(pki.clients.valid.cert, '127.0.0.2')).status).to.equal(200);
+      expect(app.hits.at(-1)?.state).to.deep.include({ oin: PKI_OIN_A, kid: null, claims: null });
+      expect((await ask(pki.clients.revoked.cert, '127.0.0.2')).status).to.equal(403);
+      expect(app.logs.last()?.['reason']).to.equal('certificate_invalid');
+      expect((await ask(pki.clients.valid.cert, '127.0.0.1')).status).to.equal(403);
+      expect(app.logs.last()?.['reason']).to.equal('certificate_missing');
+    } finally {
+      await app.close();
+    }
   });
 });
