@@ -298,6 +298,39 @@ describe('mutual TLS on the public listener', function () {
     });
   });
 
+  describe('a refused TLS file', () => {
+    it('keeps the last good CA bundle and shows the error in /readyz and /metrics until the file loads again', async () => {
+      const { mkdtemp, rm } = await import('node:fs/promises');
+      const { tmpdir } = await import('node:os');
+      const dir = await mkdtemp(join(tmpdir(), 'oingate-mtls-refused-'));
+      const ca = join(dir, 'ca.pem');
+      await copyFile(pki.caBundleFile, ca);
+      const gate = await startGate(tenants('certificate'), tlsEnv(pki, { OINGATE_TLS_CLIENT_CA: ca }));
+      const readyTls = async () => (await send(gate.adminUrl, { method: 'GET', path: '/readyz' })).json()['tls'] as Record<string, unknown>;
+      try {
+        await writeFile(`${ca}.new`, 'not a PEM file\n');
+        await rename(`${ca}.new`, ca);
+        await eventually(async () => {
+          expect(String((await readyTls())['lastError'])).to.include('ca.pem');
+        });
+        expect(await metric(gate, 'oingate_tls_material_error')).to.equal(1);
+        expect(await metric(gate, 'oingate_tls_reloads_refused_total')).to.be.greaterThan(0);
+        // The old bundle is still enforced.
+        const answer = await tlsCall(gate.url, { ca: pki.root.cert, client: pki.clients.valid, body: JSON.stringify({ oin: PKI_OIN_A }) });
+        expect(answer.status).to.equal(200);
+        await copyFile(pki.caBundleFile, `${ca}.new`);
+        await rename(`${ca}.new`, ca);
+        await eventually(async () => {
+          expect((await readyTls())['lastError']).to.equal(null);
+        });
+        expect(await metric(gate, 'oingate_tls_material_error')).to.equal(0);
+      } finally {
+        await gate.close();
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
   describe('rotation under traffic', () => {
     it('serves a replaced server pair and enforces a replaced CRL without a failed handshake', async function () {
       this.timeout(30_000);
