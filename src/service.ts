@@ -8,7 +8,7 @@ import { UpstreamProxy } from './http/proxy.ts';
 import { checkingInterval, closeServer, listen, urlOf } from './http/server.ts';
 import { createTlsServer, type TlsServer } from './http/tls-server.ts';
 import type { TlsCounters } from './observe/metrics.ts';
-import type { Settings } from './settings.ts';
+import { SettingsError, type Settings } from './settings.ts';
 import type { FileSourceOptions } from './store/file.ts';
 import type { SnapshotHolder } from './store/holder.ts';
 import type { VerifiedTokenCache } from './token/cache.ts';
@@ -43,6 +43,10 @@ export interface ServiceOptions {
 
 /** Starts oingate: loads the whitelist, then opens the ops and public listeners. */
 export async function startService(settings: Settings, options: ServiceOptions = {}): Promise<Service> {
+  if (settings.tlsClientCaFile !== undefined && settings.tls === undefined && settings.clientCertHeader === undefined) {
+    // No certificate could ever reach the gate: a plain listener asks for none.
+    throw new SettingsError('OINGATE_TLS_CLIENT_CA', 'needs OINGATE_TLS_CERT and OINGATE_TLS_KEY (our own HTTPS listener) or OINGATE_CLIENT_CERT_HEADER (a front proxy)');
+  }
   const logger = options.logger ?? createLogger(settings.logLevel);
   // TLS files that do not load stop start-up, naming the file; made before the core so it can verify with them.
   let counters: TlsCounters | undefined;

@@ -290,6 +290,10 @@ function tlsSettings(env: Env): TlsSettings {
     // A header certificate is verified by oingate itself, never taken on the proxy's word.
     throw new SettingsError('OINGATE_CLIENT_CERT_HEADER', 'needs OINGATE_TLS_CLIENT_CA to verify the certificates it carries');
   }
+  if (header !== undefined && read(env, 'OINGATE_TRUSTED_PROXIES') === undefined) {
+    // It would never be believed: say so rather than ignore a security setting.
+    throw new SettingsError('OINGATE_CLIENT_CERT_HEADER', 'needs OINGATE_TRUSTED_PROXIES (the header is believed only from them)');
+  }
   return {
     tls: certFile !== undefined && keyFile !== undefined ? Object.freeze({ certFile, keyFile }) : undefined,
     tlsClientCaFile: caFile,

@@ -25,12 +25,19 @@ describe('settings: TLS and client certificates (contract §9)', () => {
   });
 
   it('refuses a certificate header that is not a header name, and keeps a good one in lower case', () => {
-    expect(refusal({ OINGATE_TLS_CLIENT_CA: 'ca.pem', OINGATE_CLIENT_CERT_HEADER: 'x client cert' })?.message).to.include('"x client cert"');
-    expect(loadSettings({ OINGATE_TLS_CLIENT_CA: 'ca.pem', OINGATE_CLIENT_CERT_HEADER: 'X-Client-Cert' }).clientCertHeader).to.equal('x-client-cert');
+    const proxies = { OINGATE_TRUSTED_PROXIES: '10.0.0.0/8' };
+    expect(refusal({ ...proxies, OINGATE_TLS_CLIENT_CA: 'ca.pem', OINGATE_CLIENT_CERT_HEADER: 'x client cert' })?.message).to.include('"x client cert"');
+    expect(loadSettings({ ...proxies, OINGATE_TLS_CLIENT_CA: 'ca.pem', OINGATE_CLIENT_CERT_HEADER: 'X-Client-Cert' }).clientCertHeader).to.equal('x-client-cert');
+  });
+
+  it('refuses a certificate header that no trusted proxy could ever send', () => {
+    const error = refusal({ OINGATE_TLS_CLIENT_CA: 'ca.pem', OINGATE_CLIENT_CERT_HEADER: 'x-client-cert' });
+    expect(error?.variable).to.equal('OINGATE_CLIENT_CERT_HEADER');
+    expect(error?.message).to.include('OINGATE_TRUSTED_PROXIES');
   });
 
   it('takes the library options clientCertHeader, tlsClientCa and tlsCrl', () => {
-    const settings = settingsFromOptions({ clientCertHeader: 'X-Forwarded-Client-Cert', tlsClientCa: 'ca.pem', tlsCrl: 'crl.pem' });
+    const settings = settingsFromOptions({ clientCertHeader: 'X-Forwarded-Client-Cert', tlsClientCa: 'ca.pem', tlsCrl: 'crl.pem', trustedProxies: '10.0.0.1/32' });
     expect(settings.clientCertHeader).to.equal('x-forwarded-client-cert');
     expect(settings.tlsClientCaFile).to.equal('ca.pem');
     expect(settings.tlsCrlFile).to.equal('crl.pem');

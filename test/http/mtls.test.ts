@@ -286,6 +286,17 @@ describe('mutual TLS on the public listener', function () {
       }
     });
 
+    it('refuses to start with a client CA that no certificate could reach (plain listener, no header)', async () => {
+      const error = await startGate(tenants('token'), { OINGATE_TLS_CLIENT_CA: pki.caBundleFile }).then(
+        async (gate) => {
+          await gate.close();
+          return undefined;
+        },
+        (e: Error) => e,
+      );
+      expect(error?.message).to.match(/^OINGATE_TLS_CLIENT_CA: /);
+    });
+
     it('refuses to start on a server key that does not match, naming the file', async () => {
       const error = await startGate(tenants('token'), tlsEnv(pki, { OINGATE_TLS_KEY: pki.server2.keyFile })).then(
         async (gate) => {
