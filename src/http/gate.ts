@@ -69,6 +69,9 @@ export interface RequestState {
   extraHeaders?: string[];
   /** Why a presented client certificate did not count (expired, revoked...), for the log. */
   certificateDetail?: string;
+  /** The presented client certificate's SHA-256 and, when verified, its OIN, for the log. */
+  certificateSha256?: string;
+  certificateOin?: string;
   /** True when the request declared a body that was not read: the connection cannot be reused. */
   bodyUnread?: boolean;
 }
@@ -223,7 +226,12 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
       authorization: request.headers.authorization,
       certificate: options.certificate?.(request, headerFacts.peerAddress ?? null),
     };
-    if (facts.certificate?.detail !== undefined) state.certificateDetail = facts.certificate.detail;
+    const certificate = facts.certificate;
+    if (certificate?.presented) {
+      if (certificate.detail !== undefined) state.certificateDetail = certificate.detail;
+      if (certificate.sha256 !== undefined) state.certificateSha256 = certificate.sha256;
+      if (certificate.oin !== undefined) state.certificateOin = certificate.oin;
+    }
     let decision = decideWithBody(client, facts, snapshot as Snapshot, policy, now(), keys, options.tokenCache);
     if (!decision.allowed && decision.tenant !== undefined && options.refreshKeys) {
       if (await options.refreshKeys(decision.tenant)) {

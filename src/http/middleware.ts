@@ -66,6 +66,8 @@ export function gateMiddleware(options: GateOptions): Middleware {
         peer: req.socket.remoteAddress,
         oin: state.oin,
         ...(state.oinHeader !== undefined ? { oinHeader: state.oinHeader } : {}),
+        ...(state.certificateSha256 !== undefined ? { certificateSha256: state.certificateSha256 } : {}),
+        ...(state.certificateOin !== undefined ? { certificateOin: state.certificateOin } : {}),
         ...(state.certificateDetail !== undefined ? { certificate: state.certificateDetail } : {}),
         kid: state.kid,
         outcome: state.outcome ?? 'refused',

@@ -99,6 +99,9 @@ describe('mutual TLS on the public listener', function () {
               expect(`${answer.status} ${String(line?.['reason'])}`).to.equal(want);
               if (answer.status === 403) expect(answer.json()['error']).to.equal('forbidden');
               if (cert === 'invalid') expect(line?.['certificate']).to.equal('revoked');
+              if (cert === 'other') expect(line?.['certificateOin']).to.equal(PKI_OIN_B);
+              if (client) expect(line?.['certificateSha256']).to.equal(certificateSha256(new X509Certificate(client.cert)));
+              else expect(line).to.not.have.property('certificateSha256');
             });
           }
         }
