@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
 import { decide, REFUSAL_REASONS, type Decision, type RequestFacts } from '../src/decision.ts';
-import { buildSnapshot, type Snapshot } from '../src/model/snapshot.ts';
+import { readFileSync } from 'node:fs';
+import { AUTHENTICATIONS, buildSnapshot, type Snapshot } from '../src/model/snapshot.ts';
 import { decisionPolicy } from '../src/service.ts';
 import { loadSettings } from '../src/settings.ts';
 import type { CertificateFacts } from '../src/tls/facts.ts';
@@ -159,5 +160,14 @@ describe('model: tenant authentication', () => {
     expect(plain.tenants.get(OIN_CERT)?.authentication).to.equal(undefined);
     expect(cert.tenants.get(OIN_CERT)?.authentication).to.equal('certificate');
     expect(cert.version).to.not.equal(plain.version);
+  });
+
+  it('is described by the JSON Schema with the same values and default', () => {
+    const schema = JSON.parse(readFileSync(new URL('../config/whitelist.schema.json', import.meta.url), 'utf8')) as {
+      $defs: { tenant: { properties: Record<string, { enum?: string[]; default?: string }> } };
+    };
+    const property = schema.$defs.tenant.properties['authentication'];
+    expect(property?.enum).to.deep.equal([...AUTHENTICATIONS]);
+    expect(property?.default).to.equal('token');
   });
 });
