@@ -9,15 +9,15 @@ import { whitelistChanges } from './store/changes.ts';
 import { createSource } from './store/create.ts';
 import type { FileSourceOptions } from './store/file.ts';
 import { SnapshotHolder } from './store/holder.ts';
+import type { TlsReadiness } from './store/holder.ts';
 import { VerifiedTokenCache } from './token/cache.ts';
+import { JwksCache } from './token/jwks.ts';
+import type { TLSSocket } from 'node:tls';
 import { certificateSource } from './http/client-cert.ts';
-import type { TlsCounters, TlsMetricsStatus } from './observe/metrics.ts';
+import type { TlsCounters } from './observe/metrics.ts';
 import { watchClientCas } from './tls/client-cas.ts';
 import type { CertificateFacts } from './tls/facts.ts';
 import type { CertificateVerifier } from './tls/verify.ts';
-import type { TLSSocket } from 'node:tls';
-import type { TlsReadiness } from './store/holder.ts';
-import { JwksCache } from './token/jwks.ts';
 
 const TOKEN_CACHE_ENTRIES = 10_000;
 
@@ -85,7 +85,7 @@ export async function startCore(settings: Settings, options: CoreOptions): Promi
   // Settings require the CA bundle for the header, so the bundle alone says whether certificates can come.
   const certificatesConfigured = settings.tlsClientCaFile !== undefined;
   const build = (document: unknown): Promise<Snapshot> => buildSnapshot(document, { oinPattern: settings.oinPattern, certificatesConfigured });
-  // Opened before the store: a bad CA bundle or CRL stops start-up, naming the file.
+  // Without our own TLS listener, the core watches the CA bundle and CRLs; a bad one stops start-up, naming the file.
   let tlsCounters: TlsCounters | undefined;
   const ownCas =
     settings.tlsClientCaFile === undefined || options.tlsListener !== undefined
@@ -121,7 +121,7 @@ export async function startCore(settings: Settings, options: CoreOptions): Promi
           };
         }
       : undefined;
-  if (tlsStatus !== undefined) tlsCounters = metrics.trackTls(tlsStatus as () => TlsMetricsStatus);
+  if (tlsStatus !== undefined) tlsCounters = metrics.trackTls(tlsStatus);
   // Created before the holder: its first `loaded` event already syncs it.
   // A failing JWKS endpoint is one tenant's problem: it shows in the log
   // and the metrics, never in the holder's readiness.

@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { startCore } from './core.ts';
+import { startCore, type GateCore } from './core.ts';
 import { createLogger, type Logger } from './observe/logger.ts';
 import type { Metrics } from './observe/metrics.ts';
 import { publicApp } from './http/app.ts';
@@ -53,7 +53,7 @@ export async function startService(settings: Settings, options: ServiceOptions =
   const tls = settings.tls ? await openTls(settings, logger, () => counters) : undefined;
   // A store that is down at start-up must not keep the listeners closed:
   // /healthz answers and requests get 503 until the first load succeeds.
-  let core: Awaited<ReturnType<typeof startCore>>;
+  let core: GateCore;
   try {
     core = await startCore(settings, {
       logger,
