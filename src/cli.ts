@@ -80,9 +80,16 @@ async function validated(document: unknown, settings: Settings, place: string): 
  * within 14 days, and JWKS tenants with no audience at all, since their
  * identity provider's tokens for any other service would pass.
  */
-function whitelistWarnings(snapshot: Snapshot, globalAudience: string | undefined, nowMs: number): string[] {
+function whitelistWarnings(snapshot: Snapshot, globalAudience: string | undefined, nowMs: number, certificatesConfigured = true): string[] {
   const warnings: string[] = [];
   for (const tenant of snapshot.tenants.values()) {
+    // Not an error here: check may run where the serving settings are not set.
+    if (tenant.authentication !== undefined && tenant.authentication !== 'token' && !certificatesConfigured) {
+      warnings.push(
+        `tenant ${tenant.oin} needs a client certificate ("${tenant.authentication}"), but neither OINGATE_TLS_CLIENT_CA nor ` +
+          'OINGATE_CLIENT_CERT_HEADER is set: oingate serve with these settings refuses this whitelist',
+      );
+    }
     for (const key of tenant.keys.list) {
       if (!key.enabled || key.expiresAt === undefined) continue;
       const at = new Date(key.expiresAt).toISOString();
@@ -117,7 +124,8 @@ async function check(settings: Settings, file: string | undefined): Promise<void
     cidrs += tenant.cidrTexts.length;
   }
   console.log(`${place}: ok, ${snapshot.tenants.size} tenant(s), ${cidrs} CIDR(s), ${keys} key(s), version ${snapshot.version}`);
-  for (const warning of whitelistWarnings(snapshot, settings.audience, Date.now())) console.error(`warning: ${warning}`);
+  const certificatesConfigured = settings.tlsClientCaFile !== undefined;
+  for (const warning of whitelistWarnings(snapshot, settings.audience, Date.now(), certificatesConfigured)) console.error(`warning: ${warning}`);
 }
 
 /** The usable HS key that stays usable longest (no expiry beats any); the first of equals. */

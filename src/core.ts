@@ -11,8 +11,15 @@ import { whitelistChanges } from './store/changes.ts';
 import { createSource } from './store/create.ts';
 import type { FileSourceOptions } from './store/file.ts';
 import { SnapshotHolder } from './store/holder.ts';
+import type { TlsReadiness } from './store/holder.ts';
 import { VerifiedTokenCache } from './token/cache.ts';
 import { JwksCache } from './token/jwks.ts';
+import type { TLSSocket } from 'node:tls';
+import { certificateSource } from './http/client-cert.ts';
+import type { TlsCounters } from './observe/metrics.ts';
+import { watchClientCas } from './tls/client-cas.ts';
+import type { CertificateFacts } from './tls/facts.ts';
+import type { CertificateVerifier } from './tls/verify.ts';
 
 const TOKEN_CACHE_ENTRIES = 10_000;
 /** How long start-up waits for a shared rate-limit Redis; until it answers, limits are counted locally. */
@@ -43,6 +50,18 @@ export interface CoreOptions {
   readonly jwksCa?: string;
   /** Smallest interval between unknown-kid refetches of one tenant's JWKS (default 30 s). */
   readonly jwksRefetchIntervalMs?: number;
+  /**
+   * The service's own TLS listener (TlsServer), which watches the CA bundle
+   * and CRLs itself. Unset with OINGATE_TLS_CLIENT_CA: the core watches them.
+   */
+  readonly tlsListener?: TlsListener;
+}
+
+/** What the core needs of a TLS listener it does not own. */
+export interface TlsListener {
+  readonly verifier: CertificateVerifier | undefined;
+  facts(socket: TLSSocket): CertificateFacts;
+  status(): TlsReadiness;
 }
 
 /** What the service and an embedding API share: the store, the keys, the metrics and the gate's options. */
@@ -54,6 +73,8 @@ export interface GateCore {
   readonly gateOptions: GateOptions;
   /** Tenants' rate limits: local, or shared through OINGATE_RATE_LIMIT_REDIS. */
   readonly rateLimiter: RateLimiter;
+  /** Set when TLS or client certificates are on: the TLS counters, for the listener's events. */
+  readonly tlsCounters: TlsCounters | undefined;
   /** Stops the store's watcher or connection and the JWKS fetches. */
   close(): Promise<void>;
 }
@@ -67,7 +88,46 @@ export async function startCore(settings: Settings, options: CoreOptions): Promi
   const metrics = new Metrics();
   const tokenCache = new VerifiedTokenCache(TOKEN_CACHE_ENTRIES);
   const source = await createSource(settings, logger, options.fileOptions);
-  const build = (document: unknown): Promise<Snapshot> => buildSnapshot(document, { oinPattern: settings.oinPattern });
+  // Settings require the CA bundle for the header, so the bundle alone says whether certificates can come.
+  const certificatesConfigured = settings.tlsClientCaFile !== undefined;
+  const build = (document: unknown): Promise<Snapshot> => buildSnapshot(document, { oinPattern: settings.oinPattern, certificatesConfigured });
+  // Without our own TLS listener, the core watches the CA bundle and CRLs; a bad one stops start-up, naming the file.
+  let tlsCounters: TlsCounters | undefined;
+  const ownCas =
+    settings.tlsClientCaFile === undefined || options.tlsListener !== undefined
+      ? undefined
+      : await watchClientCas(
+          {
+            clientCaFile: settings.tlsClientCaFile,
+            ...(settings.tlsCrlFile !== undefined ? { crlFile: settings.tlsCrlFile } : {}),
+            oinPattern: settings.oinPattern,
+          },
+          {
+            onError(error) {
+              tlsCounters?.reloadRefused();
+              logger.warn({ err: error.message }, 'client CA bundle or CRL refused, the last good one stays');
+            },
+          },
+        ).catch(async (error: unknown) => {
+          // A CA file that cannot load must not leave the store's watcher open.
+          await source.close();
+          throw error;
+        });
+  const tlsListener = options.tlsListener;
+  const tlsStatus: (() => TlsReadiness) | undefined = tlsListener
+    ? () => tlsListener.status()
+    : ownCas
+      ? () => {
+          const verifier = ownCas.current;
+          return {
+            certificateNotAfter: null,
+            clientCas: verifier.clientCas,
+            crlNextUpdate: verifier.crlNextUpdateMs !== undefined ? new Date(verifier.crlNextUpdateMs).toISOString() : null,
+            lastError: ownCas.lastError,
+          };
+        }
+      : undefined;
+  if (tlsStatus !== undefined) tlsCounters = metrics.trackTls(tlsStatus);
   // Created before the holder: its first `loaded` event already syncs it.
   // A failing JWKS endpoint is one tenant's problem: it shows in the log
   // and the metrics, never in the holder's readiness.
@@ -127,9 +187,11 @@ export async function startCore(settings: Settings, options: CoreOptions): Promi
     await holder.close();
     await jwks.close();
     await rateLimiter.close();
+    ownCas?.close();
     throw error;
   }
   await rateLimitReady;
+  if (tlsStatus !== undefined) holder.trackTls(tlsStatus);
 
   const keys: KeyLookup = (tenant) => jwks.keysFor(tenant);
   const gateOptions: GateOptions = {
@@ -146,6 +208,17 @@ export async function startCore(settings: Settings, options: CoreOptions): Promi
     forwardClaims: settings.forwardClaims,
     rateLimiter,
     ...(options.now ? { now: options.now } : {}),
+    ...(tlsListener || ownCas
+      ? {
+          certificate: certificateSource({
+            verifier: () => (tlsListener ? tlsListener.verifier : ownCas?.current),
+            trustedProxies: settings.trustedProxies,
+            ...(settings.clientCertHeader !== undefined ? { header: settings.clientCertHeader } : {}),
+            ...(tlsListener ? { socketFacts: (socket: TLSSocket) => tlsListener.facts(socket) } : {}),
+            ...(options.now ? { now: options.now } : {}),
+          }),
+        }
+      : {}),
   };
 
   let closing: Promise<void> | undefined;
@@ -156,8 +229,10 @@ export async function startCore(settings: Settings, options: CoreOptions): Promi
     jwks,
     gateOptions,
     rateLimiter,
+    tlsCounters,
     close() {
       closing ??= (async () => {
+        ownCas?.close();
         await holder.close();
         await jwks.close();
         await rateLimiter.close();

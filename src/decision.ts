@@ -4,6 +4,7 @@ import { resolveClientIp } from './ip/client-ip.ts';
 import { foldKey } from './json/casefold.ts';
 import { parseStrictJson, StrictJsonError } from './json/strict-json.ts';
 import type { Snapshot, Tenant } from './model/snapshot.ts';
+import { NO_CERTIFICATE, type CertificateFacts } from './tls/facts.ts';
 import type { VerifiedTokenCache } from './token/cache.ts';
 import type { KeySet } from './token/key.ts';
 import { extractBearer, TOKEN_FAILURES, verifyTenantToken, type TokenFailure, type TokenPolicy } from './token/verify.ts';
@@ -35,6 +36,11 @@ export interface RequestFacts extends HeaderFacts {
   readonly body: Buffer | undefined;
   /** The Authorization header. */
   readonly authorization: string | undefined;
+  /**
+   * The client certificate as the HTTP layer verified it (our TLS listener,
+   * or a trusted proxy's header); absent means none was presented.
+   */
+  readonly certificate?: CertificateFacts;
 }
 
 /** The settings a decision depends on, fixed at start-up. */
@@ -78,6 +84,10 @@ export const REFUSAL_REASONS = [
   'tenant_unknown',
   'tenant_disabled',
   'ip_not_whitelisted',
+  'certificate_invalid',
+  'certificate_no_oin',
+  'certificate_mismatch',
+  'certificate_missing',
   'keys_unavailable',
   ...TOKEN_FAILURES,
   'claim_mismatch',
@@ -92,10 +102,13 @@ export type Decision =
       readonly allowed: true;
       readonly oin: string;
       readonly clientIp: string;
-      readonly kid: string;
+      /** The kid of the key that verified the token; null for a certificate-only tenant. */
+      readonly kid: string | null;
       readonly tenant: Tenant;
-      /** The verified token's claims. */
-      readonly claims: Readonly<Record<string, unknown>>;
+      /** The verified token's claims; null for a certificate-only tenant. */
+      readonly claims: Readonly<Record<string, unknown>> | null;
+      /** Hex SHA-256 of the verified client certificate bound to the OIN, when one came. */
+      readonly certificateSha256?: string;
       /** The parsed JSON body, or undefined when the request had none. */
       readonly body: unknown;
     }
@@ -260,6 +273,15 @@ export function decideWithBody(
 
   if (!tenant.cidrs.contains(client.ip)) return refuse(403, 'ip_not_whitelisted', clientIp, oin);
 
+  // The certificate steps (contract §9): after the IP whitelist, before the token.
+  const certificate = facts.certificate ?? NO_CERTIFICATE;
+  const certificateRefusal = checkCertificate(certificate, tenant, oin);
+  if (certificateRefusal !== undefined) return refuse(403, certificateRefusal, clientIp, oin);
+  const certificateSha256 = certificate.verified ? certificate.sha256 : undefined;
+  if (tenant.authentication === 'certificate') {
+    return { allowed: true, oin, clientIp, kid: null, tenant, claims: null, body: oinResult.document, ...(certificateSha256 ? { certificateSha256 } : {}) };
+  }
+
   const keys = keysOf(tenant);
   if (keys === undefined) return refuse(503, 'keys_unavailable', clientIp, oin);
   if (facts.authorization === undefined) return refuse(401, 'token_missing', clientIp, oin);
@@ -278,7 +300,24 @@ export function decideWithBody(
   // Strict identity: no numbers, arrays or case folding.
   if (verified.claims[policy.tenantClaim] !== oin) return { ...refuse(403, 'claim_mismatch', clientIp, oin), kid: verified.kid };
 
-  return { allowed: true, oin, clientIp, kid: verified.kid, tenant, claims: verified.claims, body: oinResult.document };
+  const allowed: Decision = { allowed: true, oin, clientIp, kid: verified.kid, tenant, claims: verified.claims, body: oinResult.document };
+  return certificateSha256 === undefined ? allowed : { ...allowed, certificateSha256 };
+}
+
+/**
+ * The certificate's part of the decision: a presented certificate must
+ * verify and name this OIN whatever the tenant's authentication; a tenant
+ * that needs one must have it. Undefined: nothing to refuse.
+ */
+function checkCertificate(certificate: CertificateFacts, tenant: Tenant, oin: string): RefusalReason | undefined {
+  if (certificate.presented) {
+    if (!certificate.verified) return 'certificate_invalid';
+    if (certificate.oin === undefined) return 'certificate_no_oin';
+    if (certificate.oin !== oin) return 'certificate_mismatch';
+    return undefined;
+  }
+  const needed = tenant.authentication === 'certificate' || tenant.authentication === 'certificate+token';
+  return needed ? 'certificate_missing' : undefined;
 }
 
 /**

@@ -42,6 +42,12 @@ export interface CreateGateOptions {
   readonly rateLimitRedis?: string;
   /** Longest wait for that Redis per decision before it is counted locally; default 50. */
   readonly rateLimitTimeoutMs?: number | string;
+  /** Header carrying a front proxy's client certificate, believed only from trustedProxies (needs tlsClientCa). */
+  readonly clientCertHeader?: string;
+  /** PEM file of the CAs client certificates must chain to, for the header and for the application's own HTTPS connections. */
+  readonly tlsClientCa?: string;
+  /** PEM file of CRLs for client certificates (needs tlsClientCa). */
+  readonly tlsCrl?: string;
   /** Level of the logger oingate creates when none is given; default `info`. */
   readonly logLevel?: string;
   /** A pino logger for the decision lines and the store's messages. */
@@ -71,7 +77,8 @@ export interface Gate {
 
 // Settings of `oingate serve` that mean nothing inside another application:
 // refused, so that nobody believes they took effect.
-const SERVICE_ONLY = ['listen', 'adminListen', 'upstream', 'upstreamTimeoutMs', 'adminToken', 'adminHosts', 'maxConnections', 'drainSeconds'];
+// tlsCert/tlsKey: the application's own HTTPS server holds its certificate; the gate reads the peer's from the socket.
+const SERVICE_ONLY = ['listen', 'adminListen', 'upstream', 'upstreamTimeoutMs', 'adminToken', 'adminHosts', 'maxConnections', 'drainSeconds', 'tlsCert', 'tlsKey'];
 
 /**
  * Creates the gate. Resolves once the first load of the whitelist has been

@@ -1,12 +1,14 @@
 import type { Server } from 'node:http';
-import { startCore } from './core.ts';
+import { startCore, type GateCore } from './core.ts';
 import { createLogger, type Logger } from './observe/logger.ts';
 import type { Metrics } from './observe/metrics.ts';
 import { publicApp } from './http/app.ts';
 import { OPS_BODY_LIMIT, opsApp } from './http/ops.ts';
 import { UpstreamProxy } from './http/proxy.ts';
-import { closeServer, listen, urlOf } from './http/server.ts';
-import type { Settings } from './settings.ts';
+import { checkingInterval, closeServer, listen, urlOf } from './http/server.ts';
+import { createTlsServer, type TlsServer } from './http/tls-server.ts';
+import type { TlsCounters } from './observe/metrics.ts';
+import { SettingsError, type Settings } from './settings.ts';
 import type { FileSourceOptions } from './store/file.ts';
 import type { SnapshotHolder } from './store/holder.ts';
 import type { VerifiedTokenCache } from './token/cache.ts';
@@ -41,16 +43,31 @@ export interface ServiceOptions {
 
 /** Starts oingate: loads the whitelist, then opens the ops and public listeners. */
 export async function startService(settings: Settings, options: ServiceOptions = {}): Promise<Service> {
+  if (settings.tlsClientCaFile !== undefined && settings.tls === undefined && settings.clientCertHeader === undefined) {
+    // No certificate could ever reach the gate: a plain listener asks for none.
+    throw new SettingsError('OINGATE_TLS_CLIENT_CA', 'needs OINGATE_TLS_CERT and OINGATE_TLS_KEY (our own HTTPS listener) or OINGATE_CLIENT_CERT_HEADER (a front proxy)');
+  }
   const logger = options.logger ?? createLogger(settings.logLevel);
+  // TLS files that do not load stop start-up, naming the file; made before the core so it can verify with them.
+  let counters: TlsCounters | undefined;
+  const tls = settings.tls ? await openTls(settings, logger, () => counters) : undefined;
   // A store that is down at start-up must not keep the listeners closed:
   // /healthz answers and requests get 503 until the first load succeeds.
-  const core = await startCore(settings, {
-    logger,
-    ...(options.fileOptions ? { fileOptions: options.fileOptions } : {}),
-    ...(options.now ? { now: options.now } : {}),
-    ...(options.jwksCa !== undefined ? { jwksCa: options.jwksCa } : {}),
-    ...(options.jwksRefetchIntervalMs !== undefined ? { jwksRefetchIntervalMs: options.jwksRefetchIntervalMs } : {}),
-  });
+  let core: GateCore;
+  try {
+    core = await startCore(settings, {
+      logger,
+      ...(options.fileOptions ? { fileOptions: options.fileOptions } : {}),
+      ...(options.now ? { now: options.now } : {}),
+      ...(options.jwksCa !== undefined ? { jwksCa: options.jwksCa } : {}),
+      ...(options.jwksRefetchIntervalMs !== undefined ? { jwksRefetchIntervalMs: options.jwksRefetchIntervalMs } : {}),
+      ...(tls ? { tlsListener: tls } : {}),
+    });
+  } catch (error) {
+    tls?.close();
+    throw error;
+  }
+  counters = core.tlsCounters;
   const { holder, metrics } = core;
   const proxy = settings.upstream
     ? new UpstreamProxy({
@@ -77,8 +94,10 @@ export async function startService(settings: Settings, options: ServiceOptions =
       bodyLimit: settings.bodyLimitBytes,
       maxConnections: settings.maxConnections,
       logger,
+      ...(tls ? { server: tls.server } : {}),
     });
   } catch (error) {
+    tls?.close();
     if (ops) await closeServer(ops, 0);
     await proxy?.close();
     await core.close();
@@ -101,6 +120,7 @@ export async function startService(settings: Settings, options: ServiceOptions =
     close(drainMs = DRAIN_MS) {
       closing ??= (async () => {
         await closeServer(server, drainMs);
+        tls?.close();
         await closeServer(opsServer, 1_000);
         await proxy?.close();
         await core.close();
@@ -108,4 +128,38 @@ export async function startService(settings: Settings, options: ServiceOptions =
       return closing;
     },
   };
+}
+
+/**
+ * The HTTPS listener (contract §9), not yet listening: TLS 1.2+, the files
+ * watched, a handshake bounded by the client timeout, and the same HTTP
+ * timeouts as the plain listener. Failed handshakes are counted, and logged
+ * at most once a second so that a scan does not flood the log.
+ */
+function openTls(settings: Settings, logger: Logger, counters: () => TlsCounters | undefined): Promise<TlsServer> {
+  const files = settings.tls as NonNullable<Settings['tls']>;
+  let lastLogged = 0;
+  return createTlsServer(undefined, {
+    certFile: files.certFile,
+    keyFile: files.keyFile,
+    ...(settings.tlsClientCaFile !== undefined ? { clientCaFile: settings.tlsClientCaFile } : {}),
+    ...(settings.tlsCrlFile !== undefined ? { crlFile: settings.tlsCrlFile } : {}),
+    oinPattern: settings.oinPattern,
+    handshakeTimeoutMs: settings.clientTimeoutMs,
+    logger,
+    httpOptions: {
+      requireHostHeader: false,
+      headersTimeout: settings.clientTimeoutMs,
+      requestTimeout: settings.clientTimeoutMs * 2,
+      connectionsCheckingInterval: checkingInterval(settings.clientTimeoutMs),
+    },
+    onError: () => counters()?.reloadRefused(),
+    onHandshakeError(error) {
+      counters()?.handshakeFailed();
+      const now = Date.now();
+      if (now - lastLogged < 1_000) return;
+      lastLogged = now;
+      logger.warn({ err: (error as NodeJS.ErrnoException).code ?? error.message }, 'tls handshake failed');
+    },
+  });
 }

@@ -48,6 +48,14 @@ export interface Settings {
   readonly rateLimitRedis: string | undefined;
   /** Longest wait for Redis per rate-limit decision before it is counted locally. */
   readonly rateLimitTimeoutMs: number;
+  /** Server certificate and key files (OINGATE_TLS_CERT / OINGATE_TLS_KEY), both or neither: the public listener speaks HTTPS. */
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
+  /** CA bundle client certificates must chain to (OINGATE_TLS_CLIENT_CA). */
+  readonly tlsClientCaFile: string | undefined;
+  /** CRLs enforced on client certificates (OINGATE_TLS_CRL); needs the CA bundle. */
+  readonly tlsCrlFile: string | undefined;
+  /** Header carrying a front proxy's client certificate (lower case), believed only from trusted proxies. */
+  readonly clientCertHeader: string | undefined;
 }
 
 /** A bad setting: the message names the variable and never echoes a secret. */
@@ -95,6 +103,11 @@ export const KNOWN_VARIABLES: readonly string[] = [
   'OINGATE_PG_RESYNC_SECONDS',
   'OINGATE_RATE_LIMIT_REDIS',
   'OINGATE_RATE_LIMIT_TIMEOUT_MS',
+  'OINGATE_TLS_CERT',
+  'OINGATE_TLS_KEY',
+  'OINGATE_TLS_CLIENT_CA',
+  'OINGATE_TLS_CRL',
+  'OINGATE_CLIENT_CERT_HEADER',
 ];
 const KNOWN = new Set(KNOWN_VARIABLES);
 
@@ -271,6 +284,45 @@ function rateLimitRedis(env: Env): string | undefined {
   return text;
 }
 
+interface TlsSettings {
+  readonly tls: Settings['tls'];
+  readonly tlsClientCaFile: string | undefined;
+  readonly tlsCrlFile: string | undefined;
+  readonly clientCertHeader: string | undefined;
+}
+
+/** The TLS files and the client-certificate header, with the rules that tie them together (contract §9). */
+function tlsSettings(env: Env): TlsSettings {
+  const certFile = read(env, 'OINGATE_TLS_CERT');
+  const keyFile = read(env, 'OINGATE_TLS_KEY');
+  if (certFile !== undefined && keyFile === undefined) throw new SettingsError('OINGATE_TLS_KEY', 'must be set together with OINGATE_TLS_CERT');
+  if (keyFile !== undefined && certFile === undefined) throw new SettingsError('OINGATE_TLS_CERT', 'must be set together with OINGATE_TLS_KEY');
+  const header = read(env, 'OINGATE_CLIENT_CERT_HEADER');
+  if (header !== undefined && !HEADER_NAME.test(header)) {
+    throw new SettingsError('OINGATE_CLIENT_CERT_HEADER', `is not a valid header name: "${header}"`);
+  }
+  const caFile = read(env, 'OINGATE_TLS_CLIENT_CA');
+  const crlFile = read(env, 'OINGATE_TLS_CRL');
+  if (crlFile !== undefined && caFile === undefined) {
+    // A CRL can only be checked against the CAs that signed it.
+    throw new SettingsError('OINGATE_TLS_CRL', 'needs OINGATE_TLS_CLIENT_CA (the CAs whose CRLs it holds)');
+  }
+  if (header !== undefined && caFile === undefined) {
+    // A header certificate is verified by oingate itself, never taken on the proxy's word.
+    throw new SettingsError('OINGATE_CLIENT_CERT_HEADER', 'needs OINGATE_TLS_CLIENT_CA to verify the certificates it carries');
+  }
+  if (header !== undefined && read(env, 'OINGATE_TRUSTED_PROXIES') === undefined) {
+    // It would never be believed: say so rather than ignore a security setting.
+    throw new SettingsError('OINGATE_CLIENT_CERT_HEADER', 'needs OINGATE_TRUSTED_PROXIES (the header is believed only from them)');
+  }
+  return {
+    tls: certFile !== undefined && keyFile !== undefined ? Object.freeze({ certFile, keyFile }) : undefined,
+    tlsClientCaFile: caFile,
+    tlsCrlFile: crlFile,
+    clientCertHeader: header?.toLowerCase(),
+  };
+}
+
 /** Refuses any OINGATE_ variable that is not in {@link KNOWN_VARIABLES}, naming it. */
 function refuseUnknown(env: Env): void {
   for (const name of Object.keys(env).sort()) {
@@ -318,6 +370,7 @@ export function loadSettings(env: Env = process.env): Settings {
     forwardClaims: forwardClaims(env),
     rateLimitRedis: rateLimitRedis(env),
     rateLimitTimeoutMs: integer(env, 'OINGATE_RATE_LIMIT_TIMEOUT_MS', DEFAULT_COMMAND_TIMEOUT_MS, 1, 10_000),
+    ...tlsSettings(env),
   });
 }
 

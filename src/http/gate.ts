@@ -19,6 +19,7 @@ import type { Logger } from '../observe/logger.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { VerifiedTokenCache } from '../token/cache.ts';
 import { readBody } from './body.ts';
+import type { CertificateSource } from './client-cert.ts';
 import { Refusal, type RefusalStatusCode } from './refusal.ts';
 
 /** What the gate needs; the same for the service (both modes) and an embedding API. */
@@ -44,6 +45,8 @@ export interface GateOptions {
   readonly forwardClaims?: readonly string[];
   /** Counts tenants' rate limits (contract §11); without it no limit is enforced. */
   readonly rateLimiter?: RateLimiter;
+  /** The request's client certificate (contract §9); unset: requests never carry one. */
+  readonly certificate?: CertificateSource;
 }
 
 export type AllowedDecision = Decision & { allowed: true };
@@ -67,6 +70,11 @@ export interface RequestState {
    * header value.
    */
   extraHeaders?: string[];
+  /** Why a presented client certificate did not count (expired, revoked...), for the log. */
+  certificateDetail?: string;
+  /** The presented client certificate's SHA-256 and, when verified, its OIN, for the log. */
+  certificateSha256?: string;
+  certificateOin?: string;
   /** True when the request declared a body that was not read: the connection cannot be reused. */
   bodyUnread?: boolean;
   /** The rate limiter's answer, for a tenant with a limit: the RateLimit-* (and Retry-After) headers. */
@@ -163,9 +171,11 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
 
   function forwardedClaims(decision: AllowedDecision, state: RequestState): string[] | undefined {
     let headers: string[] | undefined;
+    const claims = decision.claims;
+    if (claims === null) return headers;
     for (const [claim, header] of claimHeaders) {
-      if (!Object.hasOwn(decision.claims, claim)) continue;
-      const value = decision.claims[claim];
+      if (!Object.hasOwn(claims, claim)) continue;
+      const value = claims[claim];
       const text = typeof value === 'string' ? value : typeof value === 'number' && Number.isFinite(value) ? String(value) : undefined;
       if (text === undefined || !SAFE_HEADER_VALUE.test(text)) {
         logger.debug({ requestId: state.requestId, claim, type: value === null ? 'null' : typeof value }, 'claim not forwarded: not a string or number that is a safe header value');
@@ -219,7 +229,14 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
       oinHeader: scan.oin,
       body,
       authorization: request.headers.authorization,
+      certificate: options.certificate?.(request, headerFacts.peerAddress ?? null),
     };
+    const certificate = facts.certificate;
+    if (certificate?.presented) {
+      if (certificate.detail !== undefined) state.certificateDetail = certificate.detail;
+      if (certificate.sha256 !== undefined) state.certificateSha256 = certificate.sha256;
+      if (certificate.oin !== undefined) state.certificateOin = certificate.oin;
+    }
     let decision = decideWithBody(client, facts, snapshot as Snapshot, policy, now(), keys, options.tokenCache);
     if (!decision.allowed && decision.tenant !== undefined && options.refreshKeys) {
       if (await options.refreshKeys(decision.tenant)) {
@@ -228,7 +245,7 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
     }
     state.clientIp = decision.clientIp;
     state.oin = decision.oin;
-    state.kid = decision.kid;
+    state.kid = decision.kid ?? undefined;
     if (!decision.allowed) return refused(state, decision.status, decision.reason, started);
     // Only a request that passed every check spends the tenant's budget.
     const limit = decision.tenant.rateLimit;
@@ -249,6 +266,8 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
       const extra = forwardedClaims(decision, state);
       if (extra !== undefined) state.extraHeaders = extra;
     }
+    // The certificate bound to the OIN, for the upstream (or the front proxy) to log or pin.
+    if (decision.certificateSha256 !== undefined) (state.extraHeaders ??= []).push('x-authenticated-certificate-sha256', decision.certificateSha256);
     return decision;
   };
 }

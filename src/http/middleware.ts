@@ -9,9 +9,9 @@ import { requestIdFor } from './request-id.ts';
 export interface OingateState {
   readonly oin: string;
   readonly clientIp: string;
-  /** The kid of the key that verified the token. */
+  /** The kid of the key that verified the token; null for a certificate-only tenant. */
   readonly kid: string | null;
-  /** The verified token's claims. */
+  /** The verified token's claims; null for a certificate-only tenant. */
   readonly claims: Readonly<Record<string, unknown>> | null;
 }
 
@@ -76,6 +76,9 @@ export function gateMiddleware(options: GateOptions): Middleware {
         peer: req.socket.remoteAddress,
         oin: state.oin,
         ...(state.oinHeader !== undefined ? { oinHeader: state.oinHeader } : {}),
+        ...(state.certificateSha256 !== undefined ? { certificateSha256: state.certificateSha256 } : {}),
+        ...(state.certificateOin !== undefined ? { certificateOin: state.certificateOin } : {}),
+        ...(state.certificateDetail !== undefined ? { certificate: state.certificateDetail } : {}),
         kid: state.kid,
         outcome: state.outcome ?? 'refused',
         reason: state.reason,

@@ -26,6 +26,11 @@ export interface ListenOptions {
   readonly maxConnections?: number;
   /** Refusals the app never sees (parser errors, preflight) are logged here. */
   readonly logger?: Logger;
+  /**
+   * A server made elsewhere without a request listener (the HTTPS listener
+   * of tls-server.ts), hardened here the same way as a plain one.
+   */
+  readonly server?: Server;
 }
 
 type Verdict = readonly [RefusalStatusCode, string];
@@ -37,7 +42,7 @@ const PARSER_STATUS: Readonly<Record<string, Verdict>> = {
 };
 
 /** How often Node checks header and request timeouts (its default, 30 s, would make a 10 s timeout 40 s). */
-function checkingInterval(clientTimeoutMs: number): number {
+export function checkingInterval(clientTimeoutMs: number): number {
   return Math.max(25, Math.min(1_000, Math.floor(clientTimeoutMs / 4)));
 }
 
@@ -85,13 +90,19 @@ function declaredLength(request: IncomingMessage): number | undefined {
  */
 export function listen(handler: RequestListener, host: string, port: number, options: ListenOptions): Promise<Server> {
   const { logger } = options;
-  const server = createServer({
+  const timeouts = {
     // Checked below, so that the answer is the JSON refusal rather than Node's bare 400.
     requireHostHeader: false,
     headersTimeout: options.clientTimeoutMs,
     requestTimeout: options.clientTimeoutMs * 2,
     connectionsCheckingInterval: checkingInterval(options.clientTimeoutMs),
-  });
+  };
+  const server = options.server ?? createServer(timeouts);
+  if (options.server) {
+    // The same limits on a server made elsewhere; the checking interval is fixed at creation there.
+    server.headersTimeout = timeouts.headersTimeout;
+    server.requestTimeout = timeouts.requestTimeout;
+  }
   server.maxHeadersCount = MAX_HEADER_LINES + 1;
   if (options.maxConnections !== undefined) server.maxConnections = options.maxConnections;
 
@@ -191,7 +202,9 @@ export function listen(handler: RequestListener, host: string, port: number, opt
 export function urlOf(server: Server): string {
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return `http://${host}:${address.port}`;
+  // An https.Server is an http.Server with a TLS context.
+  const scheme = typeof (server as { setSecureContext?: unknown }).setSecureContext === 'function' ? 'https' : 'http';
+  return `${scheme}://${host}:${address.port}`;
 }
 
 export function closeServer(server: Server, drainMs: number): Promise<void> {

@@ -1,6 +1,6 @@
 import { constants, type X509Certificate } from 'node:crypto';
 import type { RequestListener } from 'node:http';
-import { createServer, type Server } from 'node:https';
+import { createServer, type Server, type ServerOptions } from 'node:https';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import type { Logger } from '../observe/logger.ts';
 import { loadClientCas } from '../tls/client-cas.ts';
@@ -31,6 +31,8 @@ export interface TlsServerOptions {
   /** A failed TLS handshake. */
   readonly onHandshakeError?: (error: Error) => void;
   readonly logger?: Logger;
+  /** More options for the HTTPS server (timeouts, requireHostHeader); the TLS ones above win. */
+  readonly httpOptions?: ServerOptions;
 }
 
 export interface TlsStatus {
@@ -81,7 +83,7 @@ const FACTS_TTL_MS = 60_000;
  * with the current verifier, so that a revocation reaches keep-alive
  * connections too.
  */
-export async function createTlsServer(handler: RequestListener, options: TlsServerOptions): Promise<TlsServer> {
+export async function createTlsServer(handler: RequestListener | undefined, options: TlsServerOptions): Promise<TlsServer> {
   const { clientCaFile, crlFile } = options;
   if (crlFile !== undefined && clientCaFile === undefined) throw new TlsFileError(crlFile, 'a CRL file needs a client CA bundle');
   const oinPattern = options.oinPattern ?? DEFAULT_OIN_PATTERN;
@@ -127,12 +129,15 @@ export async function createTlsServer(handler: RequestListener, options: TlsServ
     },
   });
 
-  server = createServer({
+  const serverOptions: ServerOptions = {
+    ...options.httpOptions,
     ...contextOptions(pair.current, client?.current),
     requestCert: client !== undefined,
     rejectUnauthorized: false,
     handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
-  }, handler);
+  };
+  // Without a handler the caller adds its own request listener (server.ts hardens it).
+  server = handler ? createServer(serverOptions, handler) : createServer(serverOptions);
   // A resumed session carries the verdict of the handshake that made it, perhaps under older CAs or
   // CRLs (new contexts get new ticket keys today, but that is Node's detail): such sockets are verified again.
   server.on('secureConnection', (socket: TLSSocket) => generations.set(socket, socket.isSessionReused() ? -1 : generation));
@@ -212,7 +217,7 @@ export function socketCertificateFacts(socket: TLSSocket, oinPattern: RegExp, ve
 }
 
 /** The certificates the peer sent after its leaf, as OpenSSL linked them (at most 10). */
-function peerChain(socket: TLSSocket): X509Certificate[] {
+export function peerChain(socket: TLSSocket): X509Certificate[] {
   const chain: X509Certificate[] = [];
   let link: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
   for (let depth = 0; depth < 10 && link; depth += 1) {

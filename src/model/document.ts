@@ -28,6 +28,8 @@ export interface TenantDocument {
   audience?: string;
   /** Contract §11; `burst` defaults to `perSecond`. */
   rateLimit?: { perSecond?: number; burst?: number };
+  /** 'token' (default), 'certificate' or 'certificate+token' (contract §9). */
+  authentication?: string;
 }
 
 export interface WhitelistDocument {

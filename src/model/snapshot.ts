@@ -11,6 +11,10 @@ import { WhitelistError, type ValidationIssue } from './errors.ts';
 import { MAX_CIDRS_PER_TENANT, MAX_ISSUER_AUDIENCE_LENGTH, MAX_KEYS_PER_TENANT, MAX_TENANTS } from './limits.ts';
 import { runSliced, sortIndices, type Work } from './pacing.ts';
 
+/** How a tenant's callers prove who they are, besides the IP whitelist (contract §9). */
+export type Authentication = 'token' | 'certificate' | 'certificate+token';
+export const AUTHENTICATIONS: readonly Authentication[] = ['token', 'certificate', 'certificate+token'];
+
 /** One tenant as enforced: everything a request needs is prebuilt. */
 export interface Tenant {
   readonly oin: string;
@@ -26,6 +30,8 @@ export interface Tenant {
   readonly audience?: string;
   /** Requests per second and burst after every other check passed (contract §11); undefined: no limit. */
   readonly rateLimit?: RateLimit | undefined;
+  /** 'token' unless the whitelist says otherwise. */
+  readonly authentication?: Authentication;
 }
 
 /** The enforced whitelist. Immutable; a reload builds a new one and swaps it. */
@@ -50,9 +56,16 @@ export interface SnapshotOptions {
    * requests: between tenants, and within one per range and per key.
    */
   readonly sliceMs?: number;
+  /**
+   * Whether a client certificate can reach the gate at all (a client CA on
+   * the listener, or a front proxy's header). Without one, a tenant that
+   * needs a certificate could never be called: such a whitelist is refused.
+   * Unset: not checked (oingate check without settings).
+   */
+  readonly certificatesConfigured?: boolean;
 }
 
-const TENANT_FIELDS = new Set(['oin', 'name', 'enabled', 'cidrs', 'keys', 'jwksUri', 'issuer', 'audience', 'rateLimit']);
+const TENANT_FIELDS = new Set(['oin', 'name', 'enabled', 'cidrs', 'keys', 'jwksUri', 'issuer', 'audience', 'rateLimit', 'authentication']);
 const KEY_FIELDS = new Set(['kid', 'alg', 'secret', 'publicKey', 'enabled', 'notBefore', 'expiresAt']);
 const TOP_FIELDS = new Set(['tenants', '$schema']);
 // Full date-time with an explicit zone: a zone-less time would depend on the host's TZ.
@@ -161,6 +174,15 @@ function* buildTenant(
   const issuer = optionalText(raw, 'issuer', path, issues);
   const audience = optionalText(raw, 'audience', path, issues);
   const rateLimit = readRateLimit(raw['rateLimit'], `${path}.rateLimit`, issues);
+  const authentication = has(raw, 'authentication') ? raw['authentication'] : 'token';
+  if (!AUTHENTICATIONS.includes(authentication as Authentication)) {
+    issues.push({ path: `${path}.authentication`, message: `${describeValue(authentication)} must be one of ${AUTHENTICATIONS.join(', ')}` });
+  } else if (authentication !== 'token' && options.certificatesConfigured === false) {
+    issues.push({
+      path: `${path}.authentication`,
+      message: `tenant ${typeof oin === 'string' ? oin : '?'} needs a client certificate ("${authentication}"), but neither OINGATE_TLS_CLIENT_CA nor OINGATE_CLIENT_CERT_HEADER is set`,
+    });
+  }
 
   if (issues.length > before || typeof oin !== 'string' || !cidrs || !keys) return undefined;
   // Not frozen one by one: the types are readonly, and freezing 100k tenants
@@ -178,6 +200,8 @@ function* buildTenant(
     audience,
     rateLimit,
   };
+  // Only set when not the default, so the common tenant stays as small as before.
+  if (authentication !== 'token') (tenant as { authentication?: Authentication }).authentication = authentication as Authentication;
   return { tenant, material: keys.material };
 }
 
@@ -410,7 +434,8 @@ function* tenantFingerprint(tenant: Tenant, material: readonly string[]): Work<s
     .join('\u0002');
   const issuer = tenant.issuer === undefined ? '' : `\u0001issuer\u0000${tenant.issuer}`;
   const audience = tenant.audience === undefined ? '' : `\u0001audience\u0000${tenant.audience}`;
-  const base = `${tenant.oin}\u0001${tenant.name}\u0001${tenant.enabled}\u0001${cidrs}\u0001${keys}\u0001${tenant.jwksUri ?? ''}${issuer}${audience}`;
+  const authentication = tenant.authentication === undefined ? '' : `\u0001${tenant.authentication}`;
+  const base = `${tenant.oin}\u0001${tenant.name}\u0001${tenant.enabled}\u0001${cidrs}\u0001${keys}\u0001${tenant.jwksUri ?? ''}${issuer}${audience}${authentication}`;
   // Appended only when set, so the versions of whitelists without limits stay as they were.
   const limit = tenant.rateLimit;
   return limit === undefined ? base : `${base}\u0001rateLimit ${limit.perSecond}/${limit.burst}`;

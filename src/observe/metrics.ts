@@ -143,6 +143,53 @@ export class Metrics {
     this.#jwksStatus = status;
   }
 
+  /**
+   * TLS (contract §9): the server certificate's expiry and the CRLs' next
+   * update, read at scrape time; handshake failures and refused TLS file
+   * reloads as counters. Registered only when TLS or client CAs are on.
+   */
+  trackTls(status: () => TlsMetricsStatus): TlsCounters {
+    const timestamp = (name: string, help: string, read: (now: TlsMetricsStatus) => string | null): void => {
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          const at = read(status());
+          if (at === null) this.reset();
+          else this.set(Date.parse(at) / 1000);
+        },
+      });
+    };
+    timestamp('oingate_tls_certificate_expiry_timestamp_seconds', "Unix time of the notAfter of the public listener's server certificate in use", (now) => now.certificateNotAfter);
+    timestamp(
+      'oingate_tls_crl_next_update_timestamp_seconds',
+      'Unix time of the earliest nextUpdate of the client-certificate CRLs in use; a CRL past it refuses every certificate it covers',
+      (now) => now.crlNextUpdate,
+    );
+    new Gauge({
+      name: 'oingate_tls_material_error',
+      help: 'Whether the last reload of a TLS file was refused (1; the last good material stays) or every file loads (0)',
+      registers: [this.registry],
+      collect() {
+        this.set(status().lastError === null ? 0 : 1);
+      },
+    });
+    const handshakeFailures = new Counter({
+      name: 'oingate_tls_handshake_failures_total',
+      help: 'TLS handshakes on the public listener that failed (a bad client certificate does not fail the handshake)',
+      registers: [this.registry],
+    });
+    const refusedReloads = new Counter({
+      name: 'oingate_tls_reloads_refused_total',
+      help: 'Changed TLS files (server pair, client CAs, CRLs) that were refused; the last good material stayed',
+      registers: [this.registry],
+    });
+    handshakeFailures.inc(0);
+    refusedReloads.inc(0);
+    return { handshakeFailed: () => handshakeFailures.inc(), reloadRefused: () => refusedReloads.inc() };
+  }
+
   jwksFetched(oin: string, outcome: 'ok' | 'error' | 'refused'): void {
     this.jwksFetches.labels(oin, outcome).inc();
   }
@@ -153,6 +200,18 @@ export class Metrics {
     this.tenants.set(tenants);
     if (snapshot !== undefined) this.#expiries = keyExpiries(snapshot);
   }
+}
+
+/** What the TLS gauges read at scrape time (the /readyz `tls` body). */
+export interface TlsMetricsStatus {
+  readonly certificateNotAfter: string | null;
+  readonly crlNextUpdate: string | null;
+  readonly lastError: string | null;
+}
+
+export interface TlsCounters {
+  handshakeFailed(): void;
+  reloadRefused(): void;
 }
 
 /** Sorted once per load, so a scrape costs two binary searches, not a walk over 100k tenants. */

@@ -32,7 +32,7 @@ export interface TenantChange {
   readonly kidsNewWindow?: Listed;
   /** Same kid, new algorithm or key material. */
   readonly kidsReplaced?: Listed;
-  /** Other fields that changed, by name only (name, jwksUri, issuer, audience, rateLimit). */
+  /** Other fields that changed, by name only (name, jwksUri, issuer, audience, rateLimit, authentication). */
   readonly fields?: readonly string[];
 }
 
@@ -65,7 +65,7 @@ function sameMaterial(a: TenantKey, b: TenantKey): boolean {
   return a.alg === b.alg && a.key.equals(b.key);
 }
 
-const FIELDS = ['name', 'jwksUri', 'issuer', 'audience'] as const;
+const FIELDS = ['name', 'jwksUri', 'issuer', 'audience', 'authentication'] as const;
 
 function sameRateLimit(a: Tenant, b: Tenant): boolean {
   const x = a.rateLimit;

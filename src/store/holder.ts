@@ -30,6 +30,16 @@ export interface Readiness {
   readonly storeConnected?: boolean;
   /** With OINGATE_RATE_LIMIT_REDIS: the shared rate-limit store (degraded is not "not ready": decisions go on). */
   readonly rateLimit?: { readonly store: string; readonly degraded: boolean; readonly lastError: string | null };
+  /** When TLS or client certificates are on (contract §9). */
+  readonly tls?: TlsReadiness;
+}
+
+/** The /readyz `tls` member; certificateNotAfter is null when oingate does not terminate TLS itself. */
+export interface TlsReadiness {
+  readonly certificateNotAfter: string | null;
+  readonly clientCas: number | null;
+  readonly crlNextUpdate: string | null;
+  readonly lastError: string | null;
 }
 
 /** A part of /readyz that another component owns; undefined adds nothing. */
@@ -175,8 +185,16 @@ export class SnapshotHolder {
     this.#parts.push(part);
   }
 
+  #tls: (() => TlsReadiness) | undefined;
+
+  /** Adds `tls` to the readiness body, read each time it is asked for. */
+  trackTls(status: () => TlsReadiness): void {
+    this.#tls = status;
+  }
+
   readiness(): Readiness {
     const current = this.#current;
+    const tls = this.#tls?.();
     const base: Readiness = {
       ready: current !== undefined,
       store: this.source.description,
@@ -186,6 +204,7 @@ export class SnapshotHolder {
       lastError: this.#lastError,
       lastErrorAt: this.#lastErrorAt?.toISOString() ?? null,
       ...(this.source.connected !== undefined ? { storeConnected: this.source.connected } : {}),
+      ...(tls !== undefined ? { tls } : {}),
     };
     if (this.#parts.length === 0) return base;
     return Object.assign(base, ...this.#parts.map((part) => part() ?? {}));

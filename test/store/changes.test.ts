@@ -82,6 +82,11 @@ describe('whitelistChanges', () => {
     ]);
   });
 
+  it('names a changed authentication as a changed field', async () => {
+    const changes = await whitelistChanges(await snapshot([tenant(1)]), await snapshot([tenant(1, { authentication: 'certificate+token' })]));
+    expect(changes.tenants).to.deep.equal([{ oin: oin(1), change: 'changed', fields: ['authentication'] }]);
+  });
+
   it('never carries a secret', async () => {
     const before = await snapshot([tenant(1)]);
     const after = await snapshot([tenant(1, { keys: [{ kid: 'k1', alg: 'HS256', secret: OTHER_SECRET }] }), tenant(2)]);

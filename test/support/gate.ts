@@ -5,7 +5,7 @@
 import jwt from 'jsonwebtoken';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import Koa from 'koa';
-import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -149,6 +149,17 @@ export interface RequestOptions {
   localAddress?: string;
 }
 
+/** Reads a whole response into a Response (also for the HTTPS client of the TLS tests). */
+export function collectResponse(res: IncomingMessage, resolve: (response: Response) => void, reject: (error: Error) => void): void {
+  const chunks: Buffer[] = [];
+  res.on('data', (chunk: Buffer) => chunks.push(chunk));
+  res.on('end', () => {
+    const text = Buffer.concat(chunks).toString('utf8');
+    resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) });
+  });
+  res.on('error', reject);
+}
+
 /** A plain node:http request: no header rewriting, exact bytes. */
 export function send(baseUrl: string, options: RequestOptions = {}): Promise<Response> {
   const url = new URL(options.path ?? '/api', baseUrl);
@@ -163,15 +174,7 @@ export function send(baseUrl: string, options: RequestOptions = {}): Promise<Res
         agent: false,
         ...(options.localAddress ? { localAddress: options.localAddress } : {}),
       },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) });
-        });
-        res.on('error', reject);
-      },
+      (res) => collectResponse(res, resolve, reject),
     );
     req.on('error', reject);
     if (options.body !== undefined) req.write(options.body);

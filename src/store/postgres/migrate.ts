@@ -106,6 +106,7 @@ export async function importDocument(connectionString: string, doc: WhitelistDoc
     audience: [] as (string | null)[],
     perSecond: [] as (number | null)[],
     burst: [] as (number | null)[],
+    authentication: [] as string[],
   };
   const c = { oin: [] as string[], cidr: [] as string[] };
   const k = {
@@ -118,7 +119,7 @@ export async function importDocument(connectionString: string, doc: WhitelistDoc
     notBefore: [] as (string | null)[],
     expiresAt: [] as (string | null)[],
   };
-  for (const tenant of doc.tenants as Array<TenantDocument & { issuer?: string; audience?: string }>) {
+  for (const tenant of doc.tenants as Array<TenantDocument & { issuer?: string; audience?: string; authentication?: string }>) {
     t.oin.push(tenant.oin);
     t.name.push(tenant.name ?? '');
     t.enabled.push(tenant.enabled ?? true);
@@ -127,6 +128,7 @@ export async function importDocument(connectionString: string, doc: WhitelistDoc
     t.audience.push(tenant.audience ?? null);
     t.perSecond.push(tenant.rateLimit?.perSecond ?? null);
     t.burst.push(tenant.rateLimit?.burst ?? null);
+    t.authentication.push(tenant.authentication ?? 'token');
     for (const cidr of tenant.cidrs) {
       c.oin.push(tenant.oin);
       c.cidr.push(cidr);
@@ -154,9 +156,9 @@ export async function importDocument(connectionString: string, doc: WhitelistDoc
       await client.query('DELETE FROM oingate.tenants'); // cascades to cidrs and keys
       step('tenants');
       await client.query(
-        `INSERT INTO oingate.tenants (oin, name, enabled, jwks_uri, issuer, audience, rate_limit_per_second, rate_limit_burst)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::integer[], $8::integer[])`,
-        [t.oin, t.name, t.enabled, t.jwks, t.issuer, t.audience, t.perSecond, t.burst],
+        `INSERT INTO oingate.tenants (oin, name, enabled, jwks_uri, issuer, audience, rate_limit_per_second, rate_limit_burst, authentication)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::integer[], $8::integer[], $9::text[])`,
+        [t.oin, t.name, t.enabled, t.jwks, t.issuer, t.audience, t.perSecond, t.burst, t.authentication],
       );
       step('cidrs');
       await client.query(

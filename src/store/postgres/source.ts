@@ -13,7 +13,7 @@ import type { KeyDocument, TenantDocument, WhitelistDocument } from '../../model
 export { PostgresStoreError, passwordScrubber, describeConnectionString };
 
 /** A tenant as assembled from its row: the file's fields plus the per-tenant issuer and audience. */
-type TenantRowDocument = TenantDocument & { cidrs: string[]; keys: KeyDocument[]; issuer?: string; audience?: string };
+type TenantRowDocument = TenantDocument & { cidrs: string[]; keys: KeyDocument[]; issuer?: string; audience?: string; authentication?: string };
 
 export const NOTIFY_CHANNEL = 'oingate_config';
 export const LISTEN_APPLICATION_NAME = 'oingate-listen';
@@ -54,6 +54,7 @@ interface TenantRow {
   audience: string | null;
   rate_limit_per_second: number | null;
   rate_limit_burst: number | null;
+  authentication: string;
 }
 interface CidrRow {
   oin: string;
@@ -84,7 +85,7 @@ const SELECT_REVISION = `SELECT md5(
   coalesce((SELECT string_agg(k::text, E'\\n' ORDER BY k.oin COLLATE "C", k.kid COLLATE "C") FROM oingate.tenant_keys k), '')
 ) AS revision`;
 
-const SELECT_TENANTS = `SELECT oin, name, enabled, jwks_uri, issuer, audience, rate_limit_per_second, rate_limit_burst
+const SELECT_TENANTS = `SELECT oin, name, enabled, jwks_uri, issuer, audience, rate_limit_per_second, rate_limit_burst, authentication
   FROM oingate.tenants ORDER BY oin COLLATE "C"`;
 const SELECT_CIDRS = `SELECT oin, cidr::text AS cidr FROM oingate.tenant_cidrs ORDER BY oin COLLATE "C", cidr`;
 const SELECT_KEYS = `SELECT oin, kid, alg, secret, public_key, enabled,
@@ -120,6 +121,7 @@ function assemble(tenants: TenantRow[], cidrs: CidrRow[], keys: KeyRow[]): White
     if (t.audience !== null) doc.audience = t.audience;
     const rateLimit = rateLimitOf(t);
     if (rateLimit !== undefined) doc.rateLimit = rateLimit;
+    if (t.authentication !== 'token') doc.authentication = t.authentication;
     byOin.set(t.oin, doc);
     out.push(doc);
   }

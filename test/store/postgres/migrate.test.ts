@@ -162,6 +162,7 @@ describe('PostgreSQL migrate and import', function () {
         col('tenants', 'audience', 'text', true),
         col('tenants', 'rate_limit_per_second', 'integer', true),
         col('tenants', 'rate_limit_burst', 'integer', true),
+        col('tenants', 'authentication', 'text', false, "'token'::text"),
       ]);
       const constraints = await query(
         url,
