@@ -25,7 +25,7 @@ describe('config/whitelist.schema.json', () => {
     const fields = Object.keys(tenantSchema['properties'] as Json);
     expect(tenantSchema['additionalProperties']).to.equal(false);
     // Every schema field is accepted by the model...
-    const all = Object.fromEntries(fields.map((f) => [f, tenant({ issuer: 'x', audience: 'x', jwksUri: 'https://idp.example/jwks' })[f]]));
+    const all = Object.fromEntries(fields.map((f) => [f, tenant({ issuer: 'x', audience: 'x', jwksUri: 'https://idp.example/jwks', authentication: 'token', rateLimit: { perSecond: 1 } })[f]]));
     await build(doc(tenant(all)));
     // ...and the model refuses one the schema does not name.
     await build(doc(tenant({ issuerr: 'x' }))).then(
