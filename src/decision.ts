@@ -26,6 +26,11 @@ export interface HeaderFacts {
    * server behind us may read the last: such a request is refused.
    */
   readonly repeatedHeader?: 'authorization' | 'content-type' | undefined;
+  /**
+   * The client certificate as the HTTP layer verified it (our TLS listener,
+   * or a trusted proxy's header); absent means none was presented.
+   */
+  readonly certificate?: CertificateFacts;
 }
 
 /** What the HTTP layer observed about one request, body included. */
@@ -36,11 +41,6 @@ export interface RequestFacts extends HeaderFacts {
   readonly body: Buffer | undefined;
   /** The Authorization header. */
   readonly authorization: string | undefined;
-  /**
-   * The client certificate as the HTTP layer verified it (our TLS listener,
-   * or a trusted proxy's header); absent means none was presented.
-   */
-  readonly certificate?: CertificateFacts;
 }
 
 /** The settings a decision depends on, fixed at start-up. */
@@ -246,6 +246,9 @@ export function decideBeforeBody(facts: HeaderFacts, snapshot: Snapshot | undefi
   if (!snapshot.covers(ip)) return refuse(403, 'ip_no_tenant', clientIp);
   if (facts.repeatedHeader === 'authorization') return refuse(400, 'authorization_repeated', clientIp);
   if (facts.repeatedHeader === 'content-type') return refuse(400, 'content_type_repeated', clientIp);
+  // A presented certificate that does not verify refuses every request on
+  // its connection, whatever the request says (contract §9): before the body.
+  if (facts.certificate?.presented === true && !facts.certificate.verified) return refuse(403, 'certificate_invalid', clientIp);
   return { allowed: 'pending', ip, clientIp };
 }
 

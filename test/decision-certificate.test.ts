@@ -66,6 +66,13 @@ describe('decision: client certificates (contract §9)', () => {
     );
   });
 
+  it('refuses a certificate that does not verify before anything the request says: a bad or missing OIN, an unknown tenant', () => {
+    for (const oin of ['not-an-oin', '00000009999999999999']) {
+      expect(outcome(decide(facts(oin, INVALID, true), snapshot, policy, NOW_MS)), oin).to.equal('403 certificate_invalid');
+    }
+    expect(outcome(decide({ ...facts(OIN_TOKEN, INVALID, true), oinHeader: undefined }, snapshot, policy, NOW_MS))).to.equal('403 certificate_invalid');
+  });
+
   // [tenant, certificate, token, expected]
   const table: Array<[string, string, CertificateFacts | 'same', boolean, string]> = [
     ['token', OIN_TOKEN, NONE, false, '401 token_missing'],

@@ -195,13 +195,21 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
     }
     const scan = scanHeaders(request.rawHeaders, options.oinHeader);
     const forwardedFor = request.headers['x-forwarded-for'];
+    const peerAddress = peerOf(request.socket);
     const headerFacts: HeaderFacts = {
       peer: request.socket.remoteAddress,
-      peerAddress: peerOf(request.socket),
+      peerAddress,
       // Node joins repeated X-Forwarded-For lines into one string.
       forwardedFor: typeof forwardedFor === 'string' ? forwardedFor : undefined,
       repeatedHeader: scan.repeated,
+      certificate: options.certificate?.(request, peerAddress),
     };
+    const certificate = headerFacts.certificate;
+    if (certificate?.presented) {
+      if (certificate.detail !== undefined) state.certificateDetail = certificate.detail;
+      if (certificate.sha256 !== undefined) state.certificateSha256 = certificate.sha256;
+      if (certificate.oin !== undefined) state.certificateOin = certificate.oin;
+    }
     const snapshot = options.snapshot();
     const client = decideBeforeBody(headerFacts, snapshot, policy);
     if (client.allowed === false) {
@@ -229,14 +237,8 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
       oinHeader: scan.oin,
       body,
       authorization: request.headers.authorization,
-      certificate: options.certificate?.(request, headerFacts.peerAddress ?? null),
+      certificate,
     };
-    const certificate = facts.certificate;
-    if (certificate?.presented) {
-      if (certificate.detail !== undefined) state.certificateDetail = certificate.detail;
-      if (certificate.sha256 !== undefined) state.certificateSha256 = certificate.sha256;
-      if (certificate.oin !== undefined) state.certificateOin = certificate.oin;
-    }
     let decision = decideWithBody(client, facts, snapshot as Snapshot, policy, now(), keys, options.tokenCache);
     if (!decision.allowed && decision.tenant !== undefined && options.refreshKeys) {
       if (await options.refreshKeys(decision.tenant)) {

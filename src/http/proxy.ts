@@ -115,8 +115,14 @@ export class UpstreamProxy {
     const dropped = connectionTokens(request.headers.connection);
     const headers: string[] = [];
     const raw = request.rawHeaders;
+    // A certificate-only tenant's request was allowed without a token: an
+    // Authorization header it carries was never checked, so it must not
+    // reach an upstream that might believe it.
+    const unchecked = state.decision !== undefined && state.decision.kid === null;
     for (let i = 0; i < raw.length; i += 2) {
-      if (forwardable((raw[i] as string).toLowerCase(), dropped)) headers.push(raw[i] as string, raw[i + 1] as string);
+      const name = (raw[i] as string).toLowerCase();
+      if (!forwardable(name, dropped) || (unchecked && name === 'authorization')) continue;
+      headers.push(raw[i] as string, raw[i + 1] as string);
     }
     const peer = parsePeerAddress(request.socket.remoteAddress ?? '');
     const peerAddress = peer === undefined ? '' : formatAddress(peer);

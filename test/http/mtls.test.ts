@@ -277,6 +277,32 @@ describe('mutual TLS on the public listener', function () {
     });
   });
 
+  describe('proxy mode, certificate-only tenant', () => {
+    let upstream: Upstream;
+    let gate: Gate;
+    before(async () => {
+      upstream = await startUpstream();
+      gate = await startGate(tenants('certificate'), tlsEnv(pki, { OINGATE_UPSTREAM: upstream.url }));
+    });
+    after(async () => {
+      await gate.close();
+      await upstream.close();
+    });
+
+    it('never forwards an Authorization header that oingate did not check', async () => {
+      const answer = await tlsCall(gate.url, {
+        ca: pki.root.cert,
+        client: pki.clients.valid,
+        body: JSON.stringify({ oin: PKI_OIN_A }),
+        headers: { authorization: 'Bearer not-checked-by-anyone' },
+      });
+      expect(answer.status).to.equal(200);
+      const recorded = upstream.requests.at(-1);
+      expect(recorded && headerValues(recorded, 'authorization')).to.deep.equal([]);
+      expect(recorded && headerValues(recorded, 'x-authenticated-oin')).to.deep.equal([PKI_OIN_A]);
+    });
+  });
+
   describe('configuration', () => {
     it('refuses a whitelist with a certificate tenant when no client CA is set, naming the tenant', async () => {
       const gate = await startGate(tenants('certificate'));
