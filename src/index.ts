@@ -38,6 +38,8 @@ export interface CreateGateOptions {
   readonly jwksTtl?: number | string;
   readonly jwksMaxStale?: number | string;
   readonly pgResyncSeconds?: number | string;
+  /** Decision and key metrics carry `oin` and `kid` labels; default false (one series per tenant and key). */
+  readonly metricsTenantLabels?: boolean;
   /** Level of the logger oingate creates when none is given; default `info`. */
   readonly logLevel?: string;
   /** A pino logger for the decision lines and the store's messages. */

@@ -57,6 +57,7 @@ export async function startService(settings: Settings, options: ServiceOptions =
         upstream: settings.upstream,
         timeoutMs: settings.upstreamTimeoutMs,
         trustedProxies: settings.trustedProxies,
+        metrics,
       })
     : undefined;
 

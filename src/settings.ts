@@ -43,6 +43,8 @@ export interface Settings {
   readonly adminHosts: readonly string[];
   /** Claim names passed on as x-authenticated-claim-<name> (lower case header suffix). */
   readonly forwardClaims: readonly string[];
+  /** Decision and key metrics carry `oin` and `kid` labels (one series per tenant and key). */
+  readonly metricsTenantLabels: boolean;
 }
 
 /** A bad setting: the message names the variable and never echoes a secret. */
@@ -88,6 +90,7 @@ export const KNOWN_VARIABLES: readonly string[] = [
   'OINGATE_JWKS_TTL',
   'OINGATE_JWKS_MAX_STALE',
   'OINGATE_PG_RESYNC_SECONDS',
+  'OINGATE_METRICS_TENANT_LABELS',
 ];
 const KNOWN = new Set(KNOWN_VARIABLES);
 
@@ -110,6 +113,16 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
     throw new SettingsError(name, `must be a whole number from ${min} to ${max}, got "${text}"`);
   }
   return value;
+}
+
+/** `true` or `false` (any case); anything else is refused, so that a typo never reads as off. */
+function flag(env: Env, name: string, fallback: boolean): boolean {
+  const text = read(env, name);
+  if (text === undefined) return fallback;
+  const lower = text.toLowerCase();
+  if (lower === 'true') return true;
+  if (lower === 'false') return false;
+  throw new SettingsError(name, `must be true or false, got "${text}"`);
 }
 
 function listenAddress(env: Env, name: string, fallback: string): ListenAddress {
@@ -295,6 +308,7 @@ export function loadSettings(env: Env = process.env): Settings {
     drainSeconds: integer(env, 'OINGATE_DRAIN_SECONDS', 10, 0, 3_600),
     adminHosts: adminHosts(env),
     forwardClaims: forwardClaims(env),
+    metricsTenantLabels: flag(env, 'OINGATE_METRICS_TENANT_LABELS', false),
   });
 }
 

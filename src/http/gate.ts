@@ -139,20 +139,35 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
   // labels() hashes its arguments on every call: resolve each reason's series once.
   const refusedSeries = new Map<string, { inc(): void }>();
 
-  function countRefusal(reason: string): void {
+  function countRefusal(reason: string, tenant?: Tenant, kid?: string): void {
+    if (metrics.tenantLabels) {
+      metrics.decision('refused', reason, tenant?.oin, tenant !== undefined && kid !== undefined && keyOf(tenant, kid) ? kid : '').inc();
+      return;
+    }
     let series = refusedSeries.get(reason);
     if (series === undefined) {
-      series = metrics.decisions.labels('refused', reason);
+      series = metrics.decision('refused', reason);
       refusedSeries.set(reason, series);
     }
     series.inc();
   }
 
-  function refused(state: RequestState, status: RefusalStatus | RefusalStatusCode, reason: string, started: number): Verdict {
+  /** Whether the tenant has a key by this kid: only the whitelist's kids become metric labels. */
+  function keyOf(tenant: Tenant, kid: string): boolean {
+    return (keys(tenant) ?? tenant.keys).byKid.get(kid) !== undefined;
+  }
+
+  function refused(
+    state: RequestState,
+    status: RefusalStatus | RefusalStatusCode,
+    reason: string,
+    started: number,
+    tenant?: Tenant,
+  ): Verdict {
     metrics.decisionSeconds.observe((performance.now() - started) / 1000);
     state.outcome = 'refused';
     state.reason = reason;
-    countRefusal(reason);
+    countRefusal(reason, tenant, state.kid);
     return { allowed: false, status, reason };
   }
 
@@ -224,11 +239,16 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
     state.clientIp = decision.clientIp;
     state.oin = decision.oin;
     state.kid = decision.kid;
-    if (!decision.allowed) return refused(state, decision.status, decision.reason, started);
+    if (!decision.allowed) {
+      // A metric label only for a tenant of the whitelist, never for an OIN a caller made up.
+      const tenant = metrics.tenantLabels && decision.oin !== undefined ? options.snapshot()?.tenants.get(decision.oin) : undefined;
+      return refused(state, decision.status, decision.reason, started, tenant);
+    }
     metrics.decisionSeconds.observe((performance.now() - started) / 1000);
     state.outcome = 'allowed';
     state.reason = 'ok';
-    metrics.allowed.inc();
+    if (metrics.tenantLabels) metrics.decision('allowed', 'ok', decision.oin, decision.kid).inc();
+    else metrics.allowed.inc();
     state.decision = decision;
     state.body = body;
     if (claimHeaders.length > 0) {

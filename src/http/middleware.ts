@@ -104,7 +104,7 @@ export function gateMiddleware(options: GateOptions): Middleware {
         let code: RefusalStatusCode = 500;
         if (error instanceof Refusal) {
           code = error.status;
-          if (state.outcome === 'allowed') metrics.upstreamErrors.labels(error.reason).inc();
+          if (state.outcome === 'allowed') metrics.upstreamFailed(error.reason);
           else state.reason = error.reason;
         } else {
           state.reason = 'internal_error';
@@ -112,7 +112,7 @@ export function gateMiddleware(options: GateOptions): Middleware {
         }
         if (state.outcome === undefined) {
           state.outcome = 'refused';
-          metrics.decisions.labels('refused', state.reason as string).inc();
+          metrics.decision('refused', state.reason as string).inc();
         }
         if (ctx.res.headersSent || ctx.res.destroyed) ctx.res.destroy();
         else answerRefusal(ctx, code, state);
