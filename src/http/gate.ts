@@ -11,6 +11,7 @@ import {
   type KeyLookup,
   type RefusalStatus,
   type RequestFacts,
+  LOGGED_VALUE_CHARS,
 } from '../decision.ts';
 import { parsePeerAddress, type IpAddress } from '../ip/address.ts';
 import type { Snapshot, Tenant } from '../model/snapshot.ts';
@@ -41,6 +42,12 @@ export interface GateOptions {
   readonly tokenCache?: VerifiedTokenCache;
   /** Claim names passed on as x-authenticated-claim-<name> (OINGATE_FORWARD_CLAIMS). */
   readonly forwardClaims?: readonly string[];
+  /**
+   * Forward-auth mode: log the method and path of the original request as a
+   * trusted front proxy names them (X-Original-Method / X-Original-URI,
+   * X-Forwarded-Method / X-Forwarded-Uri) instead of the decision request's.
+   */
+  readonly logOriginalRequest?: boolean;
 }
 
 export type AllowedDecision = Decision & { allowed: true };
@@ -56,8 +63,12 @@ export interface RequestState {
   outcome?: 'allowed' | 'refused';
   reason?: string;
   upstreamError?: string;
-  /** The OIN header of a request refused before its body was read, for the log. */
+  /** The OIN header of a request refused before its body was read, or one that is the reason of a refusal, for the log. */
   oinHeader?: string;
+  /** The body's OIN when it is the reason of a refusal (oin_conflict, oin_pattern), for the log. */
+  oinBody?: string;
+  /** The malformed X-Forwarded-For entry of a forwarded_for_malformed refusal, for the log. */
+  forwardedFor?: string;
   /**
    * Headers the forwarding step adds to the upstream request as flat
    * name/value pairs (x-authenticated-claim-*); every value is a safe
@@ -74,7 +85,7 @@ export type Verdict = AllowedDecision | { readonly allowed: false; readonly stat
 /** Each socket's peer address, parsed once per connection rather than once per request. */
 const peers = new WeakMap<Socket, IpAddress | null>();
 
-function peerOf(socket: Socket): IpAddress | null {
+export function peerOf(socket: Socket): IpAddress | null {
   let peer = peers.get(socket);
   if (peer === undefined) {
     const text = socket.remoteAddress;
@@ -109,6 +120,17 @@ function scanHeaders(raw: readonly string[], oinHeader: string): HeaderScan {
   }
   const repeated = authorization > 1 ? 'authorization' : contentType > 1 ? 'content-type' : undefined;
   return { oin, repeated };
+}
+
+/**
+ * A request refused before its body was read: the OIN header is all that
+ * names its tenant, so the log carries it (cut to 128 characters) as `oin`
+ * and as `oinHeader`. Unverified, like every OIN of a refused request.
+ */
+function noteOinHeader(state: RequestState, values: readonly string[]): void {
+  const value = (values[0] as string).slice(0, LOGGED_VALUE_CHARS);
+  state.oinHeader = value;
+  state.oin = value;
 }
 
 function declaresBody(request: IncomingMessage): boolean {
@@ -206,7 +228,8 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
     const client = decideBeforeBody(headerFacts, snapshot, policy);
     if (client.allowed === false) {
       state.clientIp = client.clientIp;
-      if (scan.oin !== undefined) state.oinHeader = (scan.oin[0] as string).slice(0, 128);
+      if (scan.oin !== undefined) noteOinHeader(state, scan.oin);
+      if (client.forwardedFor !== undefined) state.forwardedFor = client.forwardedFor;
       state.bodyUnread = declaresBody(request);
       return refused(state, client.status, client.reason, started);
     }
@@ -217,6 +240,7 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
       body = await readBody(request, bodyOptions);
     } catch (error) {
       if (!(error instanceof Refusal)) throw error;
+      if (scan.oin !== undefined) noteOinHeader(state, scan.oin);
       state.bodyUnread = true;
       return refused(state, error.status, error.reason, started);
     }
@@ -240,6 +264,8 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
     state.oin = decision.oin;
     state.kid = decision.kid;
     if (!decision.allowed) {
+      if (decision.oinHeader !== undefined) state.oinHeader = decision.oinHeader;
+      if (decision.oinBody !== undefined) state.oinBody = decision.oinBody;
       // A metric label only for a tenant of the whitelist, never for an OIN a caller made up.
       const tenant = metrics.tenantLabels && decision.oin !== undefined ? options.snapshot()?.tenants.get(decision.oin) : undefined;
       return refused(state, decision.status, decision.reason, started, tenant);
