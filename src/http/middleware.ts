@@ -1,6 +1,7 @@
 import type { Context, Middleware, Next } from 'koa';
 import type { IncomingMessage } from 'node:http';
 import type { CidrSet } from '../ip/cidr.ts';
+import { cutByShutdown } from './drain.ts';
 import { gate, peerOf, type GateOptions, type RequestState } from './gate.ts';
 import { Refusal, refusalBody, type RefusalStatusCode } from './refusal.ts';
 import { requestIdFor } from './request-id.ts';
@@ -87,6 +88,13 @@ export function gateMiddleware(options: GateOptions): Middleware {
 
   function log(ctx: Context, state: RequestState, started: number, status: number): void {
     const req = ctx.req;
+    // Cut at the drain deadline: not a client that left; nothing was answered unless headers went out.
+    const cut = cutByShutdown(req);
+    if (cut) {
+      state.upstreamError = 'shutdown';
+      if (state.outcome !== 'allowed') state.reason = 'shutdown';
+      if (!ctx.res.headersSent) status = 503;
+    }
     const clean = state.outcome === 'allowed' && state.upstreamError === undefined;
     // Building the line is skipped when its level is off (allowed requests log at info).
     if (clean ? !logger.isLevelEnabled('info') : !logger.isLevelEnabled('warn')) return;
