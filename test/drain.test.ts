@@ -11,7 +11,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { call, eventually, OIN_A, send, twoTenants, tokenFor } from './support/gate.ts';
+import { connect } from 'node:net';
+import { call, eventually, OIN_A, send, startGate, twoTenants, tokenFor } from './support/gate.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
@@ -129,5 +130,32 @@ describe('oingate serve: stopping on SIGTERM', function () {
     const last = lines.at(-1) as Record<string, unknown>;
     expect(last).to.include({ msg: 'oingate stopped', signal: 'SIGTERM', service: 'oingate', level: 30 });
     expect(lines.indexOf(cutLine as Record<string, unknown>)).to.be.below(lines.length - 1);
+  });
+});
+
+describe('service.close: a request still being decided at the deadline', () => {
+  it('is logged with reason shutdown, not as a client that left', async () => {
+    const gate = await startGate(undefined, { OINGATE_CLIENT_TIMEOUT_MS: '30000' });
+    const url = new URL(gate.url);
+    // A body announced and never finished: the gate is still reading it when the drain ends.
+    const socket = connect(Number(url.port), url.hostname);
+    socket.on('error', () => undefined);
+    socket.write(
+      `POST /api HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\nx-oin: ${OIN_A}\r\nx-request-id: half-body\r\n\r\n{"oin":`,
+    );
+    const closedAt = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    try {
+      // Time for the listener to parse the headers and start reading the body (nothing to poll for).
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const started = Date.now();
+      await gate.service.close(300);
+      expect(Date.now() - started).to.be.within(250, 5_000);
+      await closedAt;
+      const line = gate.logs.decisions().find((entry) => entry['requestId'] === 'half-body');
+      expect(line).to.include({ reason: 'shutdown', upstreamError: 'shutdown', status: 503, oin: OIN_A });
+    } finally {
+      socket.destroy();
+      await gate.close();
+    }
   });
 });
