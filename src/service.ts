@@ -4,6 +4,7 @@ import { createLogger, type Logger } from './observe/logger.ts';
 import type { Metrics } from './observe/metrics.ts';
 import { publicApp } from './http/app.ts';
 import { Drain } from './http/drain.ts';
+import { preflightLogFields } from './http/gate.ts';
 import { OPS_BODY_LIMIT, opsApp } from './http/ops.ts';
 import { UpstreamProxy } from './http/proxy.ts';
 import { closeServer, listen, urlOf } from './http/server.ts';
@@ -82,6 +83,7 @@ export async function startService(settings: Settings, options: ServiceOptions =
       bodyLimit: settings.bodyLimitBytes,
       maxConnections: settings.maxConnections,
       logger,
+      logFields: preflightLogFields(settings.trustedProxies, settings.oinHeader),
     });
   } catch (error) {
     if (ops) await closeServer(ops, 0);

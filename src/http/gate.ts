@@ -13,7 +13,9 @@ import {
   type RequestFacts,
   LOGGED_VALUE_CHARS,
 } from '../decision.ts';
-import { parsePeerAddress, type IpAddress } from '../ip/address.ts';
+import { formatAddress, parsePeerAddress, type IpAddress } from '../ip/address.ts';
+import type { CidrSet } from '../ip/cidr.ts';
+import { resolveClientIp } from '../ip/client-ip.ts';
 import type { Snapshot, Tenant } from '../model/snapshot.ts';
 import type { Logger } from '../observe/logger.ts';
 import type { Metrics } from '../observe/metrics.ts';
@@ -131,6 +133,23 @@ function noteOinHeader(state: RequestState, values: readonly string[]): void {
   const value = (values[0] as string).slice(0, LOGGED_VALUE_CHARS);
   state.oinHeader = value;
   state.oin = value;
+}
+
+/**
+ * For requests the listener refuses before the gate sees them (413 before
+ * `100 Continue`, bad framing): the client IP as the gate would resolve it
+ * and the OIN header (cut to 128 characters), for the log line only.
+ */
+export function preflightLogFields(trusted: CidrSet, oinHeader: string): (request: IncomingMessage) => { clientIp?: string; oin?: string } {
+  return (request) => {
+    const forwarded = request.headers['x-forwarded-for'];
+    const client = resolveClientIp(request.socket.remoteAddress, typeof forwarded === 'string' ? forwarded : undefined, trusted);
+    const oin = request.headers[oinHeader];
+    return {
+      ...(client.ok ? { clientIp: formatAddress(client.ip) } : {}),
+      ...(typeof oin === 'string' ? { oin: oin.slice(0, LOGGED_VALUE_CHARS) } : {}),
+    };
+  };
 }
 
 function declaresBody(request: IncomingMessage): boolean {

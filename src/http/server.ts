@@ -26,6 +26,8 @@ export interface ListenOptions {
   readonly maxConnections?: number;
   /** Refusals the app never sees (parser errors, preflight) are logged here. */
   readonly logger?: Logger;
+  /** Fields such a refusal's log line gets from its request (client IP, OIN header). */
+  readonly logFields?: (request: IncomingMessage) => Record<string, unknown>;
 }
 
 type Verdict = readonly [RefusalStatusCode, string];
@@ -103,7 +105,7 @@ export function listen(handler: RequestListener, host: string, port: number, opt
         outcome: 'refused',
         reason: verdict[1],
         status: verdict[0],
-        ...(request ? { method: request.method, path: pathOf(request.url) } : {}),
+        ...(request ? { method: request.method, path: pathOf(request.url), ...options.logFields?.(request) } : {}),
       },
       'decision',
     );

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { connect } from 'node:net';
 import { call, OIN_A, OIN_B, send, signToken, startGate, tokenFor, type Gate } from '../support/gate.ts';
 import { startUpstream, type Upstream } from '../support/upstream.ts';
 
@@ -32,6 +33,23 @@ describe('decision log fields', () => {
       if (res) expect(res.status).to.equal(413);
       const line = lineOf(gate, id);
       expect(line).to.include({ reason: 'body_too_large', clientIp: '127.0.0.1', peer: '127.0.0.1', oin: OIN_A, oinHeader: OIN_A });
+    });
+
+    it('logs clientIp and the OIN header of a body refused before 100 Continue', async () => {
+      const id = rid();
+      const url = new URL(gate.url);
+      const socket = connect(Number(url.port), url.hostname);
+      socket.on('error', () => undefined);
+      const answer = new Promise<string>((resolve) => {
+        let text = '';
+        socket.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+        socket.once('close', () => resolve(text));
+      });
+      socket.write(
+        `POST /api HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\nExpect: 100-continue\r\nx-oin: ${OIN_B}\r\nx-request-id: ${id}\r\n\r\n`,
+      );
+      expect(await answer).to.match(/^HTTP\/1\.1 413 /);
+      expect(lineOf(gate, id)).to.include({ reason: 'body_too_large', clientIp: '127.0.0.1', peer: '127.0.0.1', oin: OIN_B });
     });
 
     it('logs the OIN header of a body refused for its media type, cut to 128 characters', async () => {
