@@ -187,7 +187,8 @@ async function serve(settings: Settings): Promise<void> {
         () => process.exit(0),
         (error: unknown) => {
           logger.error({ err: error }, 'error while stopping');
-          process.exit(1);
+          // Flushed before the exit, like the last line of a clean stop.
+          logger.flush(() => process.exit(1));
         },
       );
   };
