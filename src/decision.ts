@@ -214,7 +214,7 @@ function readOin(facts: RequestFacts, policy: DecisionPolicy): OinResult {
   }
 
   const headers = facts.oinHeader;
-  if (headers !== undefined && headers.length > 1) return { ok: false, reason: 'oin_header_repeated', oinHeader: logged(headers.join(', ')) };
+  if (headers !== undefined && headers.length > 1) return { ok: false, reason: 'oin_header_repeated', oinHeader: logged(`${headers[0]}, ${headers[1]}`) };
   const fromHeader = headers?.[0];
 
   if (!bodyHasOin && fromHeader === undefined) return { ok: false, reason: 'oin_missing' };

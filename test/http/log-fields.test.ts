@@ -77,6 +77,13 @@ describe('decision log fields', () => {
       expect(line).to.include({ reason: 'oin_conflict', clientIp: '127.0.0.1', oinHeader: OIN_A, oinBody: bodyOin.slice(0, 128) });
     });
 
+    it('logs the first two values of a repeated OIN header', async () => {
+      const id = rid();
+      const res = await call(gate.url, { oin: OIN_A }, tokenFor(OIN_A), { headers: { 'x-oin': [OIN_A, OIN_B, OIN_B], 'x-request-id': id } });
+      expect(res.status).to.equal(400);
+      expect(lineOf(gate, id)).to.include({ reason: 'oin_header_repeated', oinHeader: `${OIN_A}, ${OIN_B}` });
+    });
+
     it('logs the OIN that does not match the pattern', async () => {
       const id = rid();
       const res = await call(gate.url, { oin: 'not-an-oin' }, tokenFor(OIN_A), { headers: { 'x-request-id': id } });
