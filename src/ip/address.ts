@@ -8,10 +8,11 @@
  * `::ffff:0a00:1`) is normalised to the IPv4 address, so every later check
  * (whitelists, trusted proxies) sees one form.
  *
- * The parsers are hand-written over char codes: no regular expressions, no
- * splitting, no substring allocation. Parsing one address allocates only the
- * resulting object.
+ * The numbers are read by ipaddr.js, but only after the text has passed our
+ * canonical-form check: ipaddr.js alone accepts octal, hex and short IPv4
+ * forms and zone ids.
  */
+import ipaddr from 'ipaddr.js';
 
 /**
  * An immutable parsed address, laid out for fast masking.
@@ -57,141 +58,97 @@ export function addressEquals(a: IpAddress, b: IpAddress): boolean {
 }
 
 // Longest canonical text: "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255".
+// Checked first, so no regular expression below ever sees a long input.
 const MAX_TEXT_LENGTH = 45;
 
-const CH_0 = 48;
-const CH_9 = 57;
-const CH_DOT = 46;
-const CH_COLON = 58;
+/*
+ * The canonical-form rule, checked before ipaddr.js sees the text: ipaddr.js
+ * is lax on purpose (octal `010.0.0.1`, hex `0x7f.0.0.1`, short `127.1`,
+ * zone ids, and it reads the deprecated `::1.2.3.4` as `::ffff:1.2.3.4`), so
+ * it only ever parses text of a shape we already accept.
+ */
+const OCTET = '(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])';
+const DOTTED = `${OCTET}(?:\\.${OCTET}){3}`;
+/** Four decimal parts 0..255 without leading zeros, nothing else. */
+const IPV4_CANONICAL = new RegExp(`^${DOTTED}$`);
+/**
+ * Hex groups of at most four digits between 2..8 colons, the last group
+ * optionally a canonical dotted IPv4 tail. No zone id, brackets, port or
+ * space. Group counts and `::` placement are left to ipaddr.js.
+ */
+const IPV6_SHAPE = new RegExp(`^((?:[0-9A-Fa-f]{0,4}:){2,8})([0-9A-Fa-f]{0,4}|${DOTTED})$`);
+const MAPPED_HEAD = '::ffff:';
+
+/** Canonical dotted IPv4 text to its unsigned 32-bit value, or -1. */
+function parseIpv4(text: string): number {
+  if (!IPV4_CANONICAL.test(text)) return -1;
+  const [a, b, c, d] = ipaddr.IPv4.parse(text).octets as [number, number, number, number];
+  return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
+}
 
 /**
- * Parses canonical dotted IPv4 text in `s[start, end)`.
- * Returns the unsigned 32-bit value, or -1.
+ * Parses address text. `mapped` false keeps IPv4-mapped IPv6 as family 6
+ * (for the CIDR parser, which refuses mapped ranges).
  */
-function parseIpv4Range(s: string, start: number, end: number): number {
-  let i = start;
-  let value = 0;
-  for (let part = 0; part < 4; part++) {
-    if (i >= end) return -1;
-    const first = s.charCodeAt(i) - CH_0;
-    if (first < 0 || first > 9) return -1;
-    let n = first;
-    i++;
-    if (first !== 0) {
-      // A leading "0" stands alone: a following digit fails the '.'/end check.
-      while (i < end) {
-        const d = s.charCodeAt(i) - CH_0;
-        if (d < 0 || d > 9) break;
-        n = n * 10 + d;
-        if (n > 255) return -1;
-        i++;
-      }
-    }
-    value = value * 256 + n;
-    if (part < 3) {
-      if (i >= end || s.charCodeAt(i) !== CH_DOT) return -1;
-      i++;
-    }
-  }
-  return i === end ? value : -1;
-}
-
-function hexValue(c: number): number {
-  if (c >= CH_0 && c <= CH_9) return c - CH_0;
-  const lower = c | 0x20; // 'A'..'F' → 'a'..'f'
-  if (lower >= 97 && lower <= 102) return lower - 87;
-  return -1;
-}
-
-// Scratch space for the 16-bit groups of the IPv6 address being parsed.
-// Parsing is synchronous, so one buffer per module is safe.
-const groups = new Uint16Array(8);
-
-/**
- * Parses RFC 4291 IPv6 text in `s[start, end)` into `groups`.
- * Returns false if the text is not a valid IPv6 address.
- */
-function parseIpv6Range(s: string, start: number, end: number): boolean {
-  let i = start;
-  let n = 0; // groups written
-  let gap = -1; // index in `groups` where "::" stands, or -1
-
-  if (i < end && s.charCodeAt(i) === CH_COLON) {
-    // A leading colon is only valid as "::".
-    if (i + 1 >= end || s.charCodeAt(i + 1) !== CH_COLON) return false;
-    gap = 0;
-    i += 2;
-  }
-
-  if (i < end) {
-    for (;;) {
-      if (n >= 8) return false;
-      const groupStart = i;
-      let value = 0;
-      while (i < end) {
-        const h = hexValue(s.charCodeAt(i));
-        if (h < 0) break;
-        if (i - groupStart === 4) return false; // more than four hex digits
-        value = value * 16 + h;
-        i++;
-      }
-      if (i === groupStart) return false; // empty group
-      if (i < end && s.charCodeAt(i) === CH_DOT) {
-        // Dotted IPv4 tail: takes the last two groups and ends the text.
-        if (n > 6) return false;
-        const v4 = parseIpv4Range(s, groupStart, end);
-        if (v4 < 0) return false;
-        groups[n++] = v4 >>> 16;
-        groups[n++] = v4 & 0xffff;
-        break;
-      }
-      groups[n++] = value;
-      if (i === end) break;
-      if (s.charCodeAt(i) !== CH_COLON) return false;
-      i++;
-      if (i < end && s.charCodeAt(i) === CH_COLON) {
-        if (gap >= 0) return false; // a second "::"
-        gap = n;
-        i++;
-        if (i === end) break;
-      } else if (i === end) {
-        return false; // trailing single colon
-      }
-    }
-  }
-
-  if (gap < 0) return n === 8;
-  if (n > 7) return false; // "::" must stand for at least one group
-  // Move the groups after the gap to the end and zero-fill the gap.
-  const tail = n - gap;
-  for (let k = 1; k <= tail; k++) groups[8 - k] = groups[n - k]!;
-  for (let k = gap; k < 8 - tail; k++) groups[k] = 0;
-  return true;
-}
-
-/** Parses `s[start, end)`; `mapped` false keeps IPv4-mapped IPv6 as family 6. */
-function parseRange(s: string, start: number, end: number, mapped: boolean): IpAddress | undefined {
-  const length = end - start;
-  if (length <= 0 || length > MAX_TEXT_LENGTH) return undefined;
-  // The first character that is not a decimal digit tells the family.
-  let i = start;
-  while (i < end) {
-    const c = s.charCodeAt(i);
-    if (c < CH_0 || c > CH_9) break;
-    i++;
-  }
-  if (i < end && s.charCodeAt(i) === CH_DOT) {
-    const v4 = parseIpv4Range(s, start, end);
+function parseText(text: string, mapped: boolean): IpAddress | undefined {
+  const length = text.length;
+  if (length === 0 || length > MAX_TEXT_LENGTH) return undefined;
+  if (!text.includes(':')) {
+    const v4 = parseIpv4(text);
     return v4 < 0 ? undefined : make(4, v4, 0, 0, 0);
   }
-  if (!parseIpv6Range(s, start, end)) return undefined;
-  const g = groups;
-  const w0 = ((g[0]! << 16) | g[1]!) >>> 0;
-  const w1 = ((g[2]! << 16) | g[3]!) >>> 0;
-  const w2 = ((g[4]! << 16) | g[5]!) >>> 0;
-  const w3 = ((g[6]! << 16) | g[7]!) >>> 0;
+  const shape = IPV6_SHAPE.exec(text);
+  if (shape === null) return undefined;
+  const head = shape[1] as string;
+  const tail = shape[2] as string;
+  let hex = text;
+  if (tail.includes('.')) {
+    const v4 = parseIpv4(tail);
+    if (v4 < 0) return undefined;
+    // The dual-stack peer form Node reports for every IPv4 client: no need for the IPv6 parser.
+    if (head.length === MAPPED_HEAD.length && head.toLowerCase() === MAPPED_HEAD) {
+      return mapped ? make(4, v4, 0, 0, 0) : make(6, 0, 0, 0xffff, v4);
+    }
+    // Hand ipaddr.js two hex groups instead of the dotted tail, so it never
+    // applies its own reading of `::a.b.c.d`.
+    hex = `${head}${(v4 >>> 16).toString(16)}:${(v4 & 0xffff).toString(16)}`;
+  }
+  let parts: number[];
+  try {
+    parts = ipaddr.IPv6.parse(hex).parts;
+  } catch {
+    return undefined; // bad group count or `::` placement
+  }
+  const w0 = ((parts[0]! << 16) | parts[1]!) >>> 0;
+  const w1 = ((parts[2]! << 16) | parts[3]!) >>> 0;
+  const w2 = ((parts[4]! << 16) | parts[5]!) >>> 0;
+  const w3 = ((parts[6]! << 16) | parts[7]!) >>> 0;
   if (mapped && w0 === 0 && w1 === 0 && w2 === 0xffff) return make(4, w3, 0, 0, 0);
   return make(6, w0, w1, w2, w3);
+}
+
+// Requests come from a limited set of peers and proxies: remembering recent
+// answers spares most calls ipaddr.js's cost (about 1 µs, ten times our old
+// hand-written parser). Bounded: forgotten all at once when full, so a flood
+// of distinct addresses costs a few microseconds per address at most. Only
+// addresses are remembered; a refusal ends its request anyway.
+const MEMO_LIMIT = 4096;
+const memo = new Map<string, IpAddress>();
+
+/** {@link parseText} with IPv4-mapped addresses as IPv4, remembered. */
+function parseMapped(text: string): IpAddress | undefined {
+  if (text.length > MAX_TEXT_LENGTH) return undefined;
+  const known = memo.get(text);
+  if (known !== undefined) return known;
+  const parsed = parseText(text, true);
+  if (parsed !== undefined) {
+    if (memo.size >= MEMO_LIMIT) memo.clear();
+    // Kept as a copy: V8 may hold a slice of a header as a view of the whole
+    // header, which the memo would then keep alive. Slicing a concatenation
+    // flattens it into a string of its own first.
+    memo.set(`${text} `.slice(0, -1), parsed);
+  }
+  return parsed;
 }
 
 /**
@@ -201,16 +158,13 @@ function parseRange(s: string, start: number, end: number, mapped: boolean): IpA
  */
 export function parseAddress(text: string): IpAddress | undefined {
   if (typeof text !== 'string') return undefined;
-  return parseRange(text, 0, text.length, true);
+  return parseMapped(text);
 }
 
-/**
- * Like {@link parseAddress} on `text.slice(start, end)`, without allocating
- * the substring. For scanning header values.
- */
+/** Like {@link parseAddress} on `text.slice(start, end)`. For scanning header values. */
 export function parseAddressAt(text: string, start: number, end: number): IpAddress | undefined {
   if (typeof text !== 'string' || start < 0 || end > text.length) return undefined;
-  return parseRange(text, start, end, true);
+  return parseMapped(text.slice(start, end));
 }
 
 /**
@@ -219,7 +173,7 @@ export function parseAddressAt(text: string, start: number, end: number): IpAddr
  */
 export function parseAddressUnmapped(text: string): IpAddress | undefined {
   if (typeof text !== 'string') return undefined;
-  return parseRange(text, 0, text.length, false);
+  return parseText(text, false);
 }
 
 /**
@@ -229,10 +183,10 @@ export function parseAddressUnmapped(text: string): IpAddress | undefined {
 export function parsePeerAddress(text: string): IpAddress | undefined {
   if (typeof text !== 'string') return undefined;
   const percent = text.indexOf('%');
-  if (percent < 0) return parseRange(text, 0, text.length, true);
+  if (percent < 0) return parseMapped(text);
   // A zone id is non-empty and only follows IPv6 text.
   if (percent === text.length - 1) return undefined;
-  const a = parseRange(text, 0, percent, false);
+  const a = parseText(text.slice(0, percent), false);
   if (a === undefined || a.family !== 6) return undefined;
   return ipv6FromWords(a.w0, a.w1, a.w2, a.w3);
 }

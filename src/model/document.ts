@@ -22,6 +22,10 @@ export interface TenantDocument {
   cidrs: string[];
   keys?: KeyDocument[];
   jwksUri?: string;
+  /** Checked instead of OINGATE_ISSUER for this tenant's tokens (1..1024 characters). */
+  issuer?: string;
+  /** Checked instead of OINGATE_AUDIENCE for this tenant's tokens (1..1024 characters). */
+  audience?: string;
 }
 
 export interface WhitelistDocument {

@@ -1,11 +1,14 @@
 import { createHash, hash, type KeyObject } from 'node:crypto';
 import type { IpAddress } from '../ip/address.ts';
 import { CidrError, CidrSet, parseCidr, type Cidr } from '../ip/cidr.ts';
+import { IntervalCollector, type IntervalSet } from '../ip/interval-set.ts';
 import { isAllowedJwksScheme } from '../token/jwks-url.ts';
 import { keySet, MAX_KID_LENGTH, type KeySet, type TenantKey } from '../token/key.ts';
 import { buildHmacKey, buildPublicKey, KeyMaterialError } from '../token/keys.ts';
 import { isAlgorithm, isHmac, ALGORITHMS } from './algorithms.ts';
 import { WhitelistError, type ValidationIssue } from './errors.ts';
+import { MAX_CIDRS_PER_TENANT, MAX_ISSUER_AUDIENCE_LENGTH, MAX_KEYS_PER_TENANT, MAX_TENANTS } from './limits.ts';
+import { runSliced, sortIndices, type Work } from './pacing.ts';
 
 /** One tenant as enforced: everything a request needs is prebuilt. */
 export interface Tenant {
@@ -31,7 +34,7 @@ export interface Snapshot {
   /**
    * True when `ip` lies in some enabled tenant's ranges. Asked before a
    * request's body is read, so traffic from outside every whitelist costs
-   * next to nothing.
+   * next to nothing: a binary search over the merged union, O(log n).
    */
   covers(ip: IpAddress): boolean;
 }
@@ -39,11 +42,14 @@ export interface Snapshot {
 export interface SnapshotOptions {
   /** Tenants' OINs must match it, as requests' OINs must. */
   readonly oinPattern: RegExp;
-  /** Yield to the event loop this often (ms) so a huge reload never stalls requests. */
+  /**
+   * Yield to the event loop this often (ms) so a huge reload never stalls
+   * requests: between tenants, and within one per range and per key.
+   */
   readonly sliceMs?: number;
 }
 
-const TENANT_FIELDS = new Set(['oin', 'name', 'enabled', 'cidrs', 'keys', 'jwksUri']);
+const TENANT_FIELDS = new Set(['oin', 'name', 'enabled', 'cidrs', 'keys', 'jwksUri', 'issuer', 'audience']);
 const KEY_FIELDS = new Set(['kid', 'alg', 'secret', 'publicKey', 'enabled', 'notBefore', 'expiresAt']);
 const TOP_FIELDS = new Set(['tenants', '$schema']);
 // Full date-time with an explicit zone: a zone-less time would depend on the host's TZ.
@@ -61,11 +67,15 @@ function has(object: Record<string, unknown>, key: string): boolean {
  * Validates a whitelist document (file or database rows) and builds the
  * snapshot: CIDR matchers and `KeyObject`s once, here, never per request.
  * Collects every problem before refusing, so `oingate check` lists them all.
+ * Runs in steps (see {@link SnapshotOptions.sliceMs}).
  */
 export async function buildSnapshot(document: unknown, options: SnapshotOptions): Promise<Snapshot> {
+  return runSliced(buildAll(document, options), options.sliceMs ?? 10);
+}
+
+function* buildAll(document: unknown, options: SnapshotOptions): Work<Snapshot> {
   const issues: ValidationIssue[] = [];
   const tenants = new Map<string, Tenant>();
-  const sliceMs = options.sliceMs ?? 10;
 
   if (!isRecord(document)) {
     throw new WhitelistError([{ path: '$', message: 'must be an object with a "tenants" array' }]);
@@ -77,27 +87,26 @@ export async function buildSnapshot(document: unknown, options: SnapshotOptions)
   if (!Array.isArray(list)) {
     throw new WhitelistError([...issues, { path: 'tenants', message: 'must be an array' }]);
   }
+  if (list.length > MAX_TENANTS) {
+    throw new WhitelistError([...issues, { path: 'tenants', message: `holds ${list.length} tenants; at most ${MAX_TENANTS} are allowed` }]);
+  }
 
   const version = new OrderFreeDigest();
-  let sliceStart = performance.now();
   for (let index = 0; index < list.length; index++) {
-    const built = buildTenant(list[index], `tenants[${index}]`, options, issues);
+    const built = yield* buildTenant(list[index], `tenants[${index}]`, options, issues);
     if (built) {
       const { tenant, material } = built;
       if (tenants.has(tenant.oin)) {
         issues.push({ path: `tenants[${index}].oin`, message: `duplicate OIN "${tenant.oin}"` });
       } else {
         tenants.set(tenant.oin, tenant);
-        version.add(tenantFingerprint(tenant, material));
+        version.add(yield* tenantFingerprint(tenant, material));
       }
     }
-    if (performance.now() - sliceStart > sliceMs) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      sliceStart = performance.now();
-    }
+    yield;
   }
   if (issues.length > 0) throw new WhitelistError(issues);
-  const union = new CidrSet(enabledRanges(tenants));
+  const union = yield* enabledUnion(tenants);
   return Object.freeze({
     version: version.digest(),
     tenants,
@@ -106,21 +115,22 @@ export async function buildSnapshot(document: unknown, options: SnapshotOptions)
   });
 }
 
-// TODO(ipmodel): a sorted interval union with binary search; this scan is linear in all ranges.
-function enabledRanges(tenants: ReadonlyMap<string, Tenant>): Cidr[] {
-  const all: Cidr[] = [];
+/** Every enabled tenant's ranges as one merged set, from the tenants' intervals (no texts re-parsed). */
+function* enabledUnion(tenants: ReadonlyMap<string, Tenant>): Work<IntervalSet> {
+  const into = new IntervalCollector();
   for (const tenant of tenants.values()) {
-    if (tenant.enabled) for (const text of tenant.cidrTexts) all.push(parseCidr(text));
+    if (tenant.enabled) yield* tenant.cidrs.intervals.copyInto(into);
+    yield;
   }
-  return all;
+  return yield* into.build();
 }
 
-function buildTenant(
+function* buildTenant(
   raw: unknown,
   path: string,
   options: SnapshotOptions,
   issues: ValidationIssue[],
-): { tenant: Tenant; material: readonly string[] } | undefined {
+): Work<{ tenant: Tenant; material: readonly string[] } | undefined> {
   if (!isRecord(raw)) {
     issues.push({ path, message: 'must be an object' });
     return undefined;
@@ -141,10 +151,12 @@ function buildTenant(
   const enabled = has(raw, 'enabled') ? raw['enabled'] : true;
   if (typeof enabled !== 'boolean') issues.push({ path: `${path}.enabled`, message: 'must be true or false' });
 
-  const cidrs = buildCidrs(raw['cidrs'], `${path}.cidrs`, issues);
-  const keys = has(raw, 'keys') ? buildKeys(raw['keys'], `${path}.keys`, issues) : { keys: [], material: [] };
+  const cidrs = yield* buildCidrs(raw['cidrs'], `${path}.cidrs`, oin, issues);
+  const keys = has(raw, 'keys') ? yield* buildKeys(raw['keys'], `${path}.keys`, oin, issues) : { keys: [], material: [] };
   const jwksUri = has(raw, 'jwksUri') ? raw['jwksUri'] : undefined;
   if (jwksUri !== undefined) checkJwksUri(jwksUri, `${path}.jwksUri`, issues);
+  const issuer = optionalText(raw, 'issuer', path, issues);
+  const audience = optionalText(raw, 'audience', path, issues);
 
   if (issues.length > before || typeof oin !== 'string' || !cidrs || !keys) return undefined;
   // Not frozen one by one: the types are readonly, and freezing 100k tenants
@@ -153,20 +165,34 @@ function buildTenant(
     oin,
     name: name as string,
     enabled: enabled as boolean,
-    cidrs: new CidrSet(cidrs),
+    cidrs: yield* CidrSet.build(cidrs),
     cidrTexts: cidrs.map((c) => c.text),
     keys: keySet(keys.keys),
     jwksUri: jwksUri as string | undefined,
+    // Always present (undefined when unset): one object shape for every tenant.
+    issuer,
+    audience,
   };
   return { tenant, material: keys.material };
 }
 
-function buildCidrs(raw: unknown, path: string, issues: ValidationIssue[]): Cidr[] | undefined {
+/** Limit messages name the tenant, not only its place in the list. */
+function tenantLabel(oin: unknown): string {
+  return typeof oin === 'string' ? `tenant ${describeValue(oin)}` : 'the tenant';
+}
+
+function* buildCidrs(raw: unknown, path: string, oin: unknown, issues: ValidationIssue[]): Work<Cidr[] | undefined> {
   if (!Array.isArray(raw)) {
     issues.push({ path, message: 'must be an array of CIDR strings' });
     return undefined;
   }
+  if (raw.length > MAX_CIDRS_PER_TENANT) {
+    // Refused before any is parsed: the excess costs nothing.
+    issues.push({ path, message: `${tenantLabel(oin)} has ${raw.length} CIDR ranges; at most ${MAX_CIDRS_PER_TENANT} are allowed per tenant` });
+    return undefined;
+  }
   const cidrs: Cidr[] = [];
+  const seen = raw.length > 1 ? new Set<string>() : undefined;
   for (let index = 0; index < raw.length; index++) {
     const text: unknown = raw[index];
     if (typeof text !== 'string') {
@@ -175,12 +201,14 @@ function buildCidrs(raw: unknown, path: string, issues: ValidationIssue[]): Cidr
     }
     try {
       const cidr = parseCidr(text);
-      if (cidrs.some((c) => c.text === cidr.text)) issues.push({ path: `${path}[${index}]`, message: `duplicate CIDR "${text}"` });
+      if (seen?.has(cidr.text)) issues.push({ path: `${path}[${index}]`, message: `duplicate CIDR "${text}"` });
+      else seen?.add(cidr.text);
       cidrs.push(cidr);
     } catch (error) {
       if (!(error instanceof CidrError)) throw error;
       issues.push({ path: `${path}[${index}]`, message: error.message });
     }
+    yield;
   }
   return cidrs;
 }
@@ -191,19 +219,27 @@ interface BuiltKeys {
   readonly material: string[];
 }
 
-function buildKeys(raw: unknown, path: string, issues: ValidationIssue[]): BuiltKeys | undefined {
+function* buildKeys(raw: unknown, path: string, oin: unknown, issues: ValidationIssue[]): Work<BuiltKeys | undefined> {
   if (!Array.isArray(raw)) {
     issues.push({ path, message: 'must be an array of keys' });
     return undefined;
   }
+  if (raw.length > MAX_KEYS_PER_TENANT) {
+    issues.push({ path, message: `${tenantLabel(oin)} has ${raw.length} keys; at most ${MAX_KEYS_PER_TENANT} are allowed per tenant` });
+    return undefined;
+  }
   const built: BuiltKeys = { keys: [], material: [] };
+  const kids = new Set<string>();
   for (let index = 0; index < raw.length; index++) {
+    // A step per key: an RSA key takes a good fraction of a millisecond to build.
+    yield;
     const entry = buildKey(raw[index], `${path}[${index}]`, issues);
     if (!entry) continue;
-    if (built.keys.some((k) => k.kid === entry.key.kid)) {
+    if (kids.has(entry.key.kid)) {
       issues.push({ path: `${path}[${index}].kid`, message: `duplicate kid "${entry.key.kid}"` });
       continue;
     }
+    kids.add(entry.key.kid);
     built.keys.push(entry.key);
     built.material.push(entry.material);
   }
@@ -271,6 +307,20 @@ function optionalTime(raw: Record<string, unknown>, field: string, path: string,
   return ms;
 }
 
+/** An optional non-empty string of bounded length (a tenant's issuer or audience). */
+function optionalText(raw: Record<string, unknown>, field: string, path: string, issues: ValidationIssue[]): string | undefined {
+  if (!has(raw, field)) return undefined;
+  const value = raw[field];
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ISSUER_AUDIENCE_LENGTH) {
+    issues.push({
+      path: `${path}.${field}`,
+      message: `must be a non-empty string of at most ${MAX_ISSUER_AUDIENCE_LENGTH} characters, not ${describeValue(value)}`,
+    });
+    return undefined;
+  }
+  return value;
+}
+
 function checkJwksUri(raw: unknown, path: string, issues: ValidationIssue[]): void {
   if (typeof raw !== 'string') {
     issues.push({ path, message: 'must be a URL string' });
@@ -327,15 +377,33 @@ class OrderFreeDigest {
   }
 }
 
+// Up to this many ranges, a tenant's texts are sorted at once; beyond, in steps.
+const SORT_AT_ONCE = 256;
+
+/** A tenant's CIDR texts in code-unit order (as Array.prototype.sort orders strings). */
+function* sortedTexts(texts: readonly string[]): Work<string[]> {
+  if (texts.length <= SORT_AT_ONCE) return [...texts].sort();
+  const order = yield* sortIndices(texts.length, (a, b) => {
+    const x = texts[a]!;
+    const y = texts[b]!;
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
+  return Array.from(order, (i) => texts[i]!);
+}
+
 /**
  * What the version digest covers: every enforced fact, key material as the
  * operator wrote it. Built from strings, not JSON, since it runs 100k times.
+ * `issuer` and `audience` are appended only when set, so a whitelist without
+ * them keeps the version it had before they existed.
  */
-function tenantFingerprint(tenant: Tenant, material: readonly string[]): string {
-  const cidrs = [...tenant.cidrTexts].sort().join(',');
+function* tenantFingerprint(tenant: Tenant, material: readonly string[]): Work<string> {
+  const cidrs = (yield* sortedTexts(tenant.cidrTexts)).join(',');
   const keys = tenant.keys.list
     .map((k, i) => `${k.kid}\u0000${k.alg}\u0000${k.enabled}\u0000${k.notBefore ?? ''}\u0000${k.expiresAt ?? ''}\u0000${material[i]}`)
     .sort()
     .join('\u0002');
-  return `${tenant.oin}\u0001${tenant.name}\u0001${tenant.enabled}\u0001${cidrs}\u0001${keys}\u0001${tenant.jwksUri ?? ''}`;
+  const issuer = tenant.issuer === undefined ? '' : `\u0001issuer\u0000${tenant.issuer}`;
+  const audience = tenant.audience === undefined ? '' : `\u0001audience\u0000${tenant.audience}`;
+  return `${tenant.oin}\u0001${tenant.name}\u0001${tenant.enabled}\u0001${cidrs}\u0001${keys}\u0001${tenant.jwksUri ?? ''}${issuer}${audience}`;
 }

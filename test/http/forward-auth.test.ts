@@ -677,7 +677,7 @@ describe('forward-auth mode', () => {
       expectAllowed(proxied, await viaProxy(OIN_WAN, wan(), '::ffff:203.0.113.7'), OIN_WAN, { clientIp: '203.0.113.7' });
     });
 
-    for (const xff of ['010.0.0.1', '127.1', '0x7f.0.0.1', 'unknown', '203.0.113.7:443', '203.0.113.7, ', ', 203.0.113.7', '203.0.113.7,,127.0.0.1', '[::1]', 'fe80::1%eth0']) {
+    for (const xff of ['010.0.0.1', '127.1', '0x7f.0.0.1', 'unknown', '203.0.113.7:443', '203.0.113.7, ', '203.0.113.7, unknown', '203.0.113.7,,127.0.0.1', '[::1]', 'fe80::1%eth0']) {
       it(`fails closed with 403 on the malformed entry ${JSON.stringify(xff)}`, async () => {
         // Tenant LAN would be allowed if the peer were used as a fallback.
         for (const [oin, token] of [[OIN_LAN, lan()], [OIN_WAN, wan()]] as const) {
@@ -687,6 +687,14 @@ describe('forward-auth mode', () => {
         }
       });
     }
+
+    it('ignores a malformed entry left of the client, which neither helps nor harms', async () => {
+      expectAllowed(proxied, await viaProxy(OIN_WAN, wan(), 'unknown, 203.0.113.7'), OIN_WAN, { clientIp: '203.0.113.7' });
+      expectAllowed(proxied, await viaProxy(OIN_WAN, wan(), ', 010.0.0.1, 203.0.113.7, 127.0.0.1'), OIN_WAN, { clientIp: '203.0.113.7' });
+      const refused = await viaProxy(OIN_LAN, lan(), 'unknown, 203.0.113.7');
+      expectRefusal(refused, 403, 'forbidden');
+      expectLogged(proxied, refused, 'ip_not_whitelisted', { clientIp: '203.0.113.7' });
+    });
 
     it('fails closed on a malformed entry before reading the body or the token', async () => {
       const res = await send(proxied.url, {

@@ -235,6 +235,74 @@ describe('ip/address', () => {
     });
   });
 
+  describe('parseAddress: forms ipaddr.js alone would accept', () => {
+    // ipaddr.js reads every one of these as some address; the canonical-form check must refuse them first.
+    for (const text of [
+      '0177.0.0.1',
+      '0x7f000001',
+      '2130706433',
+      '::ffff:010.0.0.1', // ipaddr.js reads 010 as 10 here, but as 8 in plain IPv4
+      '::ffff:0x7f.0.0.1',
+      '::0x7f.0.0.1',
+      '::ffff:1.2.3.4%eth0',
+      'fe80::1%25eth0',
+    ]) {
+      it(`refuses ${JSON.stringify(text)}`, () => {
+        expect(parseAddress(text)).to.equal(undefined);
+        expect(parseAddressUnmapped(text)).to.equal(undefined);
+      });
+    }
+
+    it('refuses other non-canonical shapes', () => {
+      for (const text of [
+        '::ffff:127.1',
+        '::ffff:1.2.3.4.5',
+        '::ffff:256.1.1.1',
+        '00001::',
+        '1:2:3:4:5:6:7:00008',
+        '1.2.3.04',
+        '00.0.0.0',
+        '\uff11.\uff12.\uff13.\uff14', // full-width digits
+        '1.2.3.4\u0000',
+        '\u00001.2.3.4',
+        '::1\u0000',
+        '2001:db8::/32',
+        '::ffff:1.2.3.4/128',
+        'fe80::1%',
+        '%eth0',
+        ':::1',
+        '1::2:3::',
+      ]) {
+        expect(parseAddress(text), JSON.stringify(text)).to.equal(undefined);
+      }
+    });
+
+    it('reads ::FFFF:a.b.c.d in any case as the IPv4 address', () => {
+      expect(roundTrip('::FFFF:203.0.113.7')).to.equal('203.0.113.7');
+      expect(roundTrip('::FfFf:203.0.113.7')).to.equal('203.0.113.7');
+    });
+  });
+
+  describe('remembered answers', () => {
+    it('gives the same answer when asked again, refusals included', () => {
+      for (let round = 0; round < 3; round++) {
+        expect(parseAddress('010.0.0.1')).to.equal(undefined);
+        expect(parsePeerAddress('127.1')).to.equal(undefined);
+        expect(formatAddress(parsed('::ffff:10.0.0.1'))).to.equal('10.0.0.1');
+        // The unmapped parse is never answered from the mapped one's memory.
+        expect(parseAddressUnmapped('::ffff:10.0.0.1')?.family).to.equal(6);
+      }
+    });
+
+    it('stays correct after more distinct addresses than it remembers', () => {
+      for (let i = 0; i < 10_000; i++) {
+        const text = `10.${(i >> 8) & 255}.${i & 255}.1`;
+        expect(parsed(text).w0).to.equal(((10 << 24) | (((i >> 8) & 255) << 16) | ((i & 255) << 8) | 1) >>> 0);
+      }
+      expect(parseAddress('10.0.0.01')).to.equal(undefined);
+    });
+  });
+
   describe('parseAddressAt', () => {
     it('parses a slice of a string without the surrounding text', () => {
       const text = 'x 203.0.113.7,';

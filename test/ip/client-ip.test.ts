@@ -167,9 +167,17 @@ describe('ip/client-ip resolveClientIp', () => {
       }
     });
 
-    it('refuses a malformed entry on the left, beyond the client', () => {
+    // Contract §1 step 1 (changed): entries left of the client are never read.
+    it('ignores a malformed entry left of the client, which neither helps nor harms', () => {
       for (const entry of bad) {
-        expect(refusal('10.0.0.5', `${entry}, 203.0.113.7`), entry).to.equal(
+        expect(resolved('10.0.0.5', `${entry}, 203.0.113.7`), entry).to.equal('203.0.113.7');
+        expect(resolved('10.0.0.5', `${entry}, 203.0.113.7, 10.1.1.1`), entry).to.equal('203.0.113.7');
+      }
+    });
+
+    it('refuses a malformed entry among the trusted hops walked', () => {
+      for (const entry of bad) {
+        expect(refusal('10.0.0.5', `203.0.113.7, ${entry}, 10.1.1.1`), entry).to.equal(
           'forwarded_for_malformed',
         );
       }
@@ -186,13 +194,19 @@ describe('ip/client-ip resolveClientIp', () => {
       }
     });
 
-    it('refuses an empty entry between, before or after commas', () => {
-      expect(refusal('10.0.0.5', '192.0.2.1,,203.0.113.7')).to.equal('forwarded_for_malformed');
-      expect(refusal('10.0.0.5', '192.0.2.1, , 203.0.113.7')).to.equal('forwarded_for_malformed');
-      expect(refusal('10.0.0.5', ',203.0.113.7')).to.equal('forwarded_for_malformed');
+    it('refuses an empty entry among those walked', () => {
+      expect(refusal('10.0.0.5', '192.0.2.1,,10.1.1.1')).to.equal('forwarded_for_malformed');
+      expect(refusal('10.0.0.5', '192.0.2.1, , 10.1.1.1')).to.equal('forwarded_for_malformed');
+      expect(refusal('10.0.0.5', ',10.1.1.1')).to.equal('forwarded_for_malformed');
       expect(refusal('10.0.0.5', '203.0.113.7,')).to.equal('forwarded_for_malformed');
       expect(refusal('10.0.0.5', ',')).to.equal('forwarded_for_malformed');
       expect(refusal('10.0.0.5', ' , ')).to.equal('forwarded_for_malformed');
+    });
+
+    it('ignores an empty entry left of the client', () => {
+      expect(resolved('10.0.0.5', '192.0.2.1,,203.0.113.7')).to.equal('203.0.113.7');
+      expect(resolved('10.0.0.5', ',203.0.113.7')).to.equal('203.0.113.7');
+      expect(resolved('10.0.0.5', ', , 203.0.113.7, 10.1.1.1')).to.equal('203.0.113.7');
     });
 
     it('refuses whitespace other than spaces and tabs inside the header', () => {
@@ -218,9 +232,43 @@ describe('ip/client-ip resolveClientIp', () => {
       expect(refusal('10.0.0.5', chain(1000))).to.equal('forwarded_for_malformed');
     });
 
-    it('refuses more than 64 entries even when the client is the rightmost', () => {
+    // Contract §1 step 1 (changed): the cap counts the entries walked, not those left of the client.
+    it('does not count entries left of the client', () => {
       const header = [...Array.from({ length: 64 }, () => '10.1.1.1'), '203.0.113.7'].join(',');
-      expect(refusal('10.0.0.5', header)).to.equal('forwarded_for_malformed');
+      expect(resolved('10.0.0.5', header)).to.equal('203.0.113.7');
+      expect(resolved('10.0.0.5', `${Array(1000).fill('unknown').join(',')}, 203.0.113.7, 10.1.1.1`)).to.equal('203.0.113.7');
+    });
+
+    it('refuses more than 64 trusted hops, with no single value to blame', () => {
+      const header = Array.from({ length: 65 }, () => '10.1.1.1').join(',');
+      const result = resolveClientIp('10.0.0.5', header, trusted);
+      expect(result).to.deep.equal({ ok: false, reason: 'forwarded_for_malformed' });
+      expect(clientOf(resolveClientIp('10.0.0.5', header.slice('10.1.1.1,'.length), trusted))).to.equal('10.1.1.1');
+    });
+  });
+
+  describe('the refused value, for the log', () => {
+    function valueOf(peer: string | undefined, xff: string | undefined): string | undefined {
+      const result = resolveClientIp(peer, xff, trusted);
+      if (result.ok) throw new Error(`expected a refusal, got ${formatAddress(result.ip)}`);
+      return result.value;
+    }
+
+    it('is the malformed entry walked, trimmed of spaces and tabs', () => {
+      expect(valueOf('10.0.0.5', '203.0.113.7, \t010.0.0.1 , 10.1.1.1')).to.equal('010.0.0.1');
+      expect(valueOf('10.0.0.5', 'unknown')).to.equal('unknown');
+      expect(valueOf('10.0.0.5', '203.0.113.7, , 10.1.1.1')).to.equal('');
+    });
+
+    it('is cut to 128 characters', () => {
+      const long = 'x'.repeat(5000);
+      expect(valueOf('10.0.0.5', `203.0.113.7, ${long}`)).to.equal('x'.repeat(128));
+      expect(valueOf(long, undefined)).to.equal('x'.repeat(128));
+    });
+
+    it('is the unparseable peer, and absent when there is no peer', () => {
+      expect(valueOf('not-an-ip', undefined)).to.equal('not-an-ip');
+      expect(valueOf(undefined, undefined)).to.equal(undefined);
     });
   });
 });

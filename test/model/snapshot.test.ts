@@ -1,55 +1,9 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { expect } from 'chai';
 import { parseStrictJson } from '../../src/json/strict-json.ts';
-import { WhitelistError, type ValidationIssue } from '../../src/model/errors.ts';
-import { buildSnapshot, type Snapshot } from '../../src/model/snapshot.ts';
+import { doc, build, issuesOf, oneIssue, OIN, OIN_2, SECRET, tenant } from './helpers.ts';
 
-const DEFAULT_PATTERN = /^[0-9]{20}$/u;
-const OIN = '00000001234567890000';
-const OIN_2 = '00000001234567890001';
-const SECRET = 'at least 32 bytes of secret.....';
 const OTHER_SECRET = 'another secret of at least 32 bytes!!';
-
-function build(document: unknown, oinPattern: RegExp = DEFAULT_PATTERN): Promise<Snapshot> {
-  return buildSnapshot(document, { oinPattern });
-}
-
-/** Builds, expects a refusal, and returns every issue. */
-async function issuesOf(document: unknown, oinPattern: RegExp = DEFAULT_PATTERN): Promise<readonly ValidationIssue[]> {
-  try {
-    await build(document, oinPattern);
-  } catch (error) {
-    expect(error).to.be.instanceOf(WhitelistError);
-    const refusal = error as WhitelistError;
-    expect(refusal.code).to.equal('ERR_INVALID_WHITELIST');
-    expect(refusal.issues.length).to.be.greaterThan(0);
-    return refusal.issues;
-  }
-  throw new Error('expected the whitelist to be refused, it was accepted');
-}
-
-/** Expects exactly one issue at `path` and returns it. */
-async function oneIssue(document: unknown, path: string, oinPattern: RegExp = DEFAULT_PATTERN): Promise<ValidationIssue> {
-  const issues = await issuesOf(document, oinPattern);
-  const at = issues.filter((issue) => issue.path === path);
-  expect(at, `issues at ${path}: ${JSON.stringify(issues)}`).to.have.length(1);
-  return at[0] as ValidationIssue;
-}
-
-function tenant(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    oin: OIN,
-    name: 'Gemeente Voorbeeld',
-    enabled: true,
-    cidrs: ['203.0.113.0/24', '2001:db8:1::/48'],
-    keys: [{ kid: 'gv-2026', alg: 'HS256', secret: SECRET }],
-    ...overrides,
-  };
-}
-
-function doc(...tenants: unknown[]): Record<string, unknown> {
-  return { tenants };
-}
 
 function withKey(key: Record<string, unknown>): Record<string, unknown> {
   return doc(tenant({ keys: [key] }));

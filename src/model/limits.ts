@@ -1,0 +1,18 @@
+/**
+ * The limits the README states for a whitelist. Over any of them the whole
+ * whitelist is refused, naming the tenant, before the excess is parsed.
+ * Within them, a whitelist of any shape is built in time linear in its size
+ * (n log n for the sorts), in steps that never stall requests.
+ */
+
+/** Tenants in one whitelist (the contract asks for 100,000; ten times that is allowed). */
+export const MAX_TENANTS = 1_000_000;
+
+/** CIDR ranges of one tenant. */
+export const MAX_CIDRS_PER_TENANT = 65_536;
+
+/** Static keys of one tenant (a JWKS is bounded on its own). */
+export const MAX_KEYS_PER_TENANT = 64;
+
+/** Characters in a tenant's `issuer` or `audience`. */
+export const MAX_ISSUER_AUDIENCE_LENGTH = 1024;
