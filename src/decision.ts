@@ -230,15 +230,6 @@ function readOin(facts: RequestFacts, policy: DecisionPolicy): OinResult {
 }
 
 /**
- * The offending X-Forwarded-For entry, for the log: the one the resolver
- * names when it names one, else the header's start; cut to 128 characters.
- */
-function malformedEntry(failure: object, header: string): string {
-  const value = (failure as { value?: unknown }).value;
-  return logged(typeof value === 'string' ? value : header);
-}
-
-/**
  * The checks that need no body: a whitelist is loaded, the client IP
  * resolves, some tenant's ranges hold it, and no single-valued header is
  * repeated. Taken before the body is read, so that traffic from outside
@@ -256,7 +247,8 @@ export function decideBeforeBody(facts: HeaderFacts, snapshot: Snapshot | undefi
     if (!client.ok) {
       if (snapshot === undefined) return NOT_READY;
       if (client.reason !== 'forwarded_for_malformed') return refuse(403, client.reason);
-      return { ...refuse(403, client.reason), forwardedFor: malformedEntry(client, facts.forwardedFor) };
+      // The offending entry; the header's start when no single entry is the reason (too many hops).
+      return { ...refuse(403, client.reason), forwardedFor: logged(client.value ?? facts.forwardedFor) };
     }
     ip = client.ip;
   }
