@@ -182,21 +182,26 @@ async function token(settings: Settings, args: string[]): Promise<void> {
 }
 
 async function serve(settings: Settings): Promise<void> {
-  const { createLogger } = await import('./observe/logger.ts');
+  const { createLogger, logLastLine } = await import('./observe/logger.ts');
   const { startService } = await import('./service.ts');
   const logger = createLogger(settings.logLevel);
   type Started = Awaited<ReturnType<typeof startService>>;
   let service: Started | undefined;
   let stopping: string | undefined;
   const stop = (svc: Started, signal: string) => {
-    logger.info({ signal }, 'draining in-flight requests, then exiting');
-    void svc.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'error while stopping');
-        process.exit(1);
-      },
-    );
+    const startedAt = performance.now();
+    logger.info({ signal, drainSeconds: settings.drainSeconds }, 'draining in-flight requests, then exiting');
+    void svc
+      .close(settings.drainSeconds * 1000)
+      .then(() => logLastLine(logger, settings.logLevel, { signal, ms: Math.round(performance.now() - startedAt) }, 'oingate stopped'))
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          logger.error({ err: error }, 'error while stopping');
+          // Flushed before the exit, like the last line of a clean stop.
+          logger.flush(() => process.exit(1));
+        },
+      );
   };
   // Registered before start-up, which can take seconds with the store down:
   // a SIGTERM then still ends in an orderly exit 0.

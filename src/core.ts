@@ -85,7 +85,7 @@ export interface GateCore {
  */
 export async function startCore(settings: Settings, options: CoreOptions): Promise<GateCore> {
   const { logger } = options;
-  const metrics = new Metrics();
+  const metrics = new Metrics({ tenantLabels: settings.metricsTenantLabels });
   const tokenCache = new VerifiedTokenCache(TOKEN_CACHE_ENTRIES);
   const source = await createSource(settings, logger, options.fileOptions);
   // Settings require the CA bundle for the header, so the bundle alone says whether certificates can come.

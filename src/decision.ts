@@ -124,6 +124,11 @@ export interface Refused {
   readonly tenant?: Tenant;
   /** The kid the refused token's header named, for the log (cut to 128 characters). */
   readonly kid?: string;
+  /** For the log, where the value is the reason: the OIN header and the body's OIN (cut to 128 characters). */
+  readonly oinHeader?: string;
+  readonly oinBody?: string;
+  /** For the log: the malformed X-Forwarded-For entry (cut to 128 characters). */
+  readonly forwardedFor?: string;
 }
 
 /** The client as the pre-body phase resolved it: the body may now be read. */
@@ -146,6 +151,13 @@ function refuse(
 }
 
 const NOT_READY = refuse(503, 'not_ready');
+
+/** Log values are cut to this many characters: enough to recognise, too short to carry a payload. */
+export const LOGGED_VALUE_CHARS = 128;
+
+function logged(value: string): string {
+  return value.length > LOGGED_VALUE_CHARS ? value.slice(0, LOGGED_VALUE_CHARS) : value;
+}
 
 /** The folded form of each OIN field segment, for the collision check in readOin. */
 export function foldedPath(path: readonly string[]): string[] {
@@ -186,7 +198,9 @@ function namedKid(token: string): string | undefined {
   }
 }
 
-type OinResult = { ok: true; oin: string; document: unknown } | { ok: false; reason: RefusalReason };
+type OinResult =
+  | { ok: true; oin: string; document: unknown }
+  | { ok: false; reason: RefusalReason; oinHeader?: string; oinBody?: string };
 
 /** Reads the OIN from body and header; both present means both must agree. */
 function readOin(facts: RequestFacts, policy: DecisionPolicy): OinResult {
@@ -213,14 +227,18 @@ function readOin(facts: RequestFacts, policy: DecisionPolicy): OinResult {
   }
 
   const headers = facts.oinHeader;
-  if (headers !== undefined && headers.length > 1) return { ok: false, reason: 'oin_header_repeated' };
+  if (headers !== undefined && headers.length > 1) return { ok: false, reason: 'oin_header_repeated', oinHeader: logged(`${headers[0]}, ${headers[1]}`) };
   const fromHeader = headers?.[0];
 
   if (!bodyHasOin && fromHeader === undefined) return { ok: false, reason: 'oin_missing' };
   if (bodyHasOin && typeof fromBody !== 'string') return { ok: false, reason: 'oin_not_string' };
-  if (bodyHasOin && fromHeader !== undefined && fromBody !== fromHeader) return { ok: false, reason: 'oin_conflict' };
+  if (bodyHasOin && fromHeader !== undefined && fromBody !== fromHeader) {
+    return { ok: false, reason: 'oin_conflict', oinHeader: logged(fromHeader), oinBody: logged(fromBody as string) };
+  }
   const oin = (bodyHasOin ? fromBody : fromHeader) as string;
-  if (!policy.oinPattern.test(oin)) return { ok: false, reason: 'oin_pattern' };
+  if (!policy.oinPattern.test(oin)) {
+    return bodyHasOin ? { ok: false, reason: 'oin_pattern', oinBody: logged(oin) } : { ok: false, reason: 'oin_pattern', oinHeader: logged(oin) };
+  }
   return { ok: true, oin, document };
 }
 
@@ -231,18 +249,24 @@ function readOin(facts: RequestFacts, policy: DecisionPolicy): OinResult {
  * every whitelist costs next to nothing.
  */
 export function decideBeforeBody(facts: HeaderFacts, snapshot: Snapshot | undefined, policy: DecisionPolicy): ClientResolved | Refused {
-  if (snapshot === undefined) return NOT_READY;
   let ip: IpAddress;
   const peer = facts.peerAddress !== undefined ? facts.peerAddress : facts.peer === undefined ? null : (parsePeerAddress(facts.peer) ?? null);
-  if (peer === null) return refuse(403, 'peer_unparseable');
+  // Without a whitelist the answer is not_ready whatever else is wrong; the client IP is resolved for the log only.
+  if (peer === null) return snapshot === undefined ? NOT_READY : refuse(403, 'peer_unparseable');
   if (facts.forwardedFor === undefined || !policy.trustedProxies.contains(peer)) {
     ip = peer;
   } else {
     const client = resolveClientIp(facts.peer, facts.forwardedFor, policy.trustedProxies);
-    if (!client.ok) return refuse(403, client.reason);
+    if (!client.ok) {
+      if (snapshot === undefined) return NOT_READY;
+      if (client.reason !== 'forwarded_for_malformed') return refuse(403, client.reason);
+      // The offending entry; the header's start when no single entry is the reason (too many hops).
+      return { ...refuse(403, client.reason), forwardedFor: logged(client.value ?? facts.forwardedFor) };
+    }
     ip = client.ip;
   }
   const clientIp = formatAddress(ip);
+  if (snapshot === undefined) return refuse(503, 'not_ready', clientIp);
   if (!snapshot.covers(ip)) return refuse(403, 'ip_no_tenant', clientIp);
   if (facts.repeatedHeader === 'authorization') return refuse(400, 'authorization_repeated', clientIp);
   if (facts.repeatedHeader === 'content-type') return refuse(400, 'content_type_repeated', clientIp);
@@ -267,7 +291,11 @@ export function decideWithBody(
 ): Decision {
   const clientIp = client.clientIp;
   const oinResult = readOin(facts, policy);
-  if (!oinResult.ok) return refuse(400, oinResult.reason, clientIp);
+  if (!oinResult.ok) {
+    const refused = refuse(400, oinResult.reason, clientIp);
+    if (oinResult.oinHeader === undefined && oinResult.oinBody === undefined) return refused;
+    return { ...refused, oinHeader: oinResult.oinHeader, oinBody: oinResult.oinBody };
+  }
   const oin = oinResult.oin;
 
   const tenant = snapshot.tenants.get(oin);

@@ -48,6 +48,8 @@ export interface CreateGateOptions {
   readonly tlsClientCa?: string;
   /** PEM file of CRLs for client certificates (needs tlsClientCa). */
   readonly tlsCrl?: string;
+  /** Decision and key metrics carry `oin` and `kid` labels; default false (one series per tenant and key). */
+  readonly metricsTenantLabels?: boolean;
   /** Level of the logger oingate creates when none is given; default `info`. */
   readonly logLevel?: string;
   /** A pino logger for the decision lines and the store's messages. */

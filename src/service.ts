@@ -3,6 +3,8 @@ import { startCore, type GateCore } from './core.ts';
 import { createLogger, type Logger } from './observe/logger.ts';
 import type { Metrics } from './observe/metrics.ts';
 import { publicApp } from './http/app.ts';
+import { Drain } from './http/drain.ts';
+import { preflightLogFields } from './http/gate.ts';
 import { OPS_BODY_LIMIT, opsApp } from './http/ops.ts';
 import { UpstreamProxy } from './http/proxy.ts';
 import { checkingInterval, closeServer, listen, urlOf } from './http/server.ts';
@@ -16,8 +18,6 @@ import type { JwksCache } from './token/jwks.ts';
 
 export { decisionPolicy } from './core.ts';
 
-const DRAIN_MS = 10_000;
-
 export interface Service {
   readonly publicUrl: string;
   readonly adminUrl: string;
@@ -27,7 +27,11 @@ export interface Service {
   readonly tokenCache: VerifiedTokenCache;
   /** The tenants' JWKS sets; `status()` tells each one's age and last error. */
   readonly jwks: JwksCache;
-  /** Stops accepting, lets in-flight requests finish (at most drainMs), then closes everything. */
+  /**
+   * Turns /readyz 503, stops accepting, lets in-flight requests finish (at
+   * most drainMs, default OINGATE_DRAIN_SECONDS; those cut then are logged
+   * as `shutdown`), then closes everything.
+   */
   close(drainMs?: number): Promise<void>;
 }
 
@@ -74,8 +78,10 @@ export async function startService(settings: Settings, options: ServiceOptions =
         upstream: settings.upstream,
         timeoutMs: settings.upstreamTimeoutMs,
         trustedProxies: settings.trustedProxies,
+        metrics,
       })
     : undefined;
+  const drain = new Drain();
 
   // A listener that cannot open (port in use) must not leave the watcher,
   // the LISTEN connection or the other listener holding the process open.
@@ -83,18 +89,19 @@ export async function startService(settings: Settings, options: ServiceOptions =
   let server: Server;
   try {
     ops = await listen(
-      opsApp({ holder, metrics, logger, adminToken: settings.adminToken, adminHosts: settings.adminHosts }).callback(),
+      opsApp({ holder, metrics, logger, adminToken: settings.adminToken, adminHosts: settings.adminHosts, stopping: () => drain.stopping }).callback(),
       settings.adminListen.host,
       settings.adminListen.port,
       { clientTimeoutMs: settings.clientTimeoutMs, bodyLimit: OPS_BODY_LIMIT, logger },
     );
     const app = publicApp({ ...core.gateOptions, ...(proxy ? { proxy } : {}) });
-    server = await listen(app.callback(), settings.listen.host, settings.listen.port, {
+    server = await listen(drain.track(app.callback()), settings.listen.host, settings.listen.port, {
       clientTimeoutMs: settings.clientTimeoutMs,
       bodyLimit: settings.bodyLimitBytes,
       maxConnections: settings.maxConnections,
       logger,
       ...(tls ? { server: tls.server } : {}),
+      logFields: preflightLogFields(settings.trustedProxies, settings.oinHeader),
     });
   } catch (error) {
     tls?.close();
@@ -117,9 +124,9 @@ export async function startService(settings: Settings, options: ServiceOptions =
     metrics,
     tokenCache: core.tokenCache,
     jwks: core.jwks,
-    close(drainMs = DRAIN_MS) {
+    close(drainMs = settings.drainSeconds * 1000) {
       closing ??= (async () => {
-        await closeServer(server, drainMs);
+        await drain.close([server], drainMs);
         tls?.close();
         await closeServer(opsServer, 1_000);
         await proxy?.close();

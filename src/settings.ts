@@ -56,6 +56,8 @@ export interface Settings {
   readonly tlsCrlFile: string | undefined;
   /** Header carrying a front proxy's client certificate (lower case), believed only from trusted proxies. */
   readonly clientCertHeader: string | undefined;
+  /** Decision and key metrics carry `oin` and `kid` labels (one series per tenant and key). */
+  readonly metricsTenantLabels: boolean;
 }
 
 /** A bad setting: the message names the variable and never echoes a secret. */
@@ -108,6 +110,7 @@ export const KNOWN_VARIABLES: readonly string[] = [
   'OINGATE_TLS_CLIENT_CA',
   'OINGATE_TLS_CRL',
   'OINGATE_CLIENT_CERT_HEADER',
+  'OINGATE_METRICS_TENANT_LABELS',
 ];
 const KNOWN = new Set(KNOWN_VARIABLES);
 
@@ -130,6 +133,16 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
     throw new SettingsError(name, `must be a whole number from ${min} to ${max}, got "${text}"`);
   }
   return value;
+}
+
+/** `true` or `false` (any case); anything else is refused, so that a typo never reads as off. */
+function flag(env: Env, name: string, fallback: boolean): boolean {
+  const text = read(env, name);
+  if (text === undefined) return fallback;
+  const lower = text.toLowerCase();
+  if (lower === 'true') return true;
+  if (lower === 'false') return false;
+  throw new SettingsError(name, `must be true or false, got "${text}"`);
 }
 
 function listenAddress(env: Env, name: string, fallback: string): ListenAddress {
@@ -371,6 +384,7 @@ export function loadSettings(env: Env = process.env): Settings {
     rateLimitRedis: rateLimitRedis(env),
     rateLimitTimeoutMs: integer(env, 'OINGATE_RATE_LIMIT_TIMEOUT_MS', DEFAULT_COMMAND_TIMEOUT_MS, 1, 10_000),
     ...tlsSettings(env),
+    metricsTenantLabels: flag(env, 'OINGATE_METRICS_TENANT_LABELS', false),
   });
 }
 

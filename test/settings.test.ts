@@ -246,11 +246,25 @@ describe('hardening settings', () => {
     ['OINGATE_ADMIN_HOSTS', 'a,,b'],
     ['OINGATE_FORWARD_CLAIMS', 'a b'],
     ['OINGATE_FORWARD_CLAIMS', 'Sub,sub'],
+    ['OINGATE_METRICS_TENANT_LABELS', 'yes'],
+    ['OINGATE_METRICS_TENANT_LABELS', '1'],
   ] as const) {
     it(`refuses ${variable}=${JSON.stringify(value)}, naming it`, () => {
       expect(refused({ [variable]: value }).variable).to.equal(variable);
     });
   }
+});
+
+describe('OINGATE_METRICS_TENANT_LABELS', () => {
+  it('is off by default, and reads true or false in any case', () => {
+    expect(loadSettings({}).metricsTenantLabels).to.equal(false);
+    expect(loadSettings({ OINGATE_METRICS_TENANT_LABELS: 'TRUE' }).metricsTenantLabels).to.equal(true);
+    expect(loadSettings({ OINGATE_METRICS_TENANT_LABELS: 'false' }).metricsTenantLabels).to.equal(false);
+  });
+
+  it('is the library option metricsTenantLabels', () => {
+    expect(settingsFromOptions({ metricsTenantLabels: true }).metricsTenantLabels).to.equal(true);
+  });
 });
 
 describe('settingsFromOptions', () => {

@@ -31,7 +31,8 @@ function forwardTo(proxy: UpstreamProxy): (ctx: Context) => Promise<void> {
 export function publicApp(options: GateOptions & { readonly proxy?: UpstreamProxy }): Koa {
   const app = new Koa({ proxy: false });
   app.silent = true;
-  app.use(gateMiddleware(options));
+  // Forward-auth: the log names the request the front proxy asks about, not its GET /check.
+  app.use(gateMiddleware(options.proxy ? options : { ...options, logOriginalRequest: true }));
   app.use(options.proxy ? forwardTo(options.proxy) : answerAllowed);
   return app;
 }

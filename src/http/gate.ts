@@ -11,8 +11,11 @@ import {
   type KeyLookup,
   type RefusalStatus,
   type RequestFacts,
+  LOGGED_VALUE_CHARS,
 } from '../decision.ts';
-import { parsePeerAddress, type IpAddress } from '../ip/address.ts';
+import { formatAddress, parsePeerAddress, type IpAddress } from '../ip/address.ts';
+import type { CidrSet } from '../ip/cidr.ts';
+import { resolveClientIp } from '../ip/client-ip.ts';
 import type { RateLimiter, Verdict as RateLimitVerdict } from '../limit/limiter.ts';
 import type { Snapshot, Tenant } from '../model/snapshot.ts';
 import type { Logger } from '../observe/logger.ts';
@@ -47,6 +50,12 @@ export interface GateOptions {
   readonly rateLimiter?: RateLimiter;
   /** The request's client certificate (contract §9); unset: requests never carry one. */
   readonly certificate?: CertificateSource;
+  /**
+   * Forward-auth mode: log the method and path of the original request as a
+   * trusted front proxy names them (X-Original-Method / X-Original-URI,
+   * X-Forwarded-Method / X-Forwarded-Uri) instead of the decision request's.
+   */
+  readonly logOriginalRequest?: boolean;
 }
 
 export type AllowedDecision = Decision & { allowed: true };
@@ -62,8 +71,12 @@ export interface RequestState {
   outcome?: 'allowed' | 'refused';
   reason?: string;
   upstreamError?: string;
-  /** The OIN header of a request refused before its body was read, for the log. */
+  /** The OIN header of a request refused before its body was read, or one that is the reason of a refusal, for the log. */
   oinHeader?: string;
+  /** The body's OIN when it is the reason of a refusal (oin_conflict, oin_pattern), for the log. */
+  oinBody?: string;
+  /** The malformed X-Forwarded-For entry of a forwarded_for_malformed refusal, for the log. */
+  forwardedFor?: string;
   /**
    * Headers the forwarding step adds to the upstream request as flat
    * name/value pairs (x-authenticated-claim-*); every value is a safe
@@ -87,7 +100,7 @@ export type Verdict = AllowedDecision | { readonly allowed: false; readonly stat
 /** Each socket's peer address, parsed once per connection rather than once per request. */
 const peers = new WeakMap<Socket, IpAddress | null>();
 
-function peerOf(socket: Socket): IpAddress | null {
+export function peerOf(socket: Socket): IpAddress | null {
   let peer = peers.get(socket);
   if (peer === undefined) {
     const text = socket.remoteAddress;
@@ -124,6 +137,34 @@ function scanHeaders(raw: readonly string[], oinHeader: string): HeaderScan {
   return { oin, repeated };
 }
 
+/**
+ * A request refused before its body was read: the OIN header is all that
+ * names its tenant, so the log carries it (cut to 128 characters) as `oin`
+ * and as `oinHeader`. Unverified, like every OIN of a refused request.
+ */
+function noteOinHeader(state: RequestState, values: readonly string[]): void {
+  const value = (values[0] as string).slice(0, LOGGED_VALUE_CHARS);
+  state.oinHeader = value;
+  state.oin = value;
+}
+
+/**
+ * For requests the listener refuses before the gate sees them (413 before
+ * `100 Continue`, bad framing): the client IP as the gate would resolve it
+ * and the OIN header (cut to 128 characters), for the log line only.
+ */
+export function preflightLogFields(trusted: CidrSet, oinHeader: string): (request: IncomingMessage) => { clientIp?: string; oin?: string } {
+  return (request) => {
+    const forwarded = request.headers['x-forwarded-for'];
+    const client = resolveClientIp(request.socket.remoteAddress, typeof forwarded === 'string' ? forwarded : undefined, trusted);
+    const oin = request.headers[oinHeader];
+    return {
+      ...(client.ok ? { clientIp: formatAddress(client.ip) } : {}),
+      ...(typeof oin === 'string' ? { oin: oin.slice(0, LOGGED_VALUE_CHARS) } : {}),
+    };
+  };
+}
+
 function declaresBody(request: IncomingMessage): boolean {
   const length = request.headers['content-length'];
   return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
@@ -152,20 +193,35 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
   // labels() hashes its arguments on every call: resolve each reason's series once.
   const refusedSeries = new Map<string, { inc(): void }>();
 
-  function countRefusal(reason: string): void {
+  function countRefusal(reason: string, tenant?: Tenant, kid?: string): void {
+    if (metrics.tenantLabels) {
+      metrics.decision('refused', reason, tenant?.oin, tenant !== undefined && kid !== undefined && keyOf(tenant, kid) ? kid : '').inc();
+      return;
+    }
     let series = refusedSeries.get(reason);
     if (series === undefined) {
-      series = metrics.decisions.labels('refused', reason);
+      series = metrics.decision('refused', reason);
       refusedSeries.set(reason, series);
     }
     series.inc();
   }
 
-  function refused(state: RequestState, status: RefusalStatus | RefusalStatusCode, reason: string, started: number): Verdict {
+  /** Whether the tenant has a key by this kid: only the whitelist's kids become metric labels. */
+  function keyOf(tenant: Tenant, kid: string): boolean {
+    return (keys(tenant) ?? tenant.keys).byKid.get(kid) !== undefined;
+  }
+
+  function refused(
+    state: RequestState,
+    status: RefusalStatus | RefusalStatusCode,
+    reason: string,
+    started: number,
+    tenant?: Tenant,
+  ): Verdict {
     metrics.decisionSeconds.observe((performance.now() - started) / 1000);
     state.outcome = 'refused';
     state.reason = reason;
-    countRefusal(reason);
+    countRefusal(reason, tenant, state.kid);
     return { allowed: false, status, reason };
   }
 
@@ -214,7 +270,8 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
     const client = decideBeforeBody(headerFacts, snapshot, policy);
     if (client.allowed === false) {
       state.clientIp = client.clientIp;
-      if (scan.oin !== undefined) state.oinHeader = (scan.oin[0] as string).slice(0, 128);
+      if (scan.oin !== undefined) noteOinHeader(state, scan.oin);
+      if (client.forwardedFor !== undefined) state.forwardedFor = client.forwardedFor;
       state.bodyUnread = declaresBody(request);
       return refused(state, client.status, client.reason, started);
     }
@@ -225,6 +282,7 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
       body = await readBody(request, bodyOptions);
     } catch (error) {
       if (!(error instanceof Refusal)) throw error;
+      if (scan.oin !== undefined) noteOinHeader(state, scan.oin);
       state.bodyUnread = true;
       return refused(state, error.status, error.reason, started);
     }
@@ -248,7 +306,13 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
     state.clientIp = decision.clientIp;
     state.oin = decision.oin;
     state.kid = decision.kid ?? undefined;
-    if (!decision.allowed) return refused(state, decision.status, decision.reason, started);
+    if (!decision.allowed) {
+      if (decision.oinHeader !== undefined) state.oinHeader = decision.oinHeader;
+      if (decision.oinBody !== undefined) state.oinBody = decision.oinBody;
+      // A metric label only for a tenant of the whitelist, never for an OIN a caller made up.
+      const tenant = metrics.tenantLabels && decision.oin !== undefined ? options.snapshot()?.tenants.get(decision.oin) : undefined;
+      return refused(state, decision.status, decision.reason, started, tenant);
+    }
     // Only a request that passed every check spends the tenant's budget.
     const limit = decision.tenant.rateLimit;
     if (limit !== undefined && rateLimiter !== undefined) {
@@ -256,12 +320,13 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
       // Synchronous when counted locally: no extra turn for the await.
       const spent = taken instanceof Promise ? await taken : taken;
       state.rateLimit = spent;
-      if (!spent.allowed) return refused(state, 429, 'rate_limited', started);
+      if (!spent.allowed) return refused(state, 429, 'rate_limited', started, metrics.tenantLabels ? decision.tenant : undefined);
     }
     metrics.decisionSeconds.observe((performance.now() - started) / 1000);
     state.outcome = 'allowed';
     state.reason = 'ok';
-    metrics.allowed.inc();
+    if (metrics.tenantLabels) metrics.decision('allowed', 'ok', decision.oin, decision.kid ?? undefined).inc();
+    else metrics.allowed.inc();
     state.decision = decision;
     state.body = body;
     if (claimHeaders.length > 0) {

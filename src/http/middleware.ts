@@ -1,7 +1,9 @@
 import type { Context, Middleware, Next } from 'koa';
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CidrSet } from '../ip/cidr.ts';
 import { rateLimitHeaders } from '../limit/limiter.ts';
-import { gate, type GateOptions, type RequestState } from './gate.ts';
+import { cutByShutdown } from './drain.ts';
+import { gate, peerOf, type GateOptions, type RequestState } from './gate.ts';
 import { Refusal, refusalBody, type RefusalStatusCode } from './refusal.ts';
 import { requestIdFor } from './request-id.ts';
 
@@ -39,6 +41,33 @@ function setRateLimitHeaders(res: ServerResponse, state: RequestState): void {
   for (const name in headers) res.setHeader(name, headers[name] as string);
 }
 
+/** Longest original method and path logged: they are a front proxy's headers, logged and never decided on. */
+const ORIGINAL_METHOD_CHARS = 32;
+const ORIGINAL_PATH_CHARS = 2048;
+
+/** One header's value as a string (Node joins repeated unknown headers), or undefined. */
+function single(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+/**
+ * Forward-auth mode: the method and path of the request the front proxy
+ * asks about, as a trusted front proxy names them (nginx: X-Original-*,
+ * Traefik: X-Forwarded-Method / -Uri); undefined from any other peer.
+ */
+function originalRequest(req: IncomingMessage, trusted: CidrSet): { method: string | undefined; path: string | undefined } | undefined {
+  const headers = req.headers;
+  const method = single(headers['x-original-method']) ?? single(headers['x-forwarded-method']);
+  const uri = single(headers['x-original-uri']) ?? single(headers['x-forwarded-uri']);
+  if (method === undefined && uri === undefined) return undefined;
+  const peer = peerOf(req.socket);
+  if (peer === null || !trusted.contains(peer)) return undefined;
+  return {
+    method: method?.slice(0, ORIGINAL_METHOD_CHARS),
+    path: uri === undefined ? undefined : pathOf(uri)?.slice(0, ORIGINAL_PATH_CHARS),
+  };
+}
+
 /** The §2 refusal, through Koa, so that middleware mounted before the gate still sees a normal response. */
 function answerRefusal(ctx: Context, status: RefusalStatusCode, state: RequestState): void {
   ctx.respond = true;
@@ -63,28 +92,41 @@ function answerRefusal(ctx: Context, status: RefusalStatusCode, state: RequestSt
 export function gateMiddleware(options: GateOptions): Middleware {
   const { logger, metrics } = options;
   const gateRequest = gate(options);
+  const logOriginal = options.logOriginalRequest === true;
+  const trusted = options.policy.trustedProxies;
 
   function log(ctx: Context, state: RequestState, started: number, status: number): void {
+    const req = ctx.req;
+    // Cut at the drain deadline: not a client that left; nothing was answered unless headers went out.
+    const cut = cutByShutdown(req);
+    if (cut) {
+      state.upstreamError = 'shutdown';
+      if (state.outcome !== 'allowed') state.reason = 'shutdown';
+      if (!ctx.res.headersSent) status = 503;
+    }
     const clean = state.outcome === 'allowed' && state.upstreamError === undefined;
     // Building the line is skipped when its level is off (allowed requests log at info).
     if (clean ? !logger.isLevelEnabled('info') : !logger.isLevelEnabled('warn')) return;
-    const req = ctx.req;
+    const original = logOriginal ? originalRequest(req, trusted) : undefined;
     logger[clean ? 'info' : 'warn'](
       {
         requestId: state.requestId,
         clientIp: state.clientIp,
         peer: req.socket.remoteAddress,
         oin: state.oin,
-        ...(state.oinHeader !== undefined ? { oinHeader: state.oinHeader } : {}),
-        ...(state.certificateSha256 !== undefined ? { certificateSha256: state.certificateSha256 } : {}),
-        ...(state.certificateOin !== undefined ? { certificateOin: state.certificateOin } : {}),
-        ...(state.certificateDetail !== undefined ? { certificate: state.certificateDetail } : {}),
+        // Undefined fields are left out of the line.
+        oinHeader: state.oinHeader,
+        oinBody: state.oinBody,
+        forwardedFor: state.forwardedFor,
+        certificateSha256: state.certificateSha256,
+        certificateOin: state.certificateOin,
+        certificate: state.certificateDetail,
         kid: state.kid,
         outcome: state.outcome ?? 'refused',
         reason: state.reason,
         status,
-        method: req.method,
-        path: pathOf(req.url),
+        method: original?.method ?? req.method,
+        path: original?.path ?? pathOf(req.url),
         ...(state.upstreamError ? { upstreamError: state.upstreamError } : {}),
         ms: Math.round((performance.now() - started) * 1000) / 1000,
       },
@@ -119,7 +161,7 @@ export function gateMiddleware(options: GateOptions): Middleware {
         let code: RefusalStatusCode = 500;
         if (error instanceof Refusal) {
           code = error.status;
-          if (state.outcome === 'allowed') metrics.upstreamErrors.labels(error.reason).inc();
+          if (state.outcome === 'allowed') metrics.upstreamFailed(error.reason);
           else state.reason = error.reason;
         } else {
           state.reason = 'internal_error';
@@ -127,7 +169,7 @@ export function gateMiddleware(options: GateOptions): Middleware {
         }
         if (state.outcome === undefined) {
           state.outcome = 'refused';
-          metrics.decisions.labels('refused', state.reason as string).inc();
+          metrics.decision('refused', state.reason as string).inc();
         }
         if (ctx.res.headersSent || ctx.res.destroyed) ctx.res.destroy();
         else answerRefusal(ctx, code, state);

@@ -18,6 +18,8 @@ export interface OpsOptions {
   readonly adminToken: string | undefined;
   /** Host names (lower case) the listener answers to besides IP literals and localhost. */
   readonly adminHosts: readonly string[];
+  /** True from SIGTERM on: /readyz answers 503 so that load balancers stop sending. */
+  readonly stopping?: () => boolean;
 }
 
 /** Largest JSON body an ops POST route parses (and what the listener lets through `100 Continue`). */
@@ -118,6 +120,11 @@ export function opsApp(options: OpsOptions): Koa {
 
   router.get('/readyz', (ctx) => {
     const readiness = holder.readiness();
+    if (options.stopping?.()) {
+      ctx.status = 503;
+      ctx.body = { ...readiness, ready: false, stopping: true };
+      return;
+    }
     ctx.status = readiness.ready ? 200 : 503;
     ctx.body = readiness;
   });

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Pool, errors, type Dispatcher } from 'undici';
 import { formatAddress, parsePeerAddress } from '../ip/address.ts';
 import type { CidrSet } from '../ip/cidr.ts';
+import type { Metrics, UpstreamMetrics } from '../observe/metrics.ts';
 import type { RequestState } from './gate.ts';
 import { Refusal } from './refusal.ts';
 
@@ -67,6 +68,8 @@ export interface ProxyOptions {
   readonly connections?: number;
   /** Requests that may wait for a connection; more get 503 (upstream_queue_full). */
   readonly maxQueued?: number;
+  /** Where the upstream's latency and status classes are counted. */
+  readonly metrics?: Metrics;
 }
 
 /** A request waiting for an upstream connection. */
@@ -92,6 +95,7 @@ export class UpstreamProxy {
   readonly #host: string;
   readonly #connections: number;
   readonly #maxQueued: number;
+  readonly #observed: UpstreamMetrics | undefined;
   // Insertion-ordered: the first entry is the longest waiting; deletion is O(1).
   readonly #waiting = new Set<Waiter>();
   #active = 0;
@@ -101,6 +105,7 @@ export class UpstreamProxy {
     this.#host = options.upstream.host;
     this.#connections = options.connections ?? DEFAULT_UPSTREAM_CONNECTIONS;
     this.#maxQueued = options.maxQueued ?? DEFAULT_UPSTREAM_QUEUE;
+    this.#observed = options.metrics?.upstream();
     this.#pool = new Pool(options.upstream.origin, {
       connections: this.#connections,
       keepAliveTimeout: 4_000,
@@ -253,6 +258,8 @@ export class UpstreamProxy {
         controller?.abort(new Error('client closed the connection'));
       };
       res.once('close', onClientClose);
+      const observed = this.#observed;
+      const sentAt = performance.now();
 
       this.#pool.dispatch(
         {
@@ -274,6 +281,7 @@ export class UpstreamProxy {
             }
             if (statusCode < 200) return; // 1xx: informational, the final answer follows
             started = true;
+            observed?.responded(statusCode, (performance.now() - sentAt) / 1000);
             const dropped = connectionTokens(headers['connection']);
             res.statusCode = statusCode;
             for (const name in headers) {

@@ -31,6 +31,8 @@ export interface ListenOptions {
    * of tls-server.ts), hardened here the same way as a plain one.
    */
   readonly server?: Server;
+  /** Fields such a refusal's log line gets from its request (client IP, OIN header). */
+  readonly logFields?: (request: IncomingMessage) => Record<string, unknown>;
 }
 
 type Verdict = readonly [RefusalStatusCode, string];
@@ -114,7 +116,7 @@ export function listen(handler: RequestListener, host: string, port: number, opt
         outcome: 'refused',
         reason: verdict[1],
         status: verdict[0],
-        ...(request ? { method: request.method, path: pathOf(request.url) } : {}),
+        ...(request ? { method: request.method, path: pathOf(request.url), ...options.logFields?.(request) } : {}),
       },
       'decision',
     );

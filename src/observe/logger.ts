@@ -15,3 +15,16 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
   };
   return destination ? pino(options, destination) : pino(options);
 }
+
+/**
+ * The process's last line, on stdout, after everything logged before it:
+ * the asynchronous destination is flushed first, then the line is written
+ * synchronously, so that a process.exit right after can neither drop it nor
+ * put it before earlier lines.
+ */
+export async function logLastLine(logger: Logger, level: string, fields: Record<string, unknown>, message: string): Promise<void> {
+  await new Promise<void>((resolve) => logger.flush(() => resolve()));
+  const sync = pino.destination({ dest: 1, sync: true });
+  createLogger(level, sync).info(fields, message);
+  sync.flushSync();
+}

@@ -1,6 +1,22 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Snapshot } from '../model/snapshot.ts';
 import { BUILD_VERSION } from './build-info.ts';
+import { CounterSeriesSet, FastHistogram, type CounterSeries } from './series.ts';
+
+type DecisionLabel = 'outcome' | 'reason' | 'oin' | 'kid';
+
+/** Proxy mode: what the upstream answered, and how long it took to. */
+export interface UpstreamMetrics {
+  /** A final answer's status and the seconds from sending the request to its headers. */
+  responded(status: number, seconds: number): void;
+}
+
+export interface MetricsOptions {
+  /** Node's process metrics (default true). */
+  readonly processMetrics?: boolean;
+  /** OINGATE_METRICS_TENANT_LABELS: decisions and expiring keys carry `oin` and `kid` labels. */
+  readonly tenantLabels?: boolean;
+}
 
 /** `oingate_keys_expiring` counts keys whose expiry falls within this window from now. */
 export const EXPIRY_WARNING_MS = 14 * 86_400_000;
@@ -10,19 +26,25 @@ export const EXPIRY_WARNING_MS = 14 * 86_400_000;
  * instances (tests) in one process never share counters. Labels come from
  * closed sets (outcome, reason, result), never a secret. The one exception to
  * closed sets is the OIN on the JWKS metrics: a public identifier, bounded by
- * the whitelist, and the only way to tell which tenant's key set is failing.
+ * the whitelist, and the only way to tell which tenant's key set is failing;
+ * and, only with `tenantLabels`, the OIN and kid on decisions and expiring
+ * keys, for tenants and kids of the whitelist only (never a caller's value).
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly decisions = new Counter({
-    name: 'oingate_decisions_total',
-    help: 'Decisions by outcome (allowed/refused) and precise reason',
-    labelNames: ['outcome', 'reason'] as const,
-    registers: [this.registry],
-  });
-  /** The allowed series, resolved once: labels() hashes its arguments on every call. */
-  readonly allowed = this.decisions.labels('allowed', 'ok');
-  readonly decisionSeconds = new Histogram({
+  /** Whether decisions and expiring keys carry `oin` and `kid` labels. */
+  readonly tenantLabels: boolean;
+  readonly #decisionSeries = new CounterSeriesSet<DecisionLabel>();
+  readonly decisions: Counter<DecisionLabel>;
+  /** The allowed series (with tenant labels: of no tenant), resolved once. */
+  readonly allowed: CounterSeries;
+  // Each label set's series, resolved once: prom-client's labels() hashes on every call.
+  readonly #refusedByReason = new Map<string, CounterSeries>();
+  readonly #byTenant = { allowed: new Map<string, Map<string, Map<string, CounterSeries>>>(), refused: new Map<string, Map<string, Map<string, CounterSeries>>>() };
+  readonly #upstreamErrorSeries = new CounterSeriesSet<'error'>();
+  readonly #upstreamErrorByReason = new Map<string, CounterSeries>();
+  #upstream: UpstreamMetrics | undefined;
+  readonly decisionSeconds = new FastHistogram({
     name: 'oingate_decision_duration_seconds',
     help: 'Time to decide one request, body read included',
     buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1],
@@ -50,8 +72,8 @@ export class Metrics {
     labelNames: ['version'] as const,
     registers: [this.registry],
   });
-  /** Expiry times (epoch ms) of the enforced whitelist's enabled static keys, ascending. */
-  #expiries: readonly number[] = [];
+  /** The enforced whitelist's enabled static keys that expire, by expiry time (epoch ms) ascending. */
+  #expiries: readonly KeyExpiry[] = [];
   #storeConnected: (() => boolean) | undefined;
   readonly whitelistInfo = new Gauge({
     name: 'oingate_whitelist_info',
@@ -64,12 +86,7 @@ export class Metrics {
     help: 'Tenants in the enforced whitelist',
     registers: [this.registry],
   });
-  readonly upstreamErrors = new Counter({
-    name: 'oingate_upstream_errors_total',
-    help: 'Allowed requests the upstream failed (upstream_failed, 502) or did not answer in time (upstream_timeout, 504)',
-    labelNames: ['error'] as const,
-    registers: [this.registry],
-  });
+  readonly upstreamErrors: Counter<'error'>;
 
   readonly jwksFetches = new Counter({
     name: 'oingate_jwks_fetches_total',
@@ -80,9 +97,34 @@ export class Metrics {
   #jwksStatus: (() => Iterable<{ oin: string; ageSeconds: number | null }>) | undefined;
   readonly jwksAge: Gauge<'oin'>;
 
-  constructor(options: { processMetrics?: boolean } = {}) {
+  constructor(options: MetricsOptions = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'oingate_' });
-    this.allowed.inc(0);
+    this.tenantLabels = options.tenantLabels === true;
+    const decisionSeries = this.#decisionSeries;
+    this.decisions = new Counter({
+      name: 'oingate_decisions_total',
+      help: this.tenantLabels
+        ? 'Decisions by outcome (allowed/refused), precise reason, tenant (oin) and verified key (kid)'
+        : 'Decisions by outcome (allowed/refused) and precise reason',
+      labelNames: (this.tenantLabels ? ['outcome', 'reason', 'oin', 'kid'] : ['outcome', 'reason']) as DecisionLabel[],
+      registers: [this.registry],
+      collect() {
+        decisionSeries.flush();
+      },
+    });
+    decisionSeries.bind(this.decisions);
+    this.allowed = this.decision('allowed', 'ok');
+    const upstreamErrorSeries = this.#upstreamErrorSeries;
+    this.upstreamErrors = new Counter({
+      name: 'oingate_upstream_errors_total',
+      help: 'Allowed requests the upstream failed (upstream_failed, 502) or did not answer in time (upstream_timeout, 504)',
+      labelNames: ['error'] as const,
+      registers: [this.registry],
+      collect() {
+        upstreamErrorSeries.flush();
+      },
+    });
+    upstreamErrorSeries.bind(this.upstreamErrors);
     this.reloads.inc(0);
     this.refusedReloads.labels('invalid').inc(0);
     this.refusedReloads.labels('unreachable').inc(0);
@@ -101,15 +143,103 @@ export class Metrics {
         for (const entry of status) this.labels(entry.oin).set(entry.ageSeconds ?? Infinity);
       },
     });
+    const tenantLabels = this.tenantLabels;
     new Gauge({
       name: 'oingate_keys_expiring',
-      help: 'Enabled static keys of the enforced whitelist that expire within 14 days from now',
+      help: tenantLabels
+        ? 'Enabled static keys of the enforced whitelist that expire within 14 days from now (1 per oin and kid)'
+        : 'Enabled static keys of the enforced whitelist that expire within 14 days from now',
+      labelNames: tenantLabels ? ['oin', 'kid'] : [],
       registers: [this.registry],
       // At every scrape, so a key enters the window as time passes, not only on a load.
       collect() {
-        this.set(countInWindow(metrics.#expiries, Date.now(), Date.now() + EXPIRY_WARNING_MS));
+        const now = Date.now();
+        const from = lowerBound(metrics.#expiries, now + 1);
+        const to = lowerBound(metrics.#expiries, now + EXPIRY_WARNING_MS + 1);
+        if (!tenantLabels) {
+          this.set(to - from);
+          return;
+        }
+        this.reset();
+        for (let i = from; i < to; i++) {
+          const key = metrics.#expiries[i] as KeyExpiry;
+          this.set({ oin: key.oin, kid: key.kid }, 1);
+        }
       },
     });
+  }
+
+  /**
+   * The series one decision counts in, resolved once per label set. `oin`
+   * and `kid` are used only with tenant labels, and must then be a tenant
+   * and a kid of the whitelist (or empty), never a caller's unchecked value.
+   */
+  decision(outcome: 'allowed' | 'refused', reason: string, oin = '', kid = ''): CounterSeries {
+    if (!this.tenantLabels) {
+      if (outcome === 'allowed' && this.allowed !== undefined) return this.allowed;
+      let series = this.#refusedByReason.get(reason);
+      if (series === undefined) {
+        series = this.#decisionSeries.create({ outcome, reason });
+        this.#refusedByReason.set(reason, series);
+      }
+      return series;
+    }
+    const byReason = this.#byTenant[outcome];
+    let byOin = byReason.get(reason);
+    if (byOin === undefined) byReason.set(reason, (byOin = new Map()));
+    let byKid = byOin.get(oin);
+    if (byKid === undefined) byOin.set(oin, (byKid = new Map()));
+    let series = byKid.get(kid);
+    if (series === undefined) {
+      series = this.#decisionSeries.create({ outcome, reason, oin, kid });
+      byKid.set(kid, series);
+    }
+    return series;
+  }
+
+  /** An allowed request the upstream failed: `error` is the refusal's reason (upstream_failed, upstream_timeout...). */
+  upstreamFailed(error: string): void {
+    let series = this.#upstreamErrorByReason.get(error);
+    if (series === undefined) {
+      series = this.#upstreamErrorSeries.create({ error });
+      this.#upstreamErrorByReason.set(error, series);
+    }
+    series.inc();
+  }
+
+  /**
+   * Proxy mode's upstream latency histogram and status-class counter,
+   * registered on the first call, so that forward-auth mode shows neither.
+   */
+  upstream(): UpstreamMetrics {
+    if (this.#upstream !== undefined) return this.#upstream;
+    const seconds = new FastHistogram({
+      name: 'oingate_upstream_duration_seconds',
+      help: 'Proxy mode: seconds from sending an allowed request upstream to the headers of its answer',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [this.registry],
+    });
+    const classSeries = new CounterSeriesSet<'class'>();
+    const responses = new Counter({
+      name: 'oingate_upstream_responses_total',
+      help: "Proxy mode: the upstream's answers by status class (2xx, 3xx, 4xx, 5xx; other for anything else)",
+      labelNames: ['class'] as const,
+      registers: [this.registry],
+      collect() {
+        classSeries.flush();
+      },
+    });
+    classSeries.bind(responses);
+    // Index: the status's hundreds; 0 stands for any status outside 200-599.
+    const byClass = ['other', '', '2xx', '3xx', '4xx', '5xx'].map((name) => (name === '' ? undefined : classSeries.create({ class: name })));
+    const other = byClass[0] as CounterSeries;
+    this.#upstream = {
+      responded(status, elapsed) {
+        seconds.observe(elapsed);
+        (byClass[Math.floor(status / 100)] ?? other).inc();
+      },
+    };
+    return this.#upstream;
   }
 
   /** A load succeeded, whether or not it changed the whitelist. */
@@ -214,28 +344,31 @@ export interface TlsCounters {
   reloadRefused(): void;
 }
 
-/** Sorted once per load, so a scrape costs two binary searches, not a walk over 100k tenants. */
-function keyExpiries(snapshot: Snapshot): number[] {
-  const out: number[] = [];
-  for (const tenant of snapshot.tenants.values()) {
-    for (const key of tenant.keys.list) if (key.enabled && key.expiresAt !== undefined) out.push(key.expiresAt);
-  }
-  return out.sort((a, b) => a - b);
+interface KeyExpiry {
+  readonly at: number;
+  readonly oin: string;
+  readonly kid: string;
 }
 
-/** The first index whose value is at least `value`. */
-function lowerBound(sorted: readonly number[], value: number): number {
+/** Sorted once per load, so a scrape costs two binary searches, not a walk over 100k tenants. */
+function keyExpiries(snapshot: Snapshot): KeyExpiry[] {
+  const out: KeyExpiry[] = [];
+  for (const tenant of snapshot.tenants.values()) {
+    for (const key of tenant.keys.list) {
+      if (key.enabled && key.expiresAt !== undefined) out.push({ at: key.expiresAt, oin: tenant.oin, kid: key.kid });
+    }
+  }
+  return out.sort((a, b) => a.at - b.at);
+}
+
+/** The first index whose expiry is at least `value`; the keys in (from, to] are those from lowerBound(from + 1) to lowerBound(to + 1). */
+function lowerBound(sorted: readonly KeyExpiry[], value: number): number {
   let lo = 0;
   let hi = sorted.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if ((sorted[mid] as number) < value) lo = mid + 1;
+    if ((sorted[mid] as KeyExpiry).at < value) lo = mid + 1;
     else hi = mid;
   }
   return lo;
-}
-
-/** How many values lie in (from, to]: not yet expired, expiring by `to`. */
-function countInWindow(sorted: readonly number[], from: number, to: number): number {
-  return lowerBound(sorted, to + 1) - lowerBound(sorted, from + 1);
 }
