@@ -47,7 +47,49 @@ export interface SnapshotOptions {
    * requests: between tenants, and within one per range and per key.
    */
   readonly sliceMs?: number;
+  /**
+   * The snapshot now enforced, if any: a tenant whose document is exactly
+   * the one that built it there is taken over as it is (no key import, no
+   * CIDR build), so an unchanged tenant keeps its identity and its caches.
+   */
+  readonly previous?: Snapshot;
 }
+
+/**
+ * A change to the enforced whitelist, as a store with change tracking
+ * (PostgreSQL) reads it: the whole current document of every tenant that
+ * changed or was added, and the OINs of tenants that are gone. Revocations
+ * (a jti, a tokensIssuedAfter) are meant to become one more kind of entry.
+ */
+export interface ChangeSet {
+  readonly upserts: readonly unknown[];
+  readonly removals: readonly string[];
+}
+
+/**
+ * What a snapshot keeps to be changed incrementally, out of its public
+ * shape: per tenant the digest its version sums and the digest of the
+ * document it was built from; the base union of ranges and the overlay of
+ * tenants changed since that base was built.
+ */
+interface Internals {
+  readonly pattern: string;
+  readonly fingerprints: Map<string, Buffer>;
+  readonly documents: Map<string, string>;
+  readonly sum: Uint32Array;
+  readonly base: IntervalSet;
+  /** Tenants changed or added since `base` was built (removed ones are simply absent). */
+  readonly overlay: Map<string, Tenant>;
+  readonly overlayUnion: IntervalSet | undefined;
+  /** Tenants changed, added or removed since `base` was built. */
+  readonly drift: number;
+}
+
+const internals = new WeakMap<Snapshot, Internals>();
+
+// The overlay of changed tenants is checked after the base union; past this
+// many changes since the base was built, the base is rebuilt (in steps).
+const MAX_DRIFT = 512;
 
 const TENANT_FIELDS = new Set(['oin', 'name', 'enabled', 'cidrs', 'keys', 'jwksUri', 'issuer', 'audience']);
 const KEY_FIELDS = new Set(['kid', 'alg', 'secret', 'publicKey', 'enabled', 'notBefore', 'expiresAt']);
@@ -91,28 +133,185 @@ function* buildAll(document: unknown, options: SnapshotOptions): Work<Snapshot> 
     throw new WhitelistError([...issues, { path: 'tenants', message: `holds ${list.length} tenants; at most ${MAX_TENANTS} are allowed` }]);
   }
 
-  const version = new OrderFreeDigest();
+  const previous = reusable(options);
+  const fingerprints = new Map<string, Buffer>();
+  const documents = new Map<string, string>();
+  const sum = new Uint32Array(8);
   for (let index = 0; index < list.length; index++) {
-    const built = yield* buildTenant(list[index], `tenants[${index}]`, options, issues);
+    const raw: unknown = list[index];
+    const documentDigest = digestOfDocument(raw);
+    const oin = isRecord(raw) ? raw['oin'] : undefined;
+    const kept = typeof oin === 'string' && documentDigest !== '' ? taken(previous, oin, documentDigest) : undefined;
+    const built = kept ?? (yield* buildTenantDigest(raw, `tenants[${index}]`, options, issues));
     if (built) {
-      const { tenant, material } = built;
+      const { tenant, fingerprint } = built;
       if (tenants.has(tenant.oin)) {
         issues.push({ path: `tenants[${index}].oin`, message: `duplicate OIN "${tenant.oin}"` });
       } else {
         tenants.set(tenant.oin, tenant);
-        version.add(yield* tenantFingerprint(tenant, material));
+        fingerprints.set(tenant.oin, fingerprint);
+        documents.set(tenant.oin, documentDigest);
+        addDigest(sum, fingerprint);
       }
     }
     yield;
   }
   if (issues.length > 0) throw new WhitelistError(issues);
   const union = yield* enabledUnion(tenants);
-  return Object.freeze({
-    version: version.digest(),
+  return seal(tenants, {
+    pattern: options.oinPattern.source,
+    fingerprints,
+    documents,
+    sum,
+    base: union,
+    overlay: new Map(),
+    overlayUnion: undefined,
+    drift: 0,
+  });
+}
+
+/** The previous snapshot's internals when its tenants may be taken over under these options. */
+function reusable(options: SnapshotOptions): Previous | undefined {
+  const snapshot = options.previous;
+  const state = snapshot ? internals.get(snapshot) : undefined;
+  return snapshot && state && state.pattern === options.oinPattern.source ? { snapshot, state } : undefined;
+}
+
+interface Previous {
+  readonly snapshot: Snapshot;
+  readonly state: Internals;
+}
+
+/** A tenant of the previous snapshot built from exactly this document. */
+function taken(previous: Previous | undefined, oin: string, documentDigest: string): BuiltTenant | undefined {
+  if (!previous || previous.state.documents.get(oin) !== documentDigest) return undefined;
+  const fingerprint = previous.state.fingerprints.get(oin);
+  const tenant = previous.snapshot.tenants.get(oin);
+  return fingerprint && tenant ? { tenant, fingerprint } : undefined;
+}
+
+/** A built tenant and the digest its version sums. */
+interface BuiltTenant {
+  readonly tenant: Tenant;
+  readonly fingerprint: Buffer;
+}
+
+function* buildTenantDigest(raw: unknown, path: string, options: SnapshotOptions, issues: ValidationIssue[]): Work<BuiltTenant | undefined> {
+  const built = yield* buildTenant(raw, path, options, issues);
+  if (!built) return undefined;
+  const fingerprint = hash('sha256', yield* tenantFingerprint(built.tenant, built.material), 'buffer') as unknown as Buffer;
+  return { tenant: built.tenant, fingerprint };
+}
+
+/**
+ * A digest of a tenant's document as given (field order included): equal
+ * digests, equal options, equal tenant. Only what JSON can hold is digested;
+ * a document with anything else (undefined, a Date, NaN) gets no digest and
+ * is never taken over, since JSON.stringify would render it like a
+ * different, valid value. Only compared, never shown.
+ */
+function digestOfDocument(raw: unknown): string {
+  try {
+    return hash('sha256', JSON.stringify(raw, jsonOnly), 'base64') as string;
+  } catch {
+    return '';
+  }
+}
+
+function jsonOnly(this: unknown, key: string, value: unknown): unknown {
+  const original: unknown = (this as Record<string, unknown>)[key];
+  const plain =
+    original === null ||
+    typeof original === 'string' ||
+    typeof original === 'boolean' ||
+    (typeof original === 'number' && Number.isFinite(original)) ||
+    Array.isArray(original) ||
+    (typeof original === 'object' && [Object.prototype, null].includes(Object.getPrototypeOf(original)));
+  if (!plain) throw new TypeError('not JSON');
+  return value;
+}
+
+function seal(tenants: Map<string, Tenant>, state: Internals): Snapshot {
+  const { base, overlayUnion } = state;
+  const snapshot: Snapshot = Object.freeze({
+    version: versionOf(state.sum, tenants.size),
     tenants,
     loadedAt: new Date(),
-    covers: (ip: IpAddress) => union.contains(ip),
+    covers: overlayUnion ? (ip: IpAddress) => base.contains(ip) || overlayUnion.contains(ip) : (ip: IpAddress) => base.contains(ip),
   });
+  internals.set(snapshot, state);
+  return snapshot;
+}
+
+/**
+ * Applies a change set to a snapshot and gives the next one: upserts are
+ * validated with exactly the rules of {@link buildSnapshot} (issues placed
+ * at `tenants[i]`, i the upsert's index), and any issue refuses the whole
+ * change. Every tenant not named is shared with `current`; the version is
+ * kept as the order-free sum of per-tenant digests, so it equals what a full
+ * build of the same content gives, at a cost in proportion to the change.
+ * Removals of OINs that are not there are ignored; an OIN both removed and
+ * upserted ends up upserted.
+ */
+export async function applyChanges(current: Snapshot, changes: ChangeSet, options: SnapshotOptions): Promise<Snapshot> {
+  return runSliced(applyAll(current, changes, options), options.sliceMs ?? 10);
+}
+
+function* applyAll(current: Snapshot, changes: ChangeSet, options: SnapshotOptions): Work<Snapshot> {
+  const state = internals.get(current);
+  if (!state || state.pattern !== options.oinPattern.source) {
+    throw new TypeError('applyChanges needs a snapshot built by buildSnapshot with the same OIN pattern');
+  }
+  const issues: ValidationIssue[] = [];
+  const built = new Map<string, { built: BuiltTenant; document: string }>();
+  for (let index = 0; index < changes.upserts.length; index++) {
+    const raw = changes.upserts[index];
+    const one = yield* buildTenantDigest(raw, `tenants[${index}]`, options, issues);
+    if (one) {
+      if (built.has(one.tenant.oin)) issues.push({ path: `tenants[${index}].oin`, message: `duplicate OIN "${one.tenant.oin}"` });
+      else built.set(one.tenant.oin, { built: one, document: digestOfDocument(raw) });
+    }
+    yield;
+  }
+  if (issues.length > 0) throw new WhitelistError(issues);
+
+  const tenants = new Map(current.tenants);
+  const fingerprints = new Map(state.fingerprints);
+  const documents = new Map(state.documents);
+  const sum = Uint32Array.from(state.sum);
+  const overlay = new Map(state.overlay);
+  let drift = state.drift;
+  const drop = (oin: string): void => {
+    const old = fingerprints.get(oin);
+    if (!old) return;
+    subtractDigest(sum, old);
+    tenants.delete(oin);
+    fingerprints.delete(oin);
+    documents.delete(oin);
+    overlay.delete(oin);
+    drift++;
+  };
+  for (const oin of changes.removals) if (!built.has(oin)) drop(oin);
+  for (const [oin, { built: one, document }] of built) {
+    const old = fingerprints.get(oin);
+    if (old && old.equals(one.fingerprint)) continue; // same content: keep the tenant the caches know
+    drop(oin);
+    tenants.set(oin, one.tenant);
+    fingerprints.set(oin, one.fingerprint);
+    documents.set(oin, document);
+    addDigest(sum, one.fingerprint);
+    overlay.set(oin, one.tenant);
+  }
+  if (tenants.size > MAX_TENANTS) {
+    throw new WhitelistError([{ path: 'tenants', message: `holds ${tenants.size} tenants; at most ${MAX_TENANTS} are allowed` }]);
+  }
+  const pattern = state.pattern;
+  if (drift > MAX_DRIFT) {
+    const base = yield* enabledUnion(tenants);
+    return seal(tenants, { pattern, fingerprints, documents, sum, base, overlay: new Map(), overlayUnion: undefined, drift: 0 });
+  }
+  const overlayUnion = overlay.size > 0 ? yield* enabledUnion(overlay) : undefined;
+  return seal(tenants, { pattern, fingerprints, documents, sum, base: state.base, overlay, overlayUnion, drift });
 }
 
 /** Every enabled tenant's ranges as one merged set, from the tenants' intervals (no texts re-parsed). */
@@ -352,29 +551,33 @@ function describeValue(value: unknown): string {
   return Array.isArray(value) ? 'an array' : value === undefined ? 'a missing value' : `a ${typeof value}`;
 }
 
-/**
- * A digest of a set that does not depend on order (reordering a file is not a
- * change) and needs no sort of 100k entries: the sum, modulo 2^256, of each
- * entry's SHA-256, hashed once more with the count.
+/*
+ * The version is a digest of a set that does not depend on order (reordering
+ * a file is not a change) and needs no sort of 100k entries: the sum, modulo
+ * 2^256, of each tenant's SHA-256, hashed once more with the count. A sum
+ * can be taken apart again, so one changed tenant costs one subtraction and
+ * one addition, not a pass over every tenant.
  */
-class OrderFreeDigest {
-  readonly #sum = new Uint32Array(8);
-  #count = 0;
-
-  add(entry: string): void {
-    const digest = hash('sha256', entry, 'buffer') as unknown as Buffer;
-    let carry = 0;
-    for (let word = 7; word >= 0; word--) {
-      const total = (this.#sum[word] as number) + digest.readUInt32BE(word * 4) + carry;
-      this.#sum[word] = total >>> 0;
-      carry = total > 0xffffffff ? 1 : 0;
-    }
-    this.#count++;
+function addDigest(sum: Uint32Array, digest: Buffer): void {
+  let carry = 0;
+  for (let word = 7; word >= 0; word--) {
+    const total = (sum[word] as number) + digest.readUInt32BE(word * 4) + carry;
+    sum[word] = total >>> 0;
+    carry = total > 0xffffffff ? 1 : 0;
   }
+}
 
-  digest(): string {
-    return createHash('sha256').update(this.#sum).update(String(this.#count)).digest('hex').slice(0, 16);
+function subtractDigest(sum: Uint32Array, digest: Buffer): void {
+  let borrow = 0;
+  for (let word = 7; word >= 0; word--) {
+    const total = (sum[word] as number) - digest.readUInt32BE(word * 4) - borrow;
+    sum[word] = total >>> 0;
+    borrow = total < 0 ? 1 : 0;
   }
+}
+
+function versionOf(sum: Uint32Array, count: number): string {
+  return createHash('sha256').update(sum).update(String(count)).digest('hex').slice(0, 16);
 }
 
 // Up to this many ranges, a tenant's texts are sorted at once; beyond, in steps.
