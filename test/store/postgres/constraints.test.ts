@@ -77,7 +77,8 @@ describe('PostgreSQL migrations 002 and 003', function () {
     it('applies 002 and 003 without failing on old rows that break the new rules, and loses no row', async function () {
       const before = (await client.query('SELECT (SELECT count(*)::int FROM oingate.tenants) t, (SELECT count(*)::int FROM oingate.tenant_cidrs) c, (SELECT count(*)::int FROM oingate.tenant_keys) k')).rows[0];
       const { applied } = await migrate(url, SQL_DIR);
-      expect(applied).to.deep.equal(['002_tenant_issuer_audience', '003_write_constraints']);
+      // Later files (from 004 on) apply too; these two are the ones under test.
+      expect(applied.slice(0, 2)).to.deep.equal(['002_tenant_issuer_audience', '003_write_constraints']);
       const after = (await client.query('SELECT (SELECT count(*)::int FROM oingate.tenants) t, (SELECT count(*)::int FROM oingate.tenant_cidrs) c, (SELECT count(*)::int FROM oingate.tenant_keys) k')).rows[0];
       expect(after).to.deep.equal(before).and.deep.equal({ t: 2, c: 2, k: 5 });
       const tenants = await client.query('SELECT oin, name, issuer, audience FROM oingate.tenants ORDER BY oin');
