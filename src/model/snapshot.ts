@@ -2,6 +2,7 @@ import { createHash, hash, type KeyObject } from 'node:crypto';
 import type { IpAddress } from '../ip/address.ts';
 import { CidrError, CidrSet, parseCidr, type Cidr } from '../ip/cidr.ts';
 import { IntervalCollector, type IntervalSet } from '../ip/interval-set.ts';
+import { LayeredMap } from './layered-map.ts';
 import { isAllowedJwksScheme } from '../token/jwks-url.ts';
 import { keySet, MAX_KID_LENGTH, type KeySet, type TenantKey } from '../token/key.ts';
 import { buildHmacKey, buildPublicKey, KeyMaterialError } from '../token/keys.ts';
@@ -68,14 +69,11 @@ export interface ChangeSet {
 
 /**
  * What a snapshot keeps to be changed incrementally, out of its public
- * shape: per tenant the digest its version sums and the digest of the
- * document it was built from; the base union of ranges and the overlay of
- * tenants changed since that base was built.
+ * shape: the version's running sum, the base union of ranges and the
+ * overlay of tenants changed since that base was built.
  */
 interface Internals {
   readonly pattern: string;
-  readonly fingerprints: Map<string, Buffer>;
-  readonly documents: Map<string, string>;
   readonly sum: Uint32Array;
   readonly base: IntervalSet;
   /** Tenants changed or added since `base` was built (removed ones are simply absent). */
@@ -85,11 +83,25 @@ interface Internals {
   readonly drift: number;
 }
 
+/**
+ * Per tenant, kept beside the object (shared tenants share it, nothing is
+ * copied per change): the digest its version sums, and the digest of the
+ * document it was built from.
+ */
+interface TenantDigests {
+  readonly fingerprint: Buffer;
+  readonly document: string;
+}
+
+const digests = new WeakMap<Tenant, TenantDigests>();
+
 const internals = new WeakMap<Snapshot, Internals>();
 
 // The overlay of changed tenants is checked after the base union; past this
 // many changes since the base was built, the base is rebuilt (in steps).
 const MAX_DRIFT = 512;
+// Tenants changed or removed since the tenants' map was last copied whole.
+const MAX_DELTA = 2048;
 
 const TENANT_FIELDS = new Set(['oin', 'name', 'enabled', 'cidrs', 'keys', 'jwksUri', 'issuer', 'audience']);
 const KEY_FIELDS = new Set(['kid', 'alg', 'secret', 'publicKey', 'enabled', 'notBefore', 'expiresAt']);
@@ -134,24 +146,19 @@ function* buildAll(document: unknown, options: SnapshotOptions): Work<Snapshot> 
   }
 
   const previous = reusable(options);
-  const fingerprints = new Map<string, Buffer>();
-  const documents = new Map<string, string>();
   const sum = new Uint32Array(8);
   for (let index = 0; index < list.length; index++) {
     const raw: unknown = list[index];
     const documentDigest = digestOfDocument(raw);
     const oin = isRecord(raw) ? raw['oin'] : undefined;
     const kept = typeof oin === 'string' && documentDigest !== '' ? taken(previous, oin, documentDigest) : undefined;
-    const built = kept ?? (yield* buildTenantDigest(raw, `tenants[${index}]`, options, issues));
-    if (built) {
-      const { tenant, fingerprint } = built;
+    const tenant = kept ?? (yield* buildTenantDigest(raw, `tenants[${index}]`, options, issues, documentDigest));
+    if (tenant) {
       if (tenants.has(tenant.oin)) {
         issues.push({ path: `tenants[${index}].oin`, message: `duplicate OIN "${tenant.oin}"` });
       } else {
         tenants.set(tenant.oin, tenant);
-        fingerprints.set(tenant.oin, fingerprint);
-        documents.set(tenant.oin, documentDigest);
-        addDigest(sum, fingerprint);
+        addDigest(sum, digests.get(tenant)!.fingerprint);
       }
     }
     yield;
@@ -160,8 +167,6 @@ function* buildAll(document: unknown, options: SnapshotOptions): Work<Snapshot> 
   const union = yield* enabledUnion(tenants);
   return seal(tenants, {
     pattern: options.oinPattern.source,
-    fingerprints,
-    documents,
     sum,
     base: union,
     overlay: new Map(),
@@ -171,36 +176,31 @@ function* buildAll(document: unknown, options: SnapshotOptions): Work<Snapshot> 
 }
 
 /** The previous snapshot's internals when its tenants may be taken over under these options. */
-function reusable(options: SnapshotOptions): Previous | undefined {
+function reusable(options: SnapshotOptions): Snapshot | undefined {
   const snapshot = options.previous;
   const state = snapshot ? internals.get(snapshot) : undefined;
-  return snapshot && state && state.pattern === options.oinPattern.source ? { snapshot, state } : undefined;
-}
-
-interface Previous {
-  readonly snapshot: Snapshot;
-  readonly state: Internals;
+  return state && state.pattern === options.oinPattern.source ? snapshot : undefined;
 }
 
 /** A tenant of the previous snapshot built from exactly this document. */
-function taken(previous: Previous | undefined, oin: string, documentDigest: string): BuiltTenant | undefined {
-  if (!previous || previous.state.documents.get(oin) !== documentDigest) return undefined;
-  const fingerprint = previous.state.fingerprints.get(oin);
-  const tenant = previous.snapshot.tenants.get(oin);
-  return fingerprint && tenant ? { tenant, fingerprint } : undefined;
+function taken(previous: Snapshot | undefined, oin: string, documentDigest: string): Tenant | undefined {
+  const tenant = previous?.tenants.get(oin);
+  return tenant && digests.get(tenant)?.document === documentDigest ? tenant : undefined;
 }
 
-/** A built tenant and the digest its version sums. */
-interface BuiltTenant {
-  readonly tenant: Tenant;
-  readonly fingerprint: Buffer;
-}
-
-function* buildTenantDigest(raw: unknown, path: string, options: SnapshotOptions, issues: ValidationIssue[]): Work<BuiltTenant | undefined> {
+/** Builds a tenant and records its digests beside it. */
+function* buildTenantDigest(
+  raw: unknown,
+  path: string,
+  options: SnapshotOptions,
+  issues: ValidationIssue[],
+  document: string,
+): Work<Tenant | undefined> {
   const built = yield* buildTenant(raw, path, options, issues);
   if (!built) return undefined;
   const fingerprint = hash('sha256', yield* tenantFingerprint(built.tenant, built.material), 'buffer') as unknown as Buffer;
-  return { tenant: built.tenant, fingerprint };
+  digests.set(built.tenant, { fingerprint, document });
+  return built.tenant;
 }
 
 /**
@@ -231,7 +231,7 @@ function jsonOnly(this: unknown, key: string, value: unknown): unknown {
   return value;
 }
 
-function seal(tenants: Map<string, Tenant>, state: Internals): Snapshot {
+function seal(tenants: ReadonlyMap<string, Tenant>, state: Internals): Snapshot {
   const { base, overlayUnion } = state;
   const snapshot: Snapshot = Object.freeze({
     version: versionOf(state.sum, tenants.size),
@@ -263,55 +263,71 @@ function* applyAll(current: Snapshot, changes: ChangeSet, options: SnapshotOptio
     throw new TypeError('applyChanges needs a snapshot built by buildSnapshot with the same OIN pattern');
   }
   const issues: ValidationIssue[] = [];
-  const built = new Map<string, { built: BuiltTenant; document: string }>();
+  const built = new Map<string, Tenant>();
   for (let index = 0; index < changes.upserts.length; index++) {
     const raw = changes.upserts[index];
-    const one = yield* buildTenantDigest(raw, `tenants[${index}]`, options, issues);
+    const one = yield* buildTenantDigest(raw, `tenants[${index}]`, options, issues, digestOfDocument(raw));
     if (one) {
-      if (built.has(one.tenant.oin)) issues.push({ path: `tenants[${index}].oin`, message: `duplicate OIN "${one.tenant.oin}"` });
-      else built.set(one.tenant.oin, { built: one, document: digestOfDocument(raw) });
+      if (built.has(one.oin)) issues.push({ path: `tenants[${index}].oin`, message: `duplicate OIN "${one.oin}"` });
+      else built.set(one.oin, one);
     }
     yield;
   }
   if (issues.length > 0) throw new WhitelistError(issues);
 
-  const tenants = new Map(current.tenants);
-  const fingerprints = new Map(state.fingerprints);
-  const documents = new Map(state.documents);
+  // The new tenants: the current base shared, a small delta copied and changed.
+  const layered = current.tenants instanceof LayeredMap ? (current.tenants as LayeredMap<string, Tenant>) : undefined;
+  const base = layered ? layered.base : current.tenants;
+  const delta = new Map<string, Tenant | undefined>(layered?.delta);
+  const lookup = (oin: string): Tenant | undefined => (delta.has(oin) ? delta.get(oin) : base.get(oin));
+  let size = current.tenants.size;
   const sum = Uint32Array.from(state.sum);
   const overlay = new Map(state.overlay);
   let drift = state.drift;
   const drop = (oin: string): void => {
-    const old = fingerprints.get(oin);
+    const old = lookup(oin);
     if (!old) return;
-    subtractDigest(sum, old);
-    tenants.delete(oin);
-    fingerprints.delete(oin);
-    documents.delete(oin);
+    subtractDigest(sum, digests.get(old)!.fingerprint);
+    delta.set(oin, undefined);
     overlay.delete(oin);
+    size--;
     drift++;
   };
   for (const oin of changes.removals) if (!built.has(oin)) drop(oin);
-  for (const [oin, { built: one, document }] of built) {
-    const old = fingerprints.get(oin);
-    if (old && old.equals(one.fingerprint)) continue; // same content: keep the tenant the caches know
+  for (const [oin, tenant] of built) {
+    const old = lookup(oin);
+    // Same content: keep the tenant the caches know.
+    if (old && digests.get(old)!.fingerprint.equals(digests.get(tenant)!.fingerprint)) continue;
     drop(oin);
-    tenants.set(oin, one.tenant);
-    fingerprints.set(oin, one.fingerprint);
-    documents.set(oin, document);
-    addDigest(sum, one.fingerprint);
-    overlay.set(oin, one.tenant);
+    delta.set(oin, tenant);
+    addDigest(sum, digests.get(tenant)!.fingerprint);
+    overlay.set(oin, tenant);
+    size++;
   }
-  if (tenants.size > MAX_TENANTS) {
-    throw new WhitelistError([{ path: 'tenants', message: `holds ${tenants.size} tenants; at most ${MAX_TENANTS} are allowed` }]);
+  if (size > MAX_TENANTS) {
+    throw new WhitelistError([{ path: 'tenants', message: `holds ${size} tenants; at most ${MAX_TENANTS} are allowed` }]);
   }
+  // Past a bound, the delta is folded into a new base (a copy in steps), so lookups stay two.
+  const next = new LayeredMap<string, Tenant>(base, delta, size);
+  const tenants = delta.size > MAX_DELTA ? yield* copyMap(next) : next;
   const pattern = state.pattern;
   if (drift > MAX_DRIFT) {
-    const base = yield* enabledUnion(tenants);
-    return seal(tenants, { pattern, fingerprints, documents, sum, base, overlay: new Map(), overlayUnion: undefined, drift: 0 });
+    const union = yield* enabledUnion(tenants);
+    return seal(tenants, { pattern, sum, base: union, overlay: new Map(), overlayUnion: undefined, drift: 0 });
   }
   const overlayUnion = overlay.size > 0 ? yield* enabledUnion(overlay) : undefined;
-  return seal(tenants, { pattern, fingerprints, documents, sum, base: state.base, overlay, overlayUnion, drift });
+  return seal(tenants, { pattern, sum, base: state.base, overlay, overlayUnion, drift });
+}
+
+/** A copy of a map of 100k entries, in steps. */
+function* copyMap<K, V>(from: ReadonlyMap<K, V>): Work<Map<K, V>> {
+  const to = new Map<K, V>();
+  let count = 0;
+  for (const [key, value] of from) {
+    to.set(key, value);
+    if ((++count & 4095) === 0) yield;
+  }
+  return to;
 }
 
 /** Every enabled tenant's ranges as one merged set, from the tenants' intervals (no texts re-parsed). */

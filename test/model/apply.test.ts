@@ -72,6 +72,33 @@ describe('applyChanges', () => {
     }
   });
 
+  it('stays equal to a full rebuild once thousands of distinct tenants have changed', async function () {
+    this.timeout(120_000);
+    const next = random(77);
+    const state = new Map<string, Record<string, unknown>>();
+    for (let i = 0; i < 3000; i++) state.set(oinOf(i), randomTenant(next, oinOf(i)));
+    let snapshot = await buildSnapshot(doc(...state.values()), options);
+    for (let batch = 0; batch < 30; batch++) {
+      const upserts: Record<string, unknown>[] = [];
+      const removals: string[] = [];
+      for (let i = batch * 100; i < batch * 100 + 100; i++) {
+        const oin = oinOf(i);
+        if (i % 7 === 0) {
+          removals.push(oin);
+          state.delete(oin);
+        } else {
+          const t = randomTenant(next, oin);
+          upserts.push(t);
+          state.set(oin, t);
+        }
+      }
+      snapshot = await applyChanges(snapshot, { upserts, removals }, options);
+      expect(snapshot.tenants.size).to.equal(state.size);
+    }
+    expectSameDecisions(snapshot, await buildSnapshot(doc(...state.values()), options));
+    expect([...snapshot.tenants.values()].map((t) => t.oin).sort()).to.deep.equal([...state.keys()].sort());
+  });
+
   it('keeps the same version when a change restores the content', async () => {
     const first = await buildSnapshot(doc(tenant(), tenant({ oin: OIN_2 })), options);
     const changed = await applyChanges(first, { upserts: [tenant({ cidrs: ['10.9.0.0/16'] })], removals: [OIN_2] }, options);
