@@ -1,5 +1,6 @@
 import { foldedPath, type DecisionPolicy, type KeyLookup } from './decision.ts';
 import type { GateOptions } from './http/gate.ts';
+import { keysThatMayDiffer } from './model/layered-map.ts';
 import { applyChanges, buildSnapshot, type ChangeSet, type Snapshot, type Tenant } from './model/snapshot.ts';
 import type { Logger } from './observe/logger.ts';
 import { Metrics } from './observe/metrics.ts';
@@ -35,6 +36,17 @@ export function decisionPolicy(settings: Settings): DecisionPolicy {
 export function changedTenants(previous: Snapshot, next: Snapshot): { changed: Tenant[]; removed: string[] } {
   const changed: Tenant[] = [];
   const removed: string[] = [];
+  // After an incremental change only the deltas can differ: no walk over 100k tenants.
+  const candidates = keysThatMayDiffer(previous.tenants, next.tenants);
+  if (candidates !== undefined) {
+    for (const oin of candidates) {
+      const tenant = next.tenants.get(oin);
+      if (tenant === undefined) {
+        if (previous.tenants.has(oin)) removed.push(oin);
+      } else if (previous.tenants.get(oin) !== tenant) changed.push(tenant);
+    }
+    return { changed, removed };
+  }
   for (const [oin, tenant] of next.tenants) if (previous.tenants.get(oin) !== tenant) changed.push(tenant);
   for (const oin of previous.tenants.keys()) if (!next.tenants.has(oin)) removed.push(oin);
   return { changed, removed };

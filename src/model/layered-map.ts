@@ -47,3 +47,16 @@ export class LayeredMap<K, V> implements ReadonlyMap<K, V> {
     for (const [key, value] of this.entries()) callback.call(thisArg, value, key, this);
   }
 }
+
+/**
+ * The keys whose entries may differ between two maps, when that is known
+ * without a walk over both (one is the other's base, or both share one):
+ * the deltas' keys. Undefined otherwise; the caller then compares all.
+ */
+export function keysThatMayDiffer<K, V>(before: ReadonlyMap<K, V>, after: ReadonlyMap<K, V>): Set<K> | undefined {
+  const baseOf = (map: ReadonlyMap<K, V>): ReadonlyMap<K, V> => (map instanceof LayeredMap ? (map.base as ReadonlyMap<K, V>) : map);
+  if (baseOf(before) !== baseOf(after)) return undefined;
+  const keys = new Set<K>();
+  for (const map of [before, after]) if (map instanceof LayeredMap) for (const key of (map as LayeredMap<K, V>).delta.keys()) keys.add(key);
+  return keys;
+}

@@ -52,6 +52,8 @@ export class Metrics {
   });
   /** Expiry times (epoch ms) of the enforced whitelist's enabled static keys, ascending. */
   #expiries: readonly number[] = [];
+  /** The snapshot #expiries has yet to be taken from: a walk over every tenant, done at the next scrape, not per change. */
+  #expiriesFrom: Snapshot | undefined;
   #storeConnected: (() => boolean) | undefined;
   readonly whitelistInfo = new Gauge({
     name: 'oingate_whitelist_info',
@@ -107,6 +109,10 @@ export class Metrics {
       registers: [this.registry],
       // At every scrape, so a key enters the window as time passes, not only on a load.
       collect() {
+        if (metrics.#expiriesFrom !== undefined) {
+          metrics.#expiries = keyExpiries(metrics.#expiriesFrom);
+          metrics.#expiriesFrom = undefined;
+        }
         this.set(countInWindow(metrics.#expiries, Date.now(), Date.now() + EXPIRY_WARNING_MS));
       },
     });
@@ -151,7 +157,7 @@ export class Metrics {
     this.whitelistInfo.reset();
     this.whitelistInfo.labels(version).set(1);
     this.tenants.set(tenants);
-    if (snapshot !== undefined) this.#expiries = keyExpiries(snapshot);
+    if (snapshot !== undefined) this.#expiriesFrom = snapshot;
   }
 }
 

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { LayeredMap } from '../../src/model/layered-map.ts';
+import { keysThatMayDiffer, LayeredMap } from '../../src/model/layered-map.ts';
 
 describe('LayeredMap', () => {
   const base = new Map([
@@ -26,5 +26,23 @@ describe('LayeredMap', () => {
     map.forEach((value, key) => seen.push(`${key}=${value}`));
     expect(seen).to.deep.equal(['a=1', 'c=30', 'd=4']);
     expect(map.size).to.equal(3);
+  });
+});
+
+describe('keysThatMayDiffer', () => {
+  const base = new Map([
+    ['a', 1],
+    ['b', 2],
+  ]);
+
+  it('names only the deltas of maps over one base', () => {
+    const one = new LayeredMap<string, number>(base, new Map([['a', 10]]), 2);
+    const two = new LayeredMap<string, number>(base, new Map([['b', undefined], ['c', 3]]), 2);
+    expect([...keysThatMayDiffer(one, two)!].sort()).to.deep.equal(['a', 'b', 'c']);
+    expect([...keysThatMayDiffer(base, two)!].sort()).to.deep.equal(['b', 'c']);
+  });
+
+  it('cannot tell for maps that share no base', () => {
+    expect(keysThatMayDiffer(base, new Map(base))).to.equal(undefined);
   });
 });
