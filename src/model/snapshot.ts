@@ -218,6 +218,11 @@ function digestOfDocument(raw: unknown): string {
   }
 }
 
+function isPlainObject(value: object): boolean {
+  const prototype: unknown = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
 function jsonOnly(this: unknown, key: string, value: unknown): unknown {
   const original: unknown = (this as Record<string, unknown>)[key];
   const plain =
@@ -226,7 +231,7 @@ function jsonOnly(this: unknown, key: string, value: unknown): unknown {
     typeof original === 'boolean' ||
     (typeof original === 'number' && Number.isFinite(original)) ||
     Array.isArray(original) ||
-    (typeof original === 'object' && [Object.prototype, null].includes(Object.getPrototypeOf(original)));
+    (typeof original === 'object' && isPlainObject(original));
   if (!plain) throw new TypeError('not JSON');
   return value;
 }
