@@ -89,7 +89,8 @@ interface Internals {
  * document it was built from.
  */
 interface TenantDigests {
-  readonly fingerprint: Buffer;
+  /** SHA-256, base64: a short string costs less memory than a Buffer per tenant. */
+  readonly fingerprint: string;
   readonly document: string;
 }
 
@@ -158,7 +159,7 @@ function* buildAll(document: unknown, options: SnapshotOptions): Work<Snapshot> 
         issues.push({ path: `tenants[${index}].oin`, message: `duplicate OIN "${tenant.oin}"` });
       } else {
         tenants.set(tenant.oin, tenant);
-        addDigest(sum, digests.get(tenant)!.fingerprint);
+        addDigest(sum, Buffer.from(digests.get(tenant)!.fingerprint, 'base64'));
       }
     }
     yield;
@@ -198,7 +199,7 @@ function* buildTenantDigest(
 ): Work<Tenant | undefined> {
   const built = yield* buildTenant(raw, path, options, issues);
   if (!built) return undefined;
-  const fingerprint = hash('sha256', yield* tenantFingerprint(built.tenant, built.material), 'buffer') as unknown as Buffer;
+  const fingerprint = hash('sha256', yield* tenantFingerprint(built.tenant, built.material), 'base64') as string;
   digests.set(built.tenant, { fingerprint, document });
   return built.tenant;
 }
@@ -292,7 +293,7 @@ function* applyAll(current: Snapshot, changes: ChangeSet, options: SnapshotOptio
   const drop = (oin: string): void => {
     const old = lookup(oin);
     if (!old) return;
-    subtractDigest(sum, digests.get(old)!.fingerprint);
+    subtractDigest(sum, Buffer.from(digests.get(old)!.fingerprint, 'base64'));
     delta.set(oin, undefined);
     overlay.delete(oin);
     size--;
@@ -302,10 +303,10 @@ function* applyAll(current: Snapshot, changes: ChangeSet, options: SnapshotOptio
   for (const [oin, tenant] of built) {
     const old = lookup(oin);
     // Same content: keep the tenant the caches know.
-    if (old && digests.get(old)!.fingerprint.equals(digests.get(tenant)!.fingerprint)) continue;
+    if (old && digests.get(old)!.fingerprint === digests.get(tenant)!.fingerprint) continue;
     drop(oin);
     delta.set(oin, tenant);
-    addDigest(sum, digests.get(tenant)!.fingerprint);
+    addDigest(sum, Buffer.from(digests.get(tenant)!.fingerprint, 'base64'));
     overlay.set(oin, tenant);
     size++;
   }
