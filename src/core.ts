@@ -2,7 +2,8 @@ import { foldedPath, type DecisionPolicy, type KeyLookup } from './decision.ts';
 import type { GateOptions } from './http/gate.ts';
 import { createRateLimiter, type RateLimiter } from './limit/limiter.ts';
 import { registerRateLimitMetrics } from './limit/metrics.ts';
-import { buildSnapshot, type Snapshot } from './model/snapshot.ts';
+import { keysThatMayDiffer } from './model/layered-map.ts';
+import { applyChanges, buildSnapshot, type ChangeSet, type Snapshot, type Tenant } from './model/snapshot.ts';
 import type { Logger } from './observe/logger.ts';
 import { Metrics } from './observe/metrics.ts';
 import { DEFAULT_MAX_DEPTH } from './json/strict-json.ts';
@@ -40,6 +41,26 @@ export function decisionPolicy(settings: Settings): DecisionPolicy {
       ...(settings.audience !== undefined ? { audience: settings.audience } : {}),
     },
   };
+}
+
+/** The tenants of `next` that are not the very objects of `previous`, and the OINs gone. */
+export function changedTenants(previous: Snapshot, next: Snapshot): { changed: Tenant[]; removed: string[] } {
+  const changed: Tenant[] = [];
+  const removed: string[] = [];
+  // After an incremental change only the deltas can differ: no walk over 100k tenants.
+  const candidates = keysThatMayDiffer(previous.tenants, next.tenants);
+  if (candidates !== undefined) {
+    for (const oin of candidates) {
+      const tenant = next.tenants.get(oin);
+      if (tenant === undefined) {
+        if (previous.tenants.has(oin)) removed.push(oin);
+      } else if (previous.tenants.get(oin) !== tenant) changed.push(tenant);
+    }
+    return { changed, removed };
+  }
+  for (const [oin, tenant] of next.tenants) if (previous.tenants.get(oin) !== tenant) changed.push(tenant);
+  for (const oin of previous.tenants.keys()) if (!next.tenants.has(oin)) removed.push(oin);
+  return { changed, removed };
 }
 
 export interface CoreOptions {
@@ -90,7 +111,10 @@ export async function startCore(settings: Settings, options: CoreOptions): Promi
   const source = await createSource(settings, logger, options.fileOptions);
   // Settings require the CA bundle for the header, so the bundle alone says whether certificates can come.
   const certificatesConfigured = settings.tlsClientCaFile !== undefined;
-  const build = (document: unknown): Promise<Snapshot> => buildSnapshot(document, { oinPattern: settings.oinPattern, certificatesConfigured });
+  const build = (document: unknown, previous: Snapshot | undefined): Promise<Snapshot> =>
+    buildSnapshot(document, { oinPattern: settings.oinPattern, certificatesConfigured, ...(previous ? { previous } : {}) });
+  const apply = (current: Snapshot, changes: ChangeSet): Promise<Snapshot> =>
+    applyChanges(current, changes, { oinPattern: settings.oinPattern, certificatesConfigured });
   // Without our own TLS listener, the core watches the CA bundle and CRLs; a bad one stops start-up, naming the file.
   let tlsCounters: TlsCounters | undefined;
   const ownCas =
@@ -149,31 +173,42 @@ export async function startCore(settings: Settings, options: CoreOptions): Promi
   // Connects while the whitelist loads; waited for below, at most RATE_LIMIT_READY_MS.
   const rateLimitReady = rateLimiter.ready(RATE_LIMIT_READY_MS);
   if (source.connected !== undefined) metrics.trackStoreConnection(() => source.connected === true);
-  const holder = new SnapshotHolder(source, build, {
-    accepted() {
-      metrics.loadSucceeded();
+  const holder = new SnapshotHolder(
+    source,
+    build,
+    {
+      accepted() {
+        metrics.loadSucceeded();
+      },
+      loaded(snapshot, previous) {
+        // The token cache is left alone: its entries count only for the very
+        // KeySet they were verified with, so a tenant shared with the previous
+        // snapshot keeps its entries and a changed one misses; the bound evicts
+        // the dead. JWKS sets follow only the tenants that changed.
+        if (previous === undefined) jwks.sync(snapshot.tenants.values());
+        else {
+          const { changed, removed } = changedTenants(previous, snapshot);
+          jwks.update(changed, removed);
+        }
+        metrics.whitelistLoaded(snapshot.version, snapshot.tenants.size, snapshot);
+        // One line per change, saying per tenant what changed (never a secret);
+        // the diff is sliced, so the line follows the swap by a moment.
+        whitelistChanges(previous, snapshot).then(
+          (changes) => logger.info({ version: snapshot.version, previous: previous?.version ?? null, tenants: snapshot.tenants.size, store: source.description, changes }, 'whitelist loaded'),
+          (error: unknown) => logger.error({ err: error }, 'cannot describe the whitelist change; it is loaded'),
+        );
+      },
+      observerFailed(error) {
+        logger.error({ err: error }, 'a whitelist observer failed; the reload itself stands');
+      },
+      refused(error, cause) {
+        metrics.reloadRefused(cause);
+        const kept = holder.current ? 'the last good whitelist stays in force' : 'no whitelist is loaded yet, so requests get 503';
+        logger.error({ error, store: source.description }, `whitelist not loaded; ${kept}`);
+      },
     },
-    loaded(snapshot, previous) {
-      // Entries are bound to the old KeySets and could never match again; free them.
-      tokenCache.clear();
-      jwks.sync(snapshot.tenants.values());
-      metrics.whitelistLoaded(snapshot.version, snapshot.tenants.size, snapshot);
-      // One line per change, saying per tenant what changed (never a secret);
-      // the diff is sliced, so the line follows the swap by a moment.
-      whitelistChanges(previous, snapshot).then(
-        (changes) => logger.info({ version: snapshot.version, previous: previous?.version ?? null, tenants: snapshot.tenants.size, store: source.description, changes }, 'whitelist loaded'),
-        (error: unknown) => logger.error({ err: error }, 'cannot describe the whitelist change; it is loaded'),
-      );
-    },
-    observerFailed(error) {
-      logger.error({ err: error }, 'a whitelist observer failed; the reload itself stands');
-    },
-    refused(error, cause) {
-      metrics.reloadRefused(cause);
-      const kept = holder.current ? 'the last good whitelist stays in force' : 'no whitelist is loaded yet, so requests get 503';
-      logger.error({ error, store: source.description }, `whitelist not loaded; ${kept}`);
-    },
-  });
+    apply,
+  );
 
   holder.addReadiness(() => {
     const status = rateLimiter.status();

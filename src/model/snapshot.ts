@@ -3,6 +3,7 @@ import type { IpAddress } from '../ip/address.ts';
 import { CidrError, CidrSet, parseCidr, type Cidr } from '../ip/cidr.ts';
 import { IntervalCollector, type IntervalSet } from '../ip/interval-set.ts';
 import { readRateLimit, type RateLimit } from '../limit/rate.ts';
+import { LayeredMap } from './layered-map.ts';
 import { isAllowedJwksScheme } from '../token/jwks-url.ts';
 import { keySet, MAX_KID_LENGTH, type KeySet, type TenantKey } from '../token/key.ts';
 import { buildHmacKey, buildPublicKey, KeyMaterialError } from '../token/keys.ts';
@@ -63,7 +64,61 @@ export interface SnapshotOptions {
    * Unset: not checked (oingate check without settings).
    */
   readonly certificatesConfigured?: boolean;
+  /**
+   * The snapshot now enforced, if any: a tenant whose document is exactly
+   * the one that built it there is taken over as it is (no key import, no
+   * CIDR build), so an unchanged tenant keeps its identity and its caches.
+   */
+  readonly previous?: Snapshot;
 }
+
+/**
+ * A change to the enforced whitelist, as a store with change tracking
+ * (PostgreSQL) reads it: the whole current document of every tenant that
+ * changed or was added, and the OINs of tenants that are gone. Revocations
+ * (a jti, a tokensIssuedAfter) are meant to become one more kind of entry.
+ */
+export interface ChangeSet {
+  readonly upserts: readonly unknown[];
+  readonly removals: readonly string[];
+}
+
+/**
+ * What a snapshot keeps to be changed incrementally, out of its public
+ * shape: the version's running sum, the base union of ranges and the
+ * overlay of tenants changed since that base was built.
+ */
+interface Internals {
+  readonly pattern: string;
+  readonly sum: Uint32Array;
+  readonly base: IntervalSet;
+  /** Tenants changed or added since `base` was built (removed ones are simply absent). */
+  readonly overlay: Map<string, Tenant>;
+  readonly overlayUnion: IntervalSet | undefined;
+  /** Tenants changed, added or removed since `base` was built. */
+  readonly drift: number;
+}
+
+/**
+ * Per tenant, kept beside the object (shared tenants share it, nothing is
+ * copied per change): the digest its version sums, and the digest of the
+ * document it was built from.
+ */
+interface TenantDigests {
+  /** SHA-256, base64: a short string costs less memory than a Buffer per tenant. */
+  readonly fingerprint: string;
+  readonly document: string;
+}
+
+const digests = new WeakMap<Tenant, TenantDigests>();
+
+const internals = new WeakMap<Snapshot, Internals>();
+
+// The overlay of changed tenants is checked after the base union; past this
+// many changes since the base was built, the base is rebuilt (in steps).
+const MAX_DRIFT = 512;
+// Tenants changed or removed since the tenants' map was last copied whole.
+const MAX_DELTA = 2048;
 
 const TENANT_FIELDS = new Set(['oin', 'name', 'enabled', 'cidrs', 'keys', 'jwksUri', 'issuer', 'audience', 'rateLimit', 'authentication']);
 const KEY_FIELDS = new Set(['kid', 'alg', 'secret', 'publicKey', 'enabled', 'notBefore', 'expiresAt']);
@@ -107,28 +162,194 @@ function* buildAll(document: unknown, options: SnapshotOptions): Work<Snapshot> 
     throw new WhitelistError([...issues, { path: 'tenants', message: `holds ${list.length} tenants; at most ${MAX_TENANTS} are allowed` }]);
   }
 
-  const version = new OrderFreeDigest();
+  const previous = reusable(options);
+  const sum = new Uint32Array(8);
   for (let index = 0; index < list.length; index++) {
-    const built = yield* buildTenant(list[index], `tenants[${index}]`, options, issues);
-    if (built) {
-      const { tenant, material } = built;
+    const raw: unknown = list[index];
+    const documentDigest = digestOfDocument(raw);
+    const oin = isRecord(raw) ? raw['oin'] : undefined;
+    const kept = typeof oin === 'string' && documentDigest !== '' ? taken(previous, oin, documentDigest) : undefined;
+    const tenant = kept ?? (yield* buildTenantDigest(raw, `tenants[${index}]`, options, issues, documentDigest));
+    if (tenant) {
       if (tenants.has(tenant.oin)) {
         issues.push({ path: `tenants[${index}].oin`, message: `duplicate OIN "${tenant.oin}"` });
       } else {
         tenants.set(tenant.oin, tenant);
-        version.add(yield* tenantFingerprint(tenant, material));
+        addDigest(sum, Buffer.from(digests.get(tenant)!.fingerprint, 'base64'));
       }
     }
     yield;
   }
   if (issues.length > 0) throw new WhitelistError(issues);
   const union = yield* enabledUnion(tenants);
-  return Object.freeze({
-    version: version.digest(),
+  return seal(tenants, {
+    pattern: options.oinPattern.source,
+    sum,
+    base: union,
+    overlay: new Map(),
+    overlayUnion: undefined,
+    drift: 0,
+  });
+}
+
+/** The previous snapshot's internals when its tenants may be taken over under these options. */
+function reusable(options: SnapshotOptions): Snapshot | undefined {
+  const snapshot = options.previous;
+  const state = snapshot ? internals.get(snapshot) : undefined;
+  return state && state.pattern === options.oinPattern.source ? snapshot : undefined;
+}
+
+/** A tenant of the previous snapshot built from exactly this document. */
+function taken(previous: Snapshot | undefined, oin: string, documentDigest: string): Tenant | undefined {
+  const tenant = previous?.tenants.get(oin);
+  return tenant && digests.get(tenant)?.document === documentDigest ? tenant : undefined;
+}
+
+/** Builds a tenant and records its digests beside it. */
+function* buildTenantDigest(
+  raw: unknown,
+  path: string,
+  options: SnapshotOptions,
+  issues: ValidationIssue[],
+  document: string,
+): Work<Tenant | undefined> {
+  const built = yield* buildTenant(raw, path, options, issues);
+  if (!built) return undefined;
+  const fingerprint = hash('sha256', yield* tenantFingerprint(built.tenant, built.material), 'base64') as string;
+  digests.set(built.tenant, { fingerprint, document });
+  return built.tenant;
+}
+
+/**
+ * A digest of a tenant's document as given (field order included): equal
+ * digests, equal options, equal tenant. Only what JSON can hold is digested;
+ * a document with anything else (undefined, a Date, NaN) gets no digest and
+ * is never taken over, since JSON.stringify would render it like a
+ * different, valid value. Only compared, never shown.
+ */
+function digestOfDocument(raw: unknown): string {
+  try {
+    return hash('sha256', JSON.stringify(raw, jsonOnly), 'base64') as string;
+  } catch {
+    return '';
+  }
+}
+
+function isPlainObject(value: object): boolean {
+  const prototype: unknown = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
+function jsonOnly(this: unknown, key: string, value: unknown): unknown {
+  const original: unknown = (this as Record<string, unknown>)[key];
+  const plain =
+    original === null ||
+    typeof original === 'string' ||
+    typeof original === 'boolean' ||
+    (typeof original === 'number' && Number.isFinite(original)) ||
+    Array.isArray(original) ||
+    (typeof original === 'object' && isPlainObject(original));
+  if (!plain) throw new TypeError('not JSON');
+  return value;
+}
+
+function seal(tenants: ReadonlyMap<string, Tenant>, state: Internals): Snapshot {
+  const { base, overlayUnion } = state;
+  const snapshot: Snapshot = Object.freeze({
+    version: versionOf(state.sum, tenants.size),
     tenants,
     loadedAt: new Date(),
-    covers: (ip: IpAddress) => union.contains(ip),
+    covers: overlayUnion ? (ip: IpAddress) => base.contains(ip) || overlayUnion.contains(ip) : (ip: IpAddress) => base.contains(ip),
   });
+  internals.set(snapshot, state);
+  return snapshot;
+}
+
+/**
+ * Applies a change set to a snapshot and gives the next one: upserts are
+ * validated with exactly the rules of {@link buildSnapshot} (issues placed
+ * at `tenants[i]`, i the upsert's index), and any issue refuses the whole
+ * change. Every tenant not named is shared with `current`; the version is
+ * kept as the order-free sum of per-tenant digests, so it equals what a full
+ * build of the same content gives, at a cost in proportion to the change.
+ * Removals of OINs that are not there are ignored; an OIN both removed and
+ * upserted ends up upserted.
+ */
+export async function applyChanges(current: Snapshot, changes: ChangeSet, options: SnapshotOptions): Promise<Snapshot> {
+  return runSliced(applyAll(current, changes, options), options.sliceMs ?? 10);
+}
+
+function* applyAll(current: Snapshot, changes: ChangeSet, options: SnapshotOptions): Work<Snapshot> {
+  const state = internals.get(current);
+  if (!state || state.pattern !== options.oinPattern.source) {
+    throw new TypeError('applyChanges needs a snapshot built by buildSnapshot with the same OIN pattern');
+  }
+  const issues: ValidationIssue[] = [];
+  const built = new Map<string, Tenant>();
+  for (let index = 0; index < changes.upserts.length; index++) {
+    const raw = changes.upserts[index];
+    const one = yield* buildTenantDigest(raw, `tenants[${index}]`, options, issues, digestOfDocument(raw));
+    if (one) {
+      if (built.has(one.oin)) issues.push({ path: `tenants[${index}].oin`, message: `duplicate OIN "${one.oin}"` });
+      else built.set(one.oin, one);
+    }
+    yield;
+  }
+  if (issues.length > 0) throw new WhitelistError(issues);
+
+  // The new tenants: the current base shared, a small delta copied and changed.
+  const layered = current.tenants instanceof LayeredMap ? (current.tenants as LayeredMap<string, Tenant>) : undefined;
+  const base = layered ? layered.base : current.tenants;
+  const delta = new Map<string, Tenant | undefined>(layered?.delta);
+  const lookup = (oin: string): Tenant | undefined => (delta.has(oin) ? delta.get(oin) : base.get(oin));
+  let size = current.tenants.size;
+  const sum = Uint32Array.from(state.sum);
+  const overlay = new Map(state.overlay);
+  let drift = state.drift;
+  const drop = (oin: string): void => {
+    const old = lookup(oin);
+    if (!old) return;
+    subtractDigest(sum, Buffer.from(digests.get(old)!.fingerprint, 'base64'));
+    delta.set(oin, undefined);
+    overlay.delete(oin);
+    size--;
+    drift++;
+  };
+  for (const oin of changes.removals) if (!built.has(oin)) drop(oin);
+  for (const [oin, tenant] of built) {
+    const old = lookup(oin);
+    // Same content: keep the tenant the caches know.
+    if (old && digests.get(old)!.fingerprint === digests.get(tenant)!.fingerprint) continue;
+    drop(oin);
+    delta.set(oin, tenant);
+    addDigest(sum, Buffer.from(digests.get(tenant)!.fingerprint, 'base64'));
+    overlay.set(oin, tenant);
+    size++;
+  }
+  if (size > MAX_TENANTS) {
+    throw new WhitelistError([{ path: 'tenants', message: `holds ${size} tenants; at most ${MAX_TENANTS} are allowed` }]);
+  }
+  // Past a bound, the delta is folded into a new base (a copy in steps), so lookups stay two.
+  const next = new LayeredMap<string, Tenant>(base, delta, size);
+  const tenants = delta.size > MAX_DELTA ? yield* copyMap(next) : next;
+  const pattern = state.pattern;
+  if (drift > MAX_DRIFT) {
+    const union = yield* enabledUnion(tenants);
+    return seal(tenants, { pattern, sum, base: union, overlay: new Map(), overlayUnion: undefined, drift: 0 });
+  }
+  const overlayUnion = overlay.size > 0 ? yield* enabledUnion(overlay) : undefined;
+  return seal(tenants, { pattern, sum, base: state.base, overlay, overlayUnion, drift });
+}
+
+/** A copy of a map of 100k entries, in steps. */
+function* copyMap<K, V>(from: ReadonlyMap<K, V>): Work<Map<K, V>> {
+  const to = new Map<K, V>();
+  let count = 0;
+  for (const [key, value] of from) {
+    to.set(key, value);
+    if ((++count & 4095) === 0) yield;
+  }
+  return to;
 }
 
 /** Every enabled tenant's ranges as one merged set, from the tenants' intervals (no texts re-parsed). */
@@ -381,29 +602,33 @@ function describeValue(value: unknown): string {
   return Array.isArray(value) ? 'an array' : value === undefined ? 'a missing value' : `a ${typeof value}`;
 }
 
-/**
- * A digest of a set that does not depend on order (reordering a file is not a
- * change) and needs no sort of 100k entries: the sum, modulo 2^256, of each
- * entry's SHA-256, hashed once more with the count.
+/*
+ * The version is a digest of a set that does not depend on order (reordering
+ * a file is not a change) and needs no sort of 100k entries: the sum, modulo
+ * 2^256, of each tenant's SHA-256, hashed once more with the count. A sum
+ * can be taken apart again, so one changed tenant costs one subtraction and
+ * one addition, not a pass over every tenant.
  */
-class OrderFreeDigest {
-  readonly #sum = new Uint32Array(8);
-  #count = 0;
-
-  add(entry: string): void {
-    const digest = hash('sha256', entry, 'buffer') as unknown as Buffer;
-    let carry = 0;
-    for (let word = 7; word >= 0; word--) {
-      const total = (this.#sum[word] as number) + digest.readUInt32BE(word * 4) + carry;
-      this.#sum[word] = total >>> 0;
-      carry = total > 0xffffffff ? 1 : 0;
-    }
-    this.#count++;
+function addDigest(sum: Uint32Array, digest: Buffer): void {
+  let carry = 0;
+  for (let word = 7; word >= 0; word--) {
+    const total = (sum[word] as number) + digest.readUInt32BE(word * 4) + carry;
+    sum[word] = total >>> 0;
+    carry = total > 0xffffffff ? 1 : 0;
   }
+}
 
-  digest(): string {
-    return createHash('sha256').update(this.#sum).update(String(this.#count)).digest('hex').slice(0, 16);
+function subtractDigest(sum: Uint32Array, digest: Buffer): void {
+  let borrow = 0;
+  for (let word = 7; word >= 0; word--) {
+    const total = (sum[word] as number) - digest.readUInt32BE(word * 4) - borrow;
+    sum[word] = total >>> 0;
+    borrow = total < 0 ? 1 : 0;
   }
+}
+
+function versionOf(sum: Uint32Array, count: number): string {
+  return createHash('sha256').update(sum).update(String(count)).digest('hex').slice(0, 16);
 }
 
 // Up to this many ranges, a tenant's texts are sorted at once; beyond, in steps.

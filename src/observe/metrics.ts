@@ -74,6 +74,8 @@ export class Metrics {
   });
   /** The enforced whitelist's enabled static keys that expire, by expiry time (epoch ms) ascending. */
   #expiries: readonly KeyExpiry[] = [];
+  /** The snapshot #expiries has yet to be taken from: a walk over every tenant, done at the next scrape, not per change. */
+  #expiriesFrom: Snapshot | undefined;
   #storeConnected: (() => boolean) | undefined;
   readonly whitelistInfo = new Gauge({
     name: 'oingate_whitelist_info',
@@ -153,6 +155,10 @@ export class Metrics {
       registers: [this.registry],
       // At every scrape, so a key enters the window as time passes, not only on a load.
       collect() {
+        if (metrics.#expiriesFrom !== undefined) {
+          metrics.#expiries = keyExpiries(metrics.#expiriesFrom);
+          metrics.#expiriesFrom = undefined;
+        }
         const now = Date.now();
         const from = lowerBound(metrics.#expiries, now + 1);
         const to = lowerBound(metrics.#expiries, now + EXPIRY_WARNING_MS + 1);
@@ -328,7 +334,7 @@ export class Metrics {
     this.whitelistInfo.reset();
     this.whitelistInfo.labels(version).set(1);
     this.tenants.set(tenants);
-    if (snapshot !== undefined) this.#expiries = keyExpiries(snapshot);
+    if (snapshot !== undefined) this.#expiriesFrom = snapshot;
   }
 }
 

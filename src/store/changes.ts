@@ -5,6 +5,7 @@
  * Bounded: a whitelist swapped wholesale logs the first tenants and counts.
  * Sliced: diffing 100k tenants yields to the event loop, as a load does.
  */
+import { keysThatMayDiffer } from '../model/layered-map.ts';
 import type { Snapshot, Tenant } from '../model/snapshot.ts';
 import type { TenantKey } from '../token/key.ts';
 
@@ -158,7 +159,19 @@ export async function whitelistChanges(previous: Snapshot | undefined, next: Sna
   const note = (change: TenantChange): void => {
     if (tenants.length < MAX_LISTED_TENANTS) tenants.push(change);
   };
-  for (const [oin, tenant] of next.tenants) {
+  // After an incremental change only the deltas can differ: no walk over 100k tenants.
+  const candidates = previous === undefined ? undefined : keysThatMayDiffer(previous.tenants, next.tenants);
+  const pairs: Iterable<[string, Tenant | undefined]> =
+    candidates === undefined ? next.tenants : Array.from(candidates, (oin): [string, Tenant | undefined] => [oin, next.tenants.get(oin)]);
+  for (const [oin, tenant] of pairs) {
+    if (tenant === undefined) {
+      // Only a candidate can be missing from next: it was removed.
+      if (previous?.tenants.has(oin)) {
+        removed++;
+        note(whole(previous.tenants.get(oin)!, 'removed'));
+      }
+      continue;
+    }
     const old = previous?.tenants.get(oin);
     if (old === undefined) {
       added++;
@@ -174,7 +187,7 @@ export async function whitelistChanges(previous: Snapshot | undefined, next: Sna
     changed++;
     note(change);
   }
-  if (previous !== undefined) {
+  if (previous !== undefined && candidates === undefined) {
     for (const [oin, tenant] of previous.tenants) {
       if ((++seen & 255) === 0) await pause();
       if (next.tenants.has(oin)) continue;

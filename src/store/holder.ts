@@ -1,5 +1,5 @@
-import type { Snapshot } from '../model/snapshot.ts';
-import { describeIssues, refusalCause, type RefusalCause, type SourceStatus, type WhitelistSource } from './source.ts';
+import type { ChangeSet, Snapshot } from '../model/snapshot.ts';
+import { describeIssues, refusalCause, type ChangeHint, type RefusalCause, type SourceStatus, type WhitelistSource } from './source.ts';
 
 export type ReloadOutcome =
   | { readonly ok: true; readonly changed: boolean; readonly snapshot: Snapshot }
@@ -44,6 +44,14 @@ export interface TlsReadiness {
 
 /** A part of /readyz that another component owns; undefined adds nothing. */
 export type ReadinessPart = () => Partial<Omit<Readiness, 'ready'>> | undefined;
+/** What the triggers since the last reload started ask for: everything, or these tenants. */
+interface Pending {
+  full: boolean;
+  readonly oins: Set<string>;
+}
+
+// Past this many tenants named in one burst, one full read is cheaper than a long IN list.
+const MAX_INCREMENTAL_OINS = 10_000;
 
 /**
  * Holds the one enforced snapshot. Every reload, whatever triggered it, goes
@@ -51,6 +59,10 @@ export type ReadinessPart = () => Partial<Omit<Readiness, 'ready'>> | undefined;
  * On any failure the last good snapshot stays. Reloads are serialised, and a
  * burst of triggers collapses into at most one queued reload, so an older
  * read can never replace a newer one.
+ *
+ * A source whose hints name tenants (PostgreSQL) gets them re-read alone and
+ * applied to the current snapshot; every other trigger (start, reconnect,
+ * resync, an explicit reload, a hint without OINs) reads everything.
  */
 export class SnapshotHolder {
   #current: Snapshot | undefined;
@@ -62,11 +74,17 @@ export class SnapshotHolder {
   /** The store's revision read just before the load that built #current. */
   #acceptedRevision: string | undefined;
   readonly #parts: ReadinessPart[] = [];
+  #pending: Pending = { full: true, oins: new Set() };
 
+  /**
+   * `build` gets the snapshot now enforced, to take over unchanged tenants;
+   * `apply` (with a source that has loadTenants) applies a change set.
+   */
   constructor(
     readonly source: WhitelistSource,
-    private readonly build: (document: unknown) => Promise<Snapshot>,
+    private readonly build: (document: unknown, previous: Snapshot | undefined) => Promise<Snapshot>,
     private readonly events: HolderEvents = {},
+    private readonly apply?: (current: Snapshot, changes: ChangeSet) => Promise<Snapshot>,
   ) {}
 
   get current(): Snapshot | undefined {
@@ -81,8 +99,8 @@ export class SnapshotHolder {
   async start(): Promise<ReloadOutcome> {
     const first = await this.reload();
     await this.source.watch(
-      () => {
-        void this.reload();
+      (hint) => {
+        void this.#trigger(hint);
       },
       (status) => {
         // A store we cannot stay connected to is an error now, not at the
@@ -104,7 +122,16 @@ export class SnapshotHolder {
     this.#lastErrorAt = null;
   }
 
+  /** Reads everything (an explicit reload, and the start). */
   reload(): Promise<ReloadOutcome> {
+    return this.#trigger(undefined);
+  }
+
+  #trigger(hint: ChangeHint | undefined): Promise<ReloadOutcome> {
+    const pending = this.#pending;
+    if (hint === undefined || hint.oins.length === 0) pending.full = true;
+    else if (!pending.full) for (const oin of hint.oins) pending.oins.add(oin);
+    if (pending.oins.size > MAX_INCREMENTAL_OINS) pending.full = true;
     if (this.#running === undefined) {
       this.#running = this.#run();
       return this.#running;
@@ -124,10 +151,15 @@ export class SnapshotHolder {
   async #run(): Promise<ReloadOutcome> {
     try {
       if (this.#closed) return { ok: false, error: 'closed' };
+      const pending = this.#pending;
+      this.#pending = { full: false, oins: new Set() };
+      const current = this.#current;
+      if (!pending.full && current !== undefined && this.apply && this.source.loadTenants) {
+        return await this.#runIncremental(current, [...pending.oins], this.apply, this.source.loadTenants.bind(this.source));
+      }
       // Read before the load: if the store changes in between, the next
       // check sees another revision and loads again. Never the other way.
       const revision = await this.source.revision?.().catch(() => undefined);
-      const current = this.#current;
       if (current !== undefined && revision !== undefined && revision === this.#acceptedRevision) {
         this.#succeed(); // the store holds exactly what is enforced
         this.#notify(() => this.events.accepted?.(current));
@@ -137,30 +169,69 @@ export class SnapshotHolder {
       let document: unknown;
       try {
         document = await this.source.load();
-        snapshot = await this.build(document);
+        snapshot = await this.build(document, current);
       } catch (caught) {
-        // Issues are placed the way the store's user knows its rows.
-        const error = describeIssues(this.source, document, caught);
-        const message = error instanceof Error ? error.message : String(error);
-        const cause = refusalCause(error);
-        this.#fail(message);
-        this.#notify(() => this.events.refused?.(message, cause));
-        return { ok: false, error: message };
+        // The store is bad somewhere (or unreadable): until a full read
+        // succeeds, no partial read may clear the error or build on it.
+        this.#pending.full = true;
+        return this.#refuse(document, caught);
       }
-      const previous = this.#current;
-      this.#succeed();
       this.#acceptedRevision = revision;
-      if (previous !== undefined && previous.version === snapshot.version) {
-        this.#notify(() => this.events.accepted?.(previous));
-        return { ok: true, changed: false, snapshot: previous };
-      }
-      this.#current = snapshot;
-      this.#notify(() => this.events.accepted?.(snapshot));
-      this.#notify(() => this.events.loaded?.(snapshot, previous));
-      return { ok: true, changed: true, snapshot };
+      return this.#accept(snapshot);
     } finally {
       if (this.#queued === undefined) this.#running = undefined;
     }
+  }
+
+  /**
+   * Re-reads the named tenants and applies them. The revision is not read:
+   * it digests the whole store, the cost this path avoids. The accepted one
+   * is forgotten instead, so the next resync reads everything once.
+   */
+  async #runIncremental(
+    current: Snapshot,
+    oins: readonly string[],
+    apply: (current: Snapshot, changes: ChangeSet) => Promise<Snapshot>,
+    loadTenants: (oins: readonly string[]) => Promise<ChangeSet>,
+  ): Promise<ReloadOutcome> {
+    let snapshot: Snapshot;
+    let changes: ChangeSet | undefined;
+    try {
+      changes = await loadTenants(oins);
+      snapshot = await apply(current, changes);
+    } catch (caught) {
+      // Refused as a whole; these tenants are read again with the next
+      // change, so a later change elsewhere cannot clear the error while the
+      // bad rows are still there, just as a full read could not.
+      if (refusalCause(caught) === 'invalid') for (const oin of oins) this.#pending.oins.add(oin);
+      else this.#pending.full = true;
+      return this.#refuse(changes ? { tenants: changes.upserts } : undefined, caught);
+    }
+    this.#acceptedRevision = undefined;
+    return this.#accept(snapshot);
+  }
+
+  #refuse(document: unknown, caught: unknown): ReloadOutcome {
+    // Issues are placed the way the store's user knows its rows.
+    const error = describeIssues(this.source, document, caught);
+    const message = error instanceof Error ? error.message : String(error);
+    const cause = refusalCause(error);
+    this.#fail(message);
+    this.#notify(() => this.events.refused?.(message, cause));
+    return { ok: false, error: message };
+  }
+
+  #accept(snapshot: Snapshot): ReloadOutcome {
+    const previous = this.#current;
+    this.#succeed();
+    if (previous !== undefined && previous.version === snapshot.version) {
+      this.#notify(() => this.events.accepted?.(previous));
+      return { ok: true, changed: false, snapshot: previous };
+    }
+    this.#current = snapshot;
+    this.#notify(() => this.events.accepted?.(snapshot));
+    this.#notify(() => this.events.loaded?.(snapshot, previous));
+    return { ok: true, changed: true, snapshot };
   }
 
   /**

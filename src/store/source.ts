@@ -1,10 +1,19 @@
 import { WhitelistError } from '../model/errors.ts';
+import type { ChangeSet } from '../model/snapshot.ts';
 
 /** What a source that keeps a connection tells about it. */
 export interface SourceStatus {
   readonly connected: boolean;
   /** Why a connection attempt failed (safe to show: no secret). */
   readonly error?: string;
+}
+
+/**
+ * What a source knows about a change: the OINs of the tenants it touched.
+ * No hint (undefined) means anything may have changed: re-read everything.
+ */
+export interface ChangeHint {
+  readonly oins: readonly string[];
 }
 
 /**
@@ -40,7 +49,14 @@ export interface WhitelistSource {
    * that reconnects calls `changed` after every reconnect, since changes made
    * meanwhile were not signalled.
    */
-  watch(changed: () => void, status?: (status: SourceStatus) => void): Promise<void>;
+  watch(changed: (hint?: ChangeHint) => void, status?: (status: SourceStatus) => void): Promise<void>;
+  /**
+   * Optional, for sources whose hints name tenants: reads exactly these
+   * tenants, all their rows, as one consistent read. Tenants that exist come
+   * back as upserts (the document shape load() gives each tenant), the others
+   * as removals. Rejects when the store cannot be read.
+   */
+  loadTenants?(oins: readonly string[]): Promise<ChangeSet>;
   /**
    * Optional, for stores with a connection (PostgreSQL): whether it is up
    * now. A source without one leaves it undefined.

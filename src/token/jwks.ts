@@ -216,30 +216,7 @@ export class JwksCache {
     for (const tenant of tenants) {
       if (tenant.jwksUri === undefined) continue;
       seen.add(tenant.oin);
-      const existing = this.#entries.get(tenant.oin);
-      if (existing !== undefined && existing.uri === tenant.jwksUri) {
-        existing.tenant = tenant;
-        continue;
-      }
-      if (existing !== undefined) this.#stop(existing);
-      const entry: Entry = {
-        oin: tenant.oin,
-        uri: tenant.jwksUri,
-        tenant,
-        keys: undefined,
-        fingerprint: undefined,
-        fetchedAt: undefined,
-        lastError: null,
-        merged: new WeakMap(),
-        inflight: undefined,
-        abort: undefined,
-        lastUnknownKidFetch: undefined,
-        timer: undefined,
-        queued: false,
-        stopped: false,
-      };
-      this.#entries.set(tenant.oin, entry);
-      this.#background(entry);
+      this.#follow(tenant, tenant.jwksUri);
     }
     for (const [oin, entry] of this.#entries) {
       if (!seen.has(oin)) {
@@ -247,6 +224,54 @@ export class JwksCache {
         this.#entries.delete(oin);
       }
     }
+  }
+
+  /**
+   * Follows a change of some tenants only (the others are as they were):
+   * `changed` as they are now, `removed` by OIN. The same rules as sync.
+   */
+  update(changed: Iterable<Tenant>, removed: Iterable<string>): void {
+    if (this.#closed) return;
+    for (const oin of removed) this.#drop(oin);
+    for (const tenant of changed) {
+      if (tenant.jwksUri === undefined) this.#drop(tenant.oin);
+      else this.#follow(tenant, tenant.jwksUri);
+    }
+  }
+
+  #drop(oin: string): void {
+    const entry = this.#entries.get(oin);
+    if (entry === undefined) return;
+    this.#stop(entry);
+    this.#entries.delete(oin);
+  }
+
+  /** Keeps the cached set of a tenant whose (oin, jwksUri) is unchanged; otherwise starts a new entry. */
+  #follow(tenant: Tenant, uri: string): void {
+    const existing = this.#entries.get(tenant.oin);
+    if (existing !== undefined && existing.uri === uri) {
+      existing.tenant = tenant;
+      return;
+    }
+    if (existing !== undefined) this.#stop(existing);
+    const entry: Entry = {
+      oin: tenant.oin,
+      uri,
+      tenant,
+      keys: undefined,
+      fingerprint: undefined,
+      fetchedAt: undefined,
+      lastError: null,
+      merged: new WeakMap(),
+      inflight: undefined,
+      abort: undefined,
+      lastUnknownKidFetch: undefined,
+      timer: undefined,
+      queued: false,
+      stopped: false,
+    };
+    this.#entries.set(tenant.oin, entry);
+    this.#background(entry);
   }
 
   /**

@@ -28,6 +28,9 @@ import { bench100k, LARGE, type LargeBench } from './whitelist100k.ts';
 import { propagationBench } from './propagation.ts';
 import { ACCURACY_LIMIT, ACCURACY_SECONDS, benchRateLimitAccuracy, type AccuracyBench } from './ratelimit.ts';
 
+/** Tenants besides the measured one in the propagation bench's store. */
+const PROPAGATION_TENANTS = 100_000;
+
 type Part = 'decision' | 'http' | '100k' | 'propagation' | 'ratelimit';
 const PARTS: readonly Part[] = ['decision', 'http', '100k', 'propagation', 'ratelimit'];
 
@@ -159,9 +162,9 @@ async function main(): Promise<void> {
 
   let propagation: Awaited<ReturnType<typeof propagationBench>> | undefined;
   if (selected.has('propagation')) {
-    heading('PostgreSQL propagation: COMMIT -> enforced by all of 3 instances');
-    propagation = await propagationBench({ changes: 50 });
-    log(`50 changes, 3 oingate instances on one database: median ${fixed(propagation.medianMs, 1)} ms, worst ${fixed(propagation.worstMs, 1)} ms`);
+    heading('PostgreSQL propagation: COMMIT -> enforced by all of 3 instances, 100,000 tenants');
+    propagation = await propagationBench({ changes: 50, tenants: PROPAGATION_TENANTS });
+    log(`50 changes, 3 oingate instances on one database of ${PROPAGATION_TENANTS + 1} tenants: median ${fixed(propagation.medianMs, 1)} ms, worst ${fixed(propagation.worstMs, 1)} ms`);
   }
 
   let accuracy: AccuracyBench | undefined;
@@ -315,9 +318,9 @@ async function main(): Promise<void> {
   ]);
 
   rows.push([
-    'PostgreSQL change enforced by 3 instances < 1 s',
+    'PostgreSQL change at 100k enforced by 3 instances: median < 100 ms, worst < 1 s',
     propagation ? `median ${fixed(propagation.medianMs, 1)} ms, worst ${fixed(propagation.worstMs, 1)} ms (50 changes)` : notRun('propagation'),
-    verdict(propagation ? propagation.worstMs < 1000 : undefined),
+    verdict(propagation ? propagation.medianMs < 100 && propagation.worstMs < 1000 : undefined),
   ]);
 
   heading('summary');

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { buildSnapshot, type Snapshot } from '../../src/model/snapshot.ts';
+import { applyChanges, buildSnapshot, type Snapshot } from '../../src/model/snapshot.ts';
 import { MAX_LISTED_ITEMS, MAX_LISTED_TENANTS, whitelistChanges } from '../../src/store/changes.ts';
 
 const OIN = /^[0-9]{20}$/u;
@@ -124,5 +124,15 @@ describe('whitelistChanges', () => {
     const changes = await diffing;
     expect(ranMeanwhile, 'a callback queued before the diff ran before it ended').to.equal(true);
     expect(changes.tenantsChanged).to.equal(2000);
+  });
+
+  it('describes an incremental change as a full comparison would, from the changed tenants only', async () => {
+    const first = await snapshot([tenant(1), tenant(2), tenant(3)]);
+    const next = await applyChanges(first, { upserts: [tenant(1, { name: 'renamed' }), tenant(4)], removals: [oin(2)] }, { oinPattern: OIN });
+    const incremental = await whitelistChanges(first, next);
+    const full = await whitelistChanges(first, await snapshot([tenant(1, { name: 'renamed' }), tenant(3), tenant(4)]));
+    const byOin = (c: typeof full) => ({ ...c, tenants: [...c.tenants].sort((a, b) => a.oin.localeCompare(b.oin)) });
+    expect(byOin(incremental)).to.deep.equal(byOin(full));
+    expect([incremental.tenantsAdded, incremental.tenantsRemoved, incremental.tenantsChanged]).to.deep.equal([1, 1, 1]);
   });
 });

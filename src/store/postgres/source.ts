@@ -5,7 +5,9 @@
 // and a failed first connect() rejects while it retries behind the caller.
 // So this file keeps its own small LISTEN client on a dedicated pg.Client.
 import pg from 'pg';
-import type { SourceStatus, WhitelistSource } from '../source.ts';
+import type { ChangeSet } from '../../model/snapshot.ts';
+import type { ChangeHint, SourceStatus, WhitelistSource } from '../source.ts';
+import { parseNotification } from './notification.ts';
 import { describeConnectionString, errorCode, errorMessage, passwordScrubber, PostgresStoreError, storeError } from './errors.ts';
 import { describeRowPath } from './row-path.ts';
 import type { KeyDocument, TenantDocument, WhitelistDocument } from '../../model/document.ts';
@@ -104,6 +106,15 @@ function rateLimitOf(t: TenantRow): TenantDocument['rateLimit'] {
   if (t.rate_limit_burst !== null) limit.burst = t.rate_limit_burst;
   return limit;
 }
+// The same columns for the named tenants only (one index range scan each).
+const SELECT_SOME_TENANTS = `SELECT oin, name, enabled, jwks_uri, issuer, audience, rate_limit_per_second, rate_limit_burst, authentication
+  FROM oingate.tenants
+  WHERE oin = ANY($1::text[]) ORDER BY oin COLLATE "C"`;
+const SELECT_SOME_CIDRS = `SELECT oin, cidr::text AS cidr FROM oingate.tenant_cidrs
+  WHERE oin = ANY($1::text[]) ORDER BY oin COLLATE "C", cidr`;
+const SELECT_SOME_KEYS = `SELECT oin, kid, alg, secret, public_key, enabled,
+  ${isoTimestamp('not_before')} AS not_before, ${isoTimestamp('expires_at')} AS expires_at
+  FROM oingate.tenant_keys WHERE oin = ANY($1::text[]) ORDER BY oin COLLATE "C", kid COLLATE "C"`;
 
 function assemble(tenants: TenantRow[], cidrs: CidrRow[], keys: KeyRow[]): WhitelistDocument {
   const byOin = new Map<string, TenantRowDocument>();
@@ -160,7 +171,10 @@ export class PostgresSource implements WhitelistSource {
 
   private closed = false;
   private closing: Promise<void> | null = null;
-  private changed: (() => void) | null = null;
+  private changed: ((hint?: ChangeHint) => void) | null = null;
+  /** OINs named by notifications in this turn of the event loop; null: none pending. */
+  private burst: Set<string> | null = null;
+  private burstFull = false;
   private status: ((status: SourceStatus) => void) | null = null;
   private listener: pg.Client | null = null;
   private connecting = false;
@@ -246,6 +260,32 @@ export class PostgresSource implements WhitelistSource {
   }
 
   async load(): Promise<WhitelistDocument> {
+    return this.read(async (client) => {
+      const tenants = await client.query<TenantRow>(SELECT_TENANTS);
+      const cidrs = await client.query<CidrRow>(SELECT_CIDRS);
+      const keys = await client.query<KeyRow>(SELECT_KEYS);
+      return assemble(tenants.rows, cidrs.rows, keys.rows);
+    });
+  }
+
+  /**
+   * Reads the named tenants, all their rows, in one snapshot: the ones that
+   * exist as upserts, the others as removals.
+   */
+  async loadTenants(oins: readonly string[]): Promise<ChangeSet> {
+    const list = [...oins];
+    const document = await this.read(async (client) => {
+      const tenants = await client.query<TenantRow>(SELECT_SOME_TENANTS, [list]);
+      const cidrs = await client.query<CidrRow>(SELECT_SOME_CIDRS, [list]);
+      const keys = await client.query<KeyRow>(SELECT_SOME_KEYS, [list]);
+      return assemble(tenants.rows, cidrs.rows, keys.rows);
+    });
+    const present = new Set(document.tenants.map((t) => t.oin));
+    return { upserts: document.tenants, removals: list.filter((oin) => !present.has(oin)) };
+  }
+
+  /** Runs `queries` in one REPEATABLE READ READ ONLY transaction on a pooled client. */
+  private async read<T>(queries: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     if (this.closed) throw new PostgresStoreError(`PostgreSQL store ${this.description} is closed`);
     let client: pg.PoolClient;
     try {
@@ -261,11 +301,9 @@ export class PostgresSource implements WhitelistSource {
     let broken: Error | undefined;
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const tenants = await client.query<TenantRow>(SELECT_TENANTS);
-      const cidrs = await client.query<CidrRow>(SELECT_CIDRS);
-      const keys = await client.query<KeyRow>(SELECT_KEYS);
+      const result = await queries(client);
       await client.query('COMMIT');
-      return assemble(tenants.rows, cidrs.rows, keys.rows);
+      return result;
     } catch (err) {
       // The client is destroyed, not rolled back and reused: its state is
       // unknown, and a ROLLBACK would only queue behind whatever is stuck.
@@ -278,7 +316,7 @@ export class PostgresSource implements WhitelistSource {
     }
   }
 
-  async watch(changed: () => void, status?: (status: SourceStatus) => void): Promise<void> {
+  async watch(changed: (hint?: ChangeHint) => void, status?: (status: SourceStatus) => void): Promise<void> {
     if (this.closed) throw new PostgresStoreError(`PostgreSQL store ${this.description} is closed`);
     if (this.changed) throw new Error('PostgresSource.watch() may be called only once');
     this.changed = changed;
@@ -289,12 +327,33 @@ export class PostgresSource implements WhitelistSource {
     await this.connect();
   }
 
+  /**
+   * Collects the OINs of one burst of notifications (PostgreSQL delivers a
+   * transaction's at its commit, together) and signals them once, on the
+   * next turn of the event loop. A payload that is not ours asks for all.
+   */
+  private notified(payload: string | undefined): void {
+    const oins = parseNotification(payload);
+    if (oins === undefined) this.burstFull = true;
+    if (this.burst === null) {
+      this.burst = new Set();
+      setImmediate(() => {
+        const burst = this.burst ?? new Set<string>();
+        const full = this.burstFull;
+        this.burst = null;
+        this.burstFull = false;
+        this.signal(full ? undefined : { oins: [...burst] });
+      });
+    }
+    if (oins !== undefined && !this.burstFull) for (const oin of oins) this.burst.add(oin);
+  }
+
   /** Calls `changed`, never letting it throw out of a timer or an event. */
-  private signal(): void {
+  private signal(hint?: ChangeHint): void {
     const changed = this.changed;
     if (!changed || this.closed) return;
     try {
-      changed();
+      changed(hint);
     } catch (err) {
       this.logger.error({ store: this.description, err: this.safeMessage(err) }, 'whitelist change handler failed');
     }
@@ -324,7 +383,7 @@ export class PostgresSource implements WhitelistSource {
     client.on('error', (err) => this.lost(client, err));
     client.on('end', () => this.lost(client, new Error('connection ended')));
     client.on('notification', (msg) => {
-      if (client === this.listener && msg.channel === NOTIFY_CHANNEL) this.signal();
+      if (client === this.listener && msg.channel === NOTIFY_CHANNEL) this.notified(msg.payload);
     });
     try {
       await client.connect();

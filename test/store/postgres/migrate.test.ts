@@ -189,11 +189,14 @@ describe('PostgreSQL migrate and import', function () {
         `SELECT tgrelid::regclass::text AS table, tgtype FROM pg_trigger
           WHERE NOT tgisinternal AND tgrelid::regclass::text LIKE 'oingate.%' ORDER BY 1`,
       );
-      expect(rows.map((r) => r.table)).to.deep.equal(['oingate.tenant_cidrs', 'oingate.tenant_keys', 'oingate.tenants']);
+      // One trigger per event (006: transition tables allow one event each).
+      const events = new Map<string, number>();
       for (const r of rows) {
         expect(r.tgtype & 1, `${r.table} row-level`).to.equal(0);
-        expect(r.tgtype & (4 | 8 | 16 | 32), `${r.table} events`).to.equal(4 | 8 | 16 | 32);
+        events.set(r.table, (events.get(r.table) ?? 0) | (r.tgtype & (4 | 8 | 16 | 32)));
       }
+      expect([...events.keys()]).to.deep.equal(['oingate.tenant_cidrs', 'oingate.tenant_keys', 'oingate.tenants']);
+      for (const [table, mask] of events) expect(mask, `${table} events`).to.equal(4 | 8 | 16 | 32);
     });
 
     it('lets concurrent runs apply each file exactly once', async function () {

@@ -421,7 +421,7 @@ describe('PostgresSource', function () {
       expect(changed.calls).to.equal(before);
     });
 
-    it('sends a tiny notification payload that carries no row data', async function () {
+    it('sends a notification payload that names the OIN and carries no row data', async function () {
       const listener = await connect(url);
       try {
         const payloads: string[] = [];
@@ -433,10 +433,8 @@ describe('PostgresSource', function () {
           INSERT INTO oingate.tenant_keys (oin, kid, alg, secret) VALUES ('payload', 'k', 'HS256', '${secret}');
         `);
         await eventually('a notification arrives', 1000, () => payloads.length > 0);
-        for (const p of payloads) {
-          expect(p.length).to.be.at.most(16);
-          expect(p).not.to.include('row-secret');
-        }
+        // Both statements name the same OIN: PostgreSQL folds the two identical payloads into one.
+        expect(payloads).to.deep.equal(['oingate:1:["payload"]']);
       } finally {
         await listener.end();
         await client.query(`DELETE FROM oingate.tenants`);
