@@ -11,8 +11,8 @@ import { passwordScrubber, describeConnectionString, storeError } from './errors
 /** Advisory lock key ("oing", 1) held while a migration file is applied. */
 const MIGRATION_LOCK = [0x6f696e67, 1] as const;
 
-/** Connects a client; every error it produces is rephrased without the password. */
-async function withClient<T>(
+/** Connects a client for one admin command; every error it produces is rephrased without the password. */
+export async function withClient<T>(
   connectionString: string,
   what: string,
   fn: (client: pg.Client, step: (label: string) => void) => Promise<T>,
