@@ -6,6 +6,9 @@
  * that already holds data without losing a row.
  */
 import { expect } from 'chai';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 import type { IssuedTokenRow } from '../../../src/store/postgres/issued-tokens.ts';
 import { call, OIN_A, OIN_B, twoTenants } from '../../support/gate.ts';
@@ -198,6 +201,26 @@ describe('PostgreSQL store: issued tokens (migration 007)', function () {
         expect(rows.map((r) => r.oin)).to.deep.equal([OIN_B]);
       } finally {
         await addTenant(client, twoTenants()[0]!);
+      }
+    });
+
+    it('keeps the records of the tenants an oingate import keeps, and only theirs', async function () {
+      const a = payloadOf(minted(await oingate(['token', '--oin', OIN_A, '--note', 'kept'], url)))['jti'];
+      minted(await oingate(['token', '--oin', OIN_B], url));
+      const before = (await client.query<IssuedTokenRow>('SELECT * FROM oingate.issued_tokens WHERE oin = $1', [OIN_A])).rows;
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'oingate-import-'));
+      try {
+        const file = path.join(dir, 'whitelist.json');
+        await writeFile(file, JSON.stringify({ tenants: [twoTenants()[0]] }));
+        const result = await oingate(['import', file], url);
+        expect(result.code, result.stderr).to.equal(0);
+        const after = (await client.query<IssuedTokenRow>('SELECT * FROM oingate.issued_tokens')).rows;
+        expect(after).to.deep.equal(before);
+        expect(after.map((r) => r.jti)).to.deep.equal([a]);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+        await client.query('DELETE FROM oingate.tenants WHERE oin = $1', [OIN_B]);
+        await addTenant(client, twoTenants()[1]!);
       }
     });
 
