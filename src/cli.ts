@@ -1,4 +1,5 @@
 import jwt from 'jsonwebtoken';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildSnapshot, type Snapshot } from './model/snapshot.ts';
@@ -17,8 +18,10 @@ import type { WhitelistDocument } from './model/document.ts';
 const USAGE = `usage:
   oingate serve                         start the gate (settings from OINGATE_* variables)
   oingate check [FILE]                  validate a whitelist file (default: the configured store)
-  oingate token --oin OIN [--kid KID] [--ttl 1h]
-                                        sign a token with a tenant's HS key from the store
+  oingate token --oin OIN [--kid KID] [--ttl 1h] [--note TEXT]
+                                        sign a token with a tenant's HS key from the store;
+                                        PostgreSQL: records its jti (never the token)
+  oingate tokens [--oin OIN] [--json]   list the tokens recorded in the PostgreSQL store
   oingate migrate                       apply sql/ to the PostgreSQL store
   oingate import FILE                   replace the PostgreSQL whitelist with FILE, in one transaction
   oingate version                       print the version (also --version)`;
@@ -147,13 +150,20 @@ function parseTtl(text: string): number {
   return Number(match[1]) * (UNIT_SECONDS[match[2] as string] as number);
 }
 
+/** Bytes of randomness in a minted token's jti: 128 bits, 22 base64url characters. */
+const JTI_BYTES = 16;
+
 async function token(settings: Settings, args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { oin: { type: 'string' }, kid: { type: 'string' }, ttl: { type: 'string', default: '1h' } },
+    options: { oin: { type: 'string' }, kid: { type: 'string' }, ttl: { type: 'string', default: '1h' }, note: { type: 'string' } },
     strict: true,
   });
   if (!values.oin) throw new CliError('token needs --oin OIN', 2);
+  // The file store keeps no record: a note there would be silently lost.
+  if (values.note !== undefined && settings.store.kind !== 'postgres') {
+    throw new CliError('--note needs the PostgreSQL store (the file store keeps no record of issued tokens)', 2);
+  }
   const ttl = parseTtl(values.ttl as string);
   if (ttl > settings.maxTokenLifetimeSeconds) {
     throw new CliError(`--ttl ${values.ttl} is longer than OINGATE_MAX_TOKEN_LIFETIME (${settings.maxTokenLifetimeSeconds} s)`, 2);
@@ -171,14 +181,70 @@ async function token(settings: Settings, args: string[]): Promise<void> {
   }
   if (!isUsable(key, now)) throw new CliError(`key "${key.kid}" is disabled or outside its validity window`);
   const issuedAt = Math.floor(now / 1000);
-  const claims: Record<string, unknown> = { [settings.tenantClaim]: tenant.oin, iat: issuedAt, exp: issuedAt + ttl };
+  const jti = randomBytes(JTI_BYTES).toString('base64url');
+  const claims: Record<string, unknown> = { [settings.tenantClaim]: tenant.oin, iat: issuedAt, exp: issuedAt + ttl, jti };
   // The tenant's own issuer and audience replace the global ones, as at verification.
   const issuer = tenant.issuer ?? settings.issuer;
   const audience = tenant.audience ?? settings.audience;
   if (issuer) claims['iss'] = issuer;
   if (audience) claims['aud'] = audience;
   // iat is in the claims: jsonwebtoken keeps it (noTimestamp would delete it).
-  console.log(jwt.sign(claims, key.key, { algorithm: key.alg, keyid: key.kid }));
+  const signed = jwt.sign(claims, key.key, { algorithm: key.alg, keyid: key.kid });
+  if (settings.store.kind === 'postgres') {
+    // Recorded before it is printed: a token that could not be recorded is never handed out.
+    const { recordIssuedToken } = await import('./store/postgres/issued-tokens.ts');
+    await recordIssuedToken(settings.store.url, {
+      jti,
+      oin: tenant.oin,
+      kid: key.kid,
+      issuedAt: new Date(issuedAt * 1000),
+      expiresAt: new Date((issuedAt + ttl) * 1000),
+      note: values.note ?? null,
+    });
+  } else {
+    // On stderr, so that stdout stays the token alone.
+    console.error(`jti: ${jti}`);
+  }
+  console.log(signed);
+}
+
+/** An instant as ISO-8601 to the second, as the table shows it. */
+function isoSeconds(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** Left-aligned columns, two spaces apart. */
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => (row[i] as string).length)));
+  const line = (cells: readonly string[]) => cells.map((cell, i) => cell.padEnd(widths[i] as number)).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+async function tokens(settings: Settings, args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { oin: { type: 'string' }, json: { type: 'boolean', default: false } }, strict: true });
+  if (settings.store.kind !== 'postgres') {
+    throw new CliError('tokens needs the PostgreSQL store: the file store keeps no record of issued tokens (`oingate token` printed each jti on stderr)');
+  }
+  if (values.oin !== undefined && !settings.oinPattern.test(values.oin)) {
+    throw new CliError(`--oin "${values.oin}" does not match OINGATE_OIN_PATTERN`, 2);
+  }
+  const { listIssuedTokens } = await import('./store/postgres/issued-tokens.ts');
+  const listed = await listIssuedTokens(settings.store.url, values.oin);
+  if (values.json) {
+    const out = listed.map((t) => ({
+      jti: t.jti,
+      oin: t.oin,
+      kid: t.kid,
+      issuedAt: t.issuedAt.toISOString(),
+      expiresAt: t.expiresAt.toISOString(),
+      revoked: t.revoked,
+      note: t.note,
+    }));
+    console.log(JSON.stringify(out, null, 2));
+    return;
+  }
+  const rows = listed.map((t) => [t.jti, t.oin, t.kid, isoSeconds(t.issuedAt), isoSeconds(t.expiresAt), t.revoked ? 'yes' : 'no']);
+  console.log(table(['JTI', 'OIN', 'KID', 'ISSUED', 'EXPIRES', 'REVOKED'], rows));
 }
 
 async function serve(settings: Settings): Promise<void> {
@@ -250,6 +316,8 @@ export async function main(argv: string[]): Promise<void> {
         return await check(settings, rest[0]);
       case 'token':
         return await token(settings, rest);
+      case 'tokens':
+        return await tokens(settings, rest);
       case 'migrate': {
         const { migrate } = await import('./store/postgres/migrate.ts');
         const { applied } = await migrate(postgresUrl(settings, 'migrate'), SQL_DIR);

@@ -39,6 +39,7 @@ export function decisionPolicy(settings: Settings): DecisionPolicy {
       maxLifetimeSeconds: settings.maxTokenLifetimeSeconds,
       ...(settings.issuer !== undefined ? { issuer: settings.issuer } : {}),
       ...(settings.audience !== undefined ? { audience: settings.audience } : {}),
+      ...(settings.requireJti ? { requireJti: true } : {}),
     },
   };
 }

@@ -58,6 +58,8 @@ export interface Settings {
   readonly clientCertHeader: string | undefined;
   /** Decision and key metrics carry `oin` and `kid` labels (one series per tenant and key). */
   readonly metricsTenantLabels: boolean;
+  /** Tokens without a string `jti` are refused, so that every accepted token can be revoked one by one. */
+  readonly requireJti: boolean;
 }
 
 /** A bad setting: the message names the variable and never echoes a secret. */
@@ -111,6 +113,7 @@ export const KNOWN_VARIABLES: readonly string[] = [
   'OINGATE_TLS_CRL',
   'OINGATE_CLIENT_CERT_HEADER',
   'OINGATE_METRICS_TENANT_LABELS',
+  'OINGATE_REQUIRE_JTI',
 ];
 const KNOWN = new Set(KNOWN_VARIABLES);
 
@@ -385,6 +388,7 @@ export function loadSettings(env: Env = process.env): Settings {
     rateLimitTimeoutMs: integer(env, 'OINGATE_RATE_LIMIT_TIMEOUT_MS', DEFAULT_COMMAND_TIMEOUT_MS, 1, 10_000),
     ...tlsSettings(env),
     metricsTenantLabels: flag(env, 'OINGATE_METRICS_TENANT_LABELS', false),
+    requireJti: flag(env, 'OINGATE_REQUIRE_JTI', false),
   });
 }
 

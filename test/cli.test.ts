@@ -293,6 +293,33 @@ describe('command line (src/bin.js)', () => {
       expect(() => verified(token, SECRET_OFF, 'HS256')).to.throw();
     });
 
+    it('puts a random jti of 128 bits or more in every token and prints it on stderr, the token alone on stdout', async () => {
+      const results = await Promise.all([1, 2, 3].map(() => run(['token', '--oin', OIN_HS], env())));
+      const jtis = results.map((result) => {
+        expect(result.code, result.stderr).to.equal(0);
+        expect(lines(result.stdout)).to.have.length(1);
+        const { payload } = verified(result.stdout.trim(), SECRET_1, 'HS256');
+        expect(payload.jti).to.be.a('string').and.match(/^[A-Za-z0-9_-]{22,}$/);
+        expect(result.stderr).to.equal(`jti: ${payload.jti}\n`);
+        return payload.jti;
+      });
+      expect(new Set(jtis).size).to.equal(3);
+    });
+
+    it('refuses --note with the file store, which keeps no record', async () => {
+      const result = await run(['token', '--oin', OIN_HS, '--note', 'lost'], env());
+      expectOneLineFailure(result, '--note', 'PostgreSQL');
+      expect(result.code).to.equal(2);
+    });
+
+    it('refuses oingate tokens with the file store, with exit 1 and one clear line', async () => {
+      for (const args of [['tokens'], ['tokens', '--json']]) {
+        const result = await run(args, env());
+        expectOneLineFailure(result, 'PostgreSQL', 'file store keeps no record');
+        expect(result.code).to.equal(1);
+      }
+    });
+
     it('honours --kid and --ttl 15m', async () => {
       const result = await outcome(['token', '--oin', OIN_HS, '--kid', 'hs-2', '--ttl', '15m'], env());
       expect(result.code, result.stderr).to.equal(0);

@@ -24,6 +24,8 @@ export interface TokenPolicy {
   issuer?: string;
   /** When set, `aud` must be this string or an array of strings holding it. */
   audience?: string;
+  /** When true, a token without a string `jti` is refused (token_no_jti). */
+  requireJti?: boolean;
 }
 
 /** Every failure reason, e.g. for metric labels. */
@@ -42,6 +44,7 @@ export const TOKEN_FAILURES = [
   'token_issuer',
   'token_audience',
   'token_claim_collision',
+  'token_no_jti',
 ] as const;
 
 export type TokenFailure = (typeof TOKEN_FAILURES)[number];
@@ -271,7 +274,7 @@ function candidateKeys(keys: KeySet, kid: string | undefined, alg: string, nowMs
   return found.length === 0 ? 'token_unknown_kid' : found;
 }
 
-/** The time, issuer and audience checks of a verified token's claims. */
+/** The time, issuer, audience and jti checks of a verified token's claims. */
 function claimsFailure(
   claims: Readonly<Record<string, unknown>>,
   policy: TokenPolicy,
@@ -302,6 +305,9 @@ function claimsFailure(
 
   if (issuer !== undefined && own(claims, 'iss') !== issuer) return 'token_issuer';
   if (audience !== undefined && !audienceMatches(own(claims, 'aud'), audience)) return 'token_audience';
+  // Checked here, not at signature time, so that a cached token answers alike
+  // when the setting differs between the policies that share one cache.
+  if (policy.requireJti === true && typeof own(claims, 'jti') !== 'string') return 'token_no_jti';
   return undefined;
 }
 

@@ -5,6 +5,9 @@
  * `pg.Client`, never through oingate).
  */
 import { spawn } from 'node:child_process';
+import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { buildSnapshot } from '../../src/model/snapshot.ts';
@@ -96,6 +99,19 @@ export async function connectStore(url: string): Promise<pg.Client> {
 /** Applies `sql/` to the database (what `oingate migrate` does). */
 export async function migrateStore(url: string): Promise<void> {
   await migrate(url, SQL_DIR);
+}
+
+/** Applies only the `sql/` files named before `version` (e.g. "002"), as a database made before it existed. */
+export async function migrateBefore(url: string, version: string): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'oingate-sql-'));
+  try {
+    for (const file of await readdir(SQL_DIR)) {
+      if (file.endsWith('.sql') && file < version) await copyFile(path.join(SQL_DIR, file), path.join(dir, file));
+    }
+    await migrate(url, dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** Runs `fn` between BEGIN and COMMIT; rolls back when it throws. */

@@ -571,7 +571,7 @@ describe('verifyTenantToken', () => {
 
   it('lists every failure reason once', () => {
     expect(new Set(TOKEN_FAILURES).size).to.equal(TOKEN_FAILURES.length);
-    expect(TOKEN_FAILURES).to.have.length(14);
+    expect(TOKEN_FAILURES).to.have.length(15);
   });
 });
 

@@ -11,8 +11,8 @@ import { passwordScrubber, describeConnectionString, storeError } from './errors
 /** Advisory lock key ("oing", 1) held while a migration file is applied. */
 const MIGRATION_LOCK = [0x6f696e67, 1] as const;
 
-/** Connects a client; every error it produces is rephrased without the password. */
-async function withClient<T>(
+/** Connects a client for one admin command; every error it produces is rephrased without the password. */
+export async function withClient<T>(
   connectionString: string,
   what: string,
   fn: (client: pg.Client, step: (label: string) => void) => Promise<T>,
@@ -152,8 +152,19 @@ export async function importDocument(connectionString: string, doc: WhitelistDoc
       // rather than merging with a concurrent edit; readers (the gates) are
       // not blocked, which TRUNCATE's exclusive lock would do.
       await client.query('LOCK TABLE oingate.tenants, oingate.tenant_cidrs, oingate.tenant_keys IN SHARE ROW EXCLUSIVE MODE');
+      step('issued tokens');
+      // The record of issued tokens is not part of the whitelist: the rows of
+      // tenants that stay are kept across the delete below, which cascades.
+      const issued = await client.query<{ exists: boolean }>(`SELECT to_regclass('oingate.issued_tokens') IS NOT NULL AS exists`);
+      const keepIssued = issued.rows[0]?.exists === true;
+      if (keepIssued) {
+        // Locked too, so that no token is recorded between the copy and the delete.
+        await client.query('LOCK TABLE oingate.issued_tokens IN SHARE ROW EXCLUSIVE MODE');
+        await client.query('CREATE TEMPORARY TABLE oingate_kept_issued_tokens (LIKE oingate.issued_tokens) ON COMMIT DROP');
+        await client.query('INSERT INTO oingate_kept_issued_tokens SELECT * FROM oingate.issued_tokens WHERE oin = ANY($1::text[])', [t.oin]);
+      }
       step('delete');
-      await client.query('DELETE FROM oingate.tenants'); // cascades to cidrs and keys
+      await client.query('DELETE FROM oingate.tenants'); // cascades to cidrs, keys and issued tokens
       step('tenants');
       await client.query(
         `INSERT INTO oingate.tenants (oin, name, enabled, jwks_uri, issuer, audience, rate_limit_per_second, rate_limit_burst, authentication)
@@ -172,6 +183,10 @@ export async function importDocument(connectionString: string, doc: WhitelistDoc
                               $7::timestamptz[], $8::timestamptz[])`,
         [k.oin, k.kid, k.alg, k.secret, k.publicKey, k.enabled, k.notBefore, k.expiresAt],
       );
+      if (keepIssued) {
+        step('issued tokens');
+        await client.query('INSERT INTO oingate.issued_tokens SELECT * FROM oingate_kept_issued_tokens');
+      }
       step('commit');
       await client.query('COMMIT');
     } catch (err) {

@@ -3,32 +3,18 @@
  * they apply to a database that already holds data, old rows survive, and
  * from then on the database refuses a bad row when it is written.
  */
-import { mkdtemp, rm, copyFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { expect } from 'chai';
 import pg from 'pg';
 import { buildSnapshot } from '../../../src/model/snapshot.ts';
 import { migrate } from '../../../src/store/postgres/migrate.ts';
 import { PostgresSource } from '../../../src/store/postgres/source.ts';
 import { SnapshotHolder } from '../../../src/store/holder.ts';
-import { connectStore, SQL_DIR } from '../../support/pg-gate.ts';
+import { connectStore, migrateBefore, SQL_DIR } from '../../support/pg-gate.ts';
 import { startTestDatabase, type TestDatabase } from '../../support/postgres.ts';
 
 const SECRET = 'constraints-test-secret-0123456789abcdef';
 const PEM = '-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n';
 const OIN = '00000004000000000001';
-
-/** Applies only 001, as a database made before 002 and 003 existed. */
-async function migrateTo001(url: string): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'oingate-sql-'));
-  try {
-    await copyFile(path.join(SQL_DIR, '001_schema.sql'), path.join(dir, '001_schema.sql'));
-    await migrate(url, dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 async function refusal(client: pg.Client, sql: string, params: unknown[] = []): Promise<{ code?: string; constraint?: string }> {
   const error = await client.query(sql, params).then(
@@ -58,7 +44,8 @@ describe('PostgreSQL migrations 002 and 003', function () {
 
     before(async function () {
       url = await db.createDatabase();
-      await migrateTo001(url);
+      // As a database made before 002 and 003 existed.
+      await migrateBefore(url, '002');
       client = await connectStore(url);
       await client.query(`INSERT INTO oingate.tenants (oin, name) VALUES ($1, 'Old'), ('00000004000000000002', 'Older')`, [OIN]);
       await client.query(`INSERT INTO oingate.tenant_cidrs VALUES ($1, '192.0.2.0/24'), ($1, '0.0.0.0/0')`, [OIN]);

@@ -142,6 +142,12 @@ describe('PostgreSQL migrate and import', function () {
         column_default: dflt,
       });
       expect(columns).to.deep.equal([
+        col('issued_tokens', 'jti', 'text', false),
+        col('issued_tokens', 'oin', 'text', false),
+        col('issued_tokens', 'kid', 'text', false),
+        col('issued_tokens', 'issued_at', 'timestamp with time zone', false),
+        col('issued_tokens', 'expires_at', 'timestamp with time zone', false),
+        col('issued_tokens', 'note', 'text', true),
         col('schema_migrations', 'version', 'text', false),
         col('schema_migrations', 'applied_at', 'timestamp with time zone', false, 'now()'),
         col('tenant_cidrs', 'oin', 'text', false),
@@ -171,6 +177,8 @@ describe('PostgreSQL migrate and import', function () {
       );
       // The write-time checks (003) are tested by what they refuse, in constraints.test.ts.
       expect(constraints.filter((c) => (c as { type: string }).type !== 'c')).to.deep.equal([
+        { table: 'oingate.issued_tokens', type: 'f', def: 'FOREIGN KEY (oin) REFERENCES oingate.tenants(oin) ON DELETE CASCADE' },
+        { table: 'oingate.issued_tokens', type: 'p', def: 'PRIMARY KEY (jti)' },
         { table: 'oingate.schema_migrations', type: 'p', def: 'PRIMARY KEY (version)' },
         { table: 'oingate.tenant_cidrs', type: 'f', def: 'FOREIGN KEY (oin) REFERENCES oingate.tenants(oin) ON DELETE CASCADE' },
         { table: 'oingate.tenant_cidrs', type: 'p', def: 'PRIMARY KEY (oin, cidr)' },
