@@ -17,9 +17,6 @@ export const MIN_AVERAGE_PIECE = 64;
 /** First buffer for a body of unknown length; doubled as it fills, never past the limit. */
 const INITIAL_CHUNKED_BUFFER = 16 * 1024;
 
-/** The default of OINGATE_CLIENT_TIMEOUT_MS. */
-export const DEFAULT_BODY_DEADLINE_MS = 10_000;
-
 export interface BodyOptions {
   /** Largest body in bytes (413 beyond it). */
   readonly limit: number;
@@ -27,7 +24,8 @@ export interface BodyOptions {
   readonly deadlineMs: number;
 }
 
-function hasBody(request: IncomingMessage): boolean {
+/** Whether the request declares a body (chunked, or a non-zero Content-Length). */
+export function hasBody(request: IncomingMessage): boolean {
   const length = request.headers['content-length'];
   return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
@@ -48,11 +46,14 @@ function checkMediaType(request: IncomingMessage): void {
 }
 
 /** The declared Content-Length, or undefined for a chunked body (Node's parser has validated the digits). */
-function declaredLength(request: IncomingMessage): number | undefined {
+export function declaredLength(request: IncomingMessage): number | undefined {
   if (request.headers['transfer-encoding'] !== undefined) return undefined;
   const text = request.headers['content-length'];
   return text === undefined ? undefined : Number(text);
 }
+
+/** The default of OINGATE_CLIENT_TIMEOUT_MS. */
+export const DEFAULT_BODY_DEADLINE_MS = 10_000;
 
 /**
  * Copies every piece into one buffer as it arrives and lets the piece go:

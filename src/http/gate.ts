@@ -21,7 +21,7 @@ import type { Snapshot, Tenant } from '../model/snapshot.ts';
 import type { Logger } from '../observe/logger.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { VerifiedTokenCache } from '../token/cache.ts';
-import { readBody } from './body.ts';
+import { hasBody, readBody } from './body.ts';
 import type { CertificateSource } from './client-cert.ts';
 import { Refusal, type RefusalStatusCode } from './refusal.ts';
 
@@ -165,11 +165,6 @@ export function preflightLogFields(trusted: CidrSet, oinHeader: string): (reques
   };
 }
 
-function declaresBody(request: IncomingMessage): boolean {
-  const length = request.headers['content-length'];
-  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-}
-
 // Header values we pass on: visible ASCII and inner spaces only, so that no
 // parser trims, folds or splits them and no byte is read in another charset.
 const SAFE_HEADER_VALUE = /^[\x21-\x7e](?:[\x20-\x7e]{0,1022}[\x21-\x7e])?$/;
@@ -246,7 +241,7 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
     const started = performance.now();
     // Absolute-form or asterisk targets have no place in front of an API.
     if (request.url?.charCodeAt(0) !== 0x2f) {
-      state.bodyUnread = declaresBody(request);
+      state.bodyUnread = hasBody(request);
       return refused(state, 400, 'request_target', started);
     }
     const scan = scanHeaders(request.rawHeaders, options.oinHeader);
@@ -272,7 +267,7 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
       state.clientIp = client.clientIp;
       if (scan.oin !== undefined) noteOinHeader(state, scan.oin);
       if (client.forwardedFor !== undefined) state.forwardedFor = client.forwardedFor;
-      state.bodyUnread = declaresBody(request);
+      state.bodyUnread = hasBody(request);
       return refused(state, client.status, client.reason, started);
     }
     state.clientIp = client.clientIp;

@@ -6,6 +6,7 @@ import { cutByShutdown } from './drain.ts';
 import { gate, peerOf, type GateOptions, type RequestState } from './gate.ts';
 import { Refusal, refusalBody, type RefusalStatusCode } from './refusal.ts';
 import { requestIdFor } from './request-id.ts';
+import { pathOf } from './server.ts';
 
 /** What an allowed request carries on `ctx.state.oingate`. */
 export interface OingateState {
@@ -25,13 +26,6 @@ export function requestStateOf(ctx: Context): RequestState {
   const state = (ctx.state as Record<symbol, RequestState | undefined>)[STATE];
   if (state === undefined) throw new Error('the oingate middleware has not seen this request');
   return state;
-}
-
-/** Path without the query: the query may carry anything and never goes to the log. */
-function pathOf(url: string | undefined): string | undefined {
-  if (url === undefined) return undefined;
-  const query = url.indexOf('?');
-  return query === -1 ? url : url.slice(0, query);
 }
 
 /** RateLimit-Limit / -Remaining / -Reset, and Retry-After on a 429, for a tenant with a limit. */

@@ -1,6 +1,7 @@
 import { createServer, STATUS_CODES, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '../observe/logger.ts';
+import { declaredLength } from './body.ts';
 import { refusalBody, type RefusalStatusCode } from './refusal.ts';
 import { requestIdFor } from './request-id.ts';
 
@@ -57,7 +58,7 @@ function rawResponse(status: RefusalStatusCode, requestId: string, extra = ''): 
 }
 
 /** Path without the query, for the log: the query may carry anything. */
-function pathOf(url: string | undefined): string | undefined {
+export function pathOf(url: string | undefined): string | undefined {
   if (url === undefined) return undefined;
   const query = url.indexOf('?');
   return query === -1 ? url : url.slice(0, query);
@@ -76,11 +77,6 @@ function preflight(request: IncomingMessage): Verdict | undefined {
   if (hosts > 1) return [400, 'host_repeated'];
   if (hosts === 0 && request.httpVersionMajor === 1 && request.httpVersionMinor >= 1) return [400, 'host_missing'];
   return undefined;
-}
-
-function declaredLength(request: IncomingMessage): number | undefined {
-  const text = request.headers['content-length'];
-  return text === undefined || request.headers['transfer-encoding'] !== undefined ? undefined : Number(text);
 }
 
 /**
