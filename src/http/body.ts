@@ -52,9 +52,6 @@ export function declaredLength(request: IncomingMessage): number | undefined {
   return text === undefined ? undefined : Number(text);
 }
 
-/** The default of OINGATE_CLIENT_TIMEOUT_MS. */
-export const DEFAULT_BODY_DEADLINE_MS = 10_000;
-
 /**
  * Copies every piece into one buffer as it arrives and lets the piece go:
  * keeping the pieces (as raw-body does) costs hundreds of bytes per piece,
@@ -120,9 +117,7 @@ function collect(request: IncomingMessage, declared: number | undefined, options
  * (408) when the body has not arrived within the deadline. Memory per request
  * stays under twice the limit (one buffer, and its successor while it grows).
  */
-export async function readBody(request: IncomingMessage, bodyOptions: BodyOptions | number): Promise<Buffer | undefined> {
-  // A bare number is the limit alone (the older signature), with the default deadline.
-  const options = typeof bodyOptions === 'number' ? { limit: bodyOptions, deadlineMs: DEFAULT_BODY_DEADLINE_MS } : bodyOptions;
+export async function readBody(request: IncomingMessage, options: BodyOptions): Promise<Buffer | undefined> {
   if (!hasBody(request)) return undefined;
   checkMediaType(request);
   const declared = declaredLength(request);
