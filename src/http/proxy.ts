@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Pool, errors, type Dispatcher } from 'undici';
-import { formatAddress, parsePeerAddress } from '../ip/address.ts';
+import { formatAddress } from '../ip/address.ts';
 import type { CidrSet } from '../ip/cidr.ts';
 import type { Metrics, UpstreamMetrics } from '../observe/metrics.ts';
-import type { RequestState } from './gate.ts';
+import { peerOf, type RequestState } from './gate.ts';
 import { Refusal } from './refusal.ts';
 
 // RFC 9110 §7.6.1 connection-specific fields, plus what oingate sets itself.
@@ -129,10 +129,11 @@ export class UpstreamProxy {
       if (!forwardable(name, dropped) || (unchecked && name === 'authorization')) continue;
       headers.push(raw[i] as string, raw[i + 1] as string);
     }
-    const peer = parsePeerAddress(request.socket.remoteAddress ?? '');
-    const peerAddress = peer === undefined ? '' : formatAddress(peer);
+    // The peer as the gate parsed it, once per connection.
+    const peer = peerOf(request.socket);
+    const peerAddress = peer === null ? '' : formatAddress(peer);
     const incomingFor = request.headers['x-forwarded-for'];
-    const trusted = peer !== undefined && this.#options.trustedProxies.contains(peer);
+    const trusted = peer !== null && this.#options.trustedProxies.contains(peer);
     const proto = trusted ? request.headers['x-forwarded-proto'] : undefined;
     const forwardedHost = trusted ? request.headers['x-forwarded-host'] : undefined;
     headers.push(
