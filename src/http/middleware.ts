@@ -121,7 +121,7 @@ export function gateMiddleware(options: GateOptions): Middleware {
         status,
         method: original?.method ?? req.method,
         path: original?.path ?? pathOf(req.url),
-        ...(state.upstreamError ? { upstreamError: state.upstreamError } : {}),
+        upstreamError: state.upstreamError,
         ms: Math.round((performance.now() - started) * 1000) / 1000,
       },
       'decision',
