@@ -192,7 +192,7 @@ function namedKid(token: string): string | undefined {
   try {
     const header = parseStrictJson(utf8.decode(Buffer.from(token.slice(0, dot), 'base64url')), { maxDepth: 4 });
     const kid = (header as Record<string, unknown> | null)?.['kid'];
-    return typeof kid === 'string' && Object.hasOwn(header as object, 'kid') ? kid.slice(0, 128) : undefined;
+    return typeof kid === 'string' && Object.hasOwn(header as object, 'kid') ? logged(kid) : undefined;
   } catch {
     return undefined;
   }
