@@ -51,7 +51,11 @@ const NOT_RETURNED = new Set([
   'x-request-id',
 ]);
 
-function connectionTokens(value: string | string[] | undefined): Set<string> {
+const NO_TOKENS: ReadonlySet<string> = new Set();
+
+function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> {
+  // Most requests carry no Connection header: no split, no Set.
+  if (value === undefined) return NO_TOKENS;
   const joined = Array.isArray(value) ? value.join(',') : (value ?? '');
   return new Set(joined.split(',').map((token) => token.trim().toLowerCase()).filter(Boolean));
 }
