@@ -221,14 +221,8 @@ function* buildTenantDigest(
 }
 
 /**
- * A digest of a tenant's document as given (field order included): equal
- * digests, equal options, equal tenant. Only what JSON can hold is digested;
- * a document with anything else (undefined, a Date, NaN) gets no digest and
- * is never taken over, since JSON.stringify would render it like a
- * different, valid value. Only compared, never shown.
- */
-/**
- * The digest of a tenant's document, or '' when JSON could not tell it apart
+ * The digest of a tenant's document as given (field order included; equal
+ * digests, equal options, equal tenant), or '' when JSON could not tell it apart
  * from another (an undefined field, a function, a non-plain object): such a
  * document is never taken over. The check is a walk of its own rather than a
  * JSON.stringify replacer, which turns off V8's fast path (profiled: more
