@@ -324,7 +324,9 @@ function* applyAll(current: Snapshot, changes: ChangeSet, options: SnapshotOptio
     const old = lookup(oin);
     // Same content: keep the tenant the caches know.
     if (old && digests.get(old)!.fingerprint === digests.get(tenant)!.fingerprint) continue;
-    drop(oin);
+    // An added tenant drifts too: the overlay, walked on every change, holds it.
+    if (old) drop(oin);
+    else drift++;
     delta.set(oin, tenant);
     addDigest(sum, Buffer.from(digests.get(tenant)!.fingerprint, 'base64'));
     overlay.set(oin, tenant);
