@@ -192,7 +192,7 @@ function* buildAll(document: unknown, options: SnapshotOptions): Work<Snapshot> 
   });
 }
 
-/** The previous snapshot's internals when its tenants may be taken over under these options. */
+/** The previous snapshot, when its tenants may be taken over under these options (same OIN pattern). */
 function reusable(options: SnapshotOptions): Snapshot | undefined {
   const snapshot = options.previous;
   const state = snapshot ? internals.get(snapshot) : undefined;
