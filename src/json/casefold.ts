@@ -35,11 +35,6 @@ export function foldedCollision(object: Readonly<Record<string, unknown>>): stri
   return undefined;
 }
 
-/** True when `key` and `other` fold to the same form. */
-export function sameFolded(key: string, other: string): boolean {
-  return key === other || foldKey(key) === foldKey(other);
-}
-
 /**
  * The first colliding key anywhere in a parsed JSON value (every nested
  * object, inside arrays too), or undefined. Depth is bounded by the parser

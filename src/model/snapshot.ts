@@ -8,7 +8,7 @@ import { isAllowedJwksScheme } from '../token/jwks-url.ts';
 import { keySet, MAX_KID_LENGTH, type KeySet, type TenantKey } from '../token/key.ts';
 import { buildHmacKey, buildPublicKey, KeyMaterialError } from '../token/keys.ts';
 import { isAlgorithm, isHmac, ALGORITHMS } from './algorithms.ts';
-import { WhitelistError, type ValidationIssue } from './errors.ts';
+import { describeValue, WhitelistError, type ValidationIssue } from './errors.ts';
 import { MAX_CIDRS_PER_TENANT, MAX_ISSUER_AUDIENCE_LENGTH, MAX_KEYS_PER_TENANT, MAX_TENANTS } from './limits.ts';
 import { runSliced, sortIndices, type Work } from './pacing.ts';
 
@@ -192,7 +192,7 @@ function* buildAll(document: unknown, options: SnapshotOptions): Work<Snapshot> 
   });
 }
 
-/** The previous snapshot's internals when its tenants may be taken over under these options. */
+/** The previous snapshot, when its tenants may be taken over under these options (same OIN pattern). */
 function reusable(options: SnapshotOptions): Snapshot | undefined {
   const snapshot = options.previous;
   const state = snapshot ? internals.get(snapshot) : undefined;
@@ -221,14 +221,8 @@ function* buildTenantDigest(
 }
 
 /**
- * A digest of a tenant's document as given (field order included): equal
- * digests, equal options, equal tenant. Only what JSON can hold is digested;
- * a document with anything else (undefined, a Date, NaN) gets no digest and
- * is never taken over, since JSON.stringify would render it like a
- * different, valid value. Only compared, never shown.
- */
-/**
- * The digest of a tenant's document, or '' when JSON could not tell it apart
+ * The digest of a tenant's document as given (field order included; equal
+ * digests, equal options, equal tenant), or '' when JSON could not tell it apart
  * from another (an undefined field, a function, a non-plain object): such a
  * document is never taken over. The check is a walk of its own rather than a
  * JSON.stringify replacer, which turns off V8's fast path (profiled: more
@@ -330,7 +324,9 @@ function* applyAll(current: Snapshot, changes: ChangeSet, options: SnapshotOptio
     const old = lookup(oin);
     // Same content: keep the tenant the caches know.
     if (old && digests.get(old)!.fingerprint === digests.get(tenant)!.fingerprint) continue;
-    drop(oin);
+    // An added tenant drifts too: the overlay, walked on every change, holds it.
+    if (old) drop(oin);
+    else drift++;
     delta.set(oin, tenant);
     addDigest(sum, Buffer.from(digests.get(tenant)!.fingerprint, 'base64'));
     overlay.set(oin, tenant);
@@ -603,13 +599,6 @@ function checkJwksUri(raw: unknown, path: string, issues: ValidationIssue[]): vo
     issues.push({ path, message: `"${text}" must use https (plain http only to a loopback address)` });
   }
   if (url.username || url.password) issues.push({ path, message: 'must not contain credentials' });
-}
-
-/** A short, quoted rendering of a bad scalar for an issue message (never used for secrets). */
-function describeValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
-  return Array.isArray(value) ? 'an array' : value === undefined ? 'a missing value' : `a ${typeof value}`;
 }
 
 /*

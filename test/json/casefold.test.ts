@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { foldedCollision, foldedCollisionDeep, foldKey, sameFolded } from '../../src/json/casefold.ts';
+import { foldedCollision, foldedCollisionDeep, foldKey } from '../../src/json/casefold.ts';
 
 describe('foldKey', () => {
   for (const [a, b] of [
@@ -12,14 +12,13 @@ describe('foldKey', () => {
   ]) {
     it(`folds ${JSON.stringify(b)} together with ${JSON.stringify(a)}`, () => {
       expect(foldKey(a as string)).to.equal(foldKey(b as string));
-      expect(sameFolded(a as string, b as string)).to.equal(true);
     });
   }
 
   it('keeps keys apart that no upstream would read as one', () => {
-    expect(sameFolded('oin', 'oin_')).to.equal(false);
-    expect(sameFolded('oin', 'o-in')).to.equal(false);
-    expect(sameFolded('a', 'b')).to.equal(false);
+    expect(foldKey('oin')).to.not.equal(foldKey('oin_'));
+    expect(foldKey('oin')).to.not.equal(foldKey('o-in'));
+    expect(foldKey('a')).to.not.equal(foldKey('b'));
   });
 });
 

@@ -134,6 +134,44 @@ describe('applyChanges', () => {
     expect(refused?.issues).to.deep.equal([{ path: 'tenants[1].oin', message: `duplicate OIN "${OIN_2}"` }]);
   });
 
+  it('ignores the removal of an OIN that is not there, keeping version and tenants', async () => {
+    const first = await buildSnapshot(doc(tenant()), options);
+    const next = await applyChanges(first, { upserts: [], removals: [OIN_2] }, options);
+    expect(next.version).to.equal(first.version);
+    expect([...next.tenants.keys()]).to.deep.equal([OIN]);
+    expect(next.tenants.get(OIN)).to.equal(first.tenants.get(OIN));
+    expect(next.tenants.has(OIN_2)).to.equal(false);
+  });
+
+  it('keeps a tenant both removed and upserted in one change set, with the upserted content', async () => {
+    const first = await buildSnapshot(doc(tenant()), options);
+    const next = await applyChanges(first, { upserts: [tenant({ name: 'renamed' })], removals: [OIN] }, options);
+    expect(next.tenants.get(OIN)?.name).to.equal('renamed');
+    expect(next.version).to.equal((await buildSnapshot(doc(tenant({ name: 'renamed' })), options)).version);
+  });
+
+  for (const [title, upsert, path] of [
+    ['a null upsert', null, 'tenants[0]'],
+    ['an upsert that is an array', [tenant()], 'tenants[0]'],
+    ['a null name', tenant({ name: null }), 'tenants[0].name'],
+    ['a null enabled', tenant({ enabled: null }), 'tenants[0].enabled'],
+    ['a null cidrs', tenant({ cidrs: null }), 'tenants[0].cidrs'],
+    ['a null jwksUri', tenant({ jwksUri: null }), 'tenants[0].jwksUri'],
+    ['an undefined issuer', tenant({ issuer: undefined }), 'tenants[0].issuer'],
+    ['an undefined enabled', tenant({ enabled: undefined }), 'tenants[0].enabled'],
+  ] as const) {
+    it(`refuses ${title} and leaves the current snapshot as it was`, async () => {
+      const first = await buildSnapshot(doc(tenant()), options);
+      const refused = await applyChanges(first, { upserts: [upsert], removals: [OIN] }, options).then(
+        () => undefined,
+        (error: unknown) => error as WhitelistError,
+      );
+      expect(refused).to.be.instanceOf(WhitelistError);
+      expect(refused!.issues.map((i) => i.path)).to.deep.equal([path]);
+      expect(first.tenants.get(OIN)?.name).to.equal('Gemeente Voorbeeld');
+    });
+  }
+
   it('covers an added tenant at once and still refuses addresses no tenant lists', async () => {
     const first = await buildSnapshot(doc(tenant({ cidrs: ['203.0.113.0/24'] })), options);
     const next = await applyChanges(first, { upserts: [tenant({ oin: OIN_2, cidrs: ['198.51.100.0/24'] })], removals: [] }, options);
