@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { expect } from 'chai';
 import { buildSnapshot } from '../../src/model/snapshot.ts';
 import { createLogger } from '../../src/observe/logger.ts';
 import { startService, type Service } from '../../src/service.ts';
@@ -94,6 +95,16 @@ export async function connectStore(url: string): Promise<pg.Client> {
   client.on('error', () => undefined);
   await client.connect();
   return client;
+}
+
+/** The error PostgreSQL refuses `sql` with; fails the test when the statement succeeds. */
+export async function refusal(client: pg.ClientBase, sql: string, params: unknown[] = []): Promise<{ code?: string; constraint?: string }> {
+  const error = await client.query(sql, params).then(
+    () => null,
+    (e: unknown) => e as { code?: string; constraint?: string },
+  );
+  expect(error, `${sql} ${JSON.stringify(params)} should be refused`).to.not.equal(null);
+  return error as { code?: string; constraint?: string };
 }
 
 /** Applies `sql/` to the database (what `oingate migrate` does). */

@@ -12,7 +12,7 @@ import { importDocument } from '../../../src/store/postgres/migrate.ts';
 import { PostgresSource } from '../../../src/store/postgres/source.ts';
 import { SnapshotHolder } from '../../../src/store/holder.ts';
 import { call, eventually, OIN_A, tokenFor, twoTenants, type TenantSpec } from '../../support/gate.ts';
-import { addTenant, connectStore, migrateStore, startPgGate } from '../../support/pg-gate.ts';
+import { addTenant, connectStore, migrateStore, refusal, startPgGate } from '../../support/pg-gate.ts';
 import { startTestDatabase, type TestDatabase } from '../../support/postgres.ts';
 
 const OIN = '00000004000000000001';
@@ -26,15 +26,6 @@ async function load(url: string): Promise<Record<string, unknown>[]> {
   } finally {
     await source.close();
   }
-}
-
-async function refusal(client: pg.Client, sql: string, params: unknown[]): Promise<{ code?: string; constraint?: string }> {
-  const error = await client.query(sql, params).then(
-    () => null,
-    (e: unknown) => e as { code?: string; constraint?: string },
-  );
-  expect(error, `${sql} ${JSON.stringify(params)} should be refused`).to.not.equal(null);
-  return error as { code?: string; constraint?: string };
 }
 
 const INSERT = 'INSERT INTO oingate.tenants (oin, rate_limit_per_second, rate_limit_burst) VALUES ($1, $2, $3)';
