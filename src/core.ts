@@ -227,7 +227,7 @@ export async function startCore(settings: Settings, options: CoreOptions): Promi
     throw error;
   }
   await rateLimitReady;
-  if (tlsStatus !== undefined) holder.trackTls(tlsStatus);
+  if (tlsStatus !== undefined) holder.addReadiness(() => ({ tls: tlsStatus() }));
 
   const keys: KeyLookup = (tenant) => jwks.keysFor(tenant);
   const gateOptions: GateOptions = {

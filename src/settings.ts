@@ -79,7 +79,7 @@ export class SettingsError extends Error {
  * a typo of a security setting must never be silently ignored, and neither
  * must a setting of a feature this version does not have.
  */
-export const KNOWN_VARIABLES: readonly string[] = [
+const KNOWN_VARIABLES: readonly string[] = [
   'OINGATE_LISTEN',
   'OINGATE_ADMIN_LISTEN',
   'OINGATE_STORE',

@@ -101,7 +101,7 @@ function unchanged(before: Tenant, after: Tenant): boolean {
 }
 
 /** What changed in one tenant present in both; undefined when nothing did. */
-export function tenantChange(before: Tenant, after: Tenant): TenantChange | undefined {
+function tenantChange(before: Tenant, after: Tenant): TenantChange | undefined {
   const beforeKeys = new Map(before.keys.list.map((k) => [k.kid, k]));
   const afterKids = after.keys.list.map((k) => k.kid);
   const newWindow: string[] = [];

@@ -256,16 +256,8 @@ export class SnapshotHolder {
     this.#parts.push(part);
   }
 
-  #tls: (() => TlsReadiness) | undefined;
-
-  /** Adds `tls` to the readiness body, read each time it is asked for. */
-  trackTls(status: () => TlsReadiness): void {
-    this.#tls = status;
-  }
-
   readiness(): Readiness {
     const current = this.#current;
-    const tls = this.#tls?.();
     const base: Readiness = {
       ready: current !== undefined,
       store: this.source.description,
@@ -275,7 +267,6 @@ export class SnapshotHolder {
       lastError: this.#lastError,
       lastErrorAt: this.#lastErrorAt?.toISOString() ?? null,
       ...(this.source.connected !== undefined ? { storeConnected: this.source.connected } : {}),
-      ...(tls !== undefined ? { tls } : {}),
     };
     if (this.#parts.length === 0) return base;
     return Object.assign(base, ...this.#parts.map((part) => part() ?? {}));

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { expect } from 'chai';
 import { buildSnapshot } from '../../src/model/snapshot.ts';
 import { createLogger } from '../../src/observe/logger.ts';
 import { startService, type Service } from '../../src/service.ts';
@@ -17,6 +18,7 @@ import { loadSettings } from '../../src/settings.ts';
 import { migrate } from '../../src/store/postgres/migrate.ts';
 import { PostgresSource } from '../../src/store/postgres/source.ts';
 import { LogCapture, send, type TenantSpec } from './gate.ts';
+import { startTestDatabase, type TestDatabase } from './postgres.ts';
 
 /** The repository's root directory (where `src/bin.js` and `sql/` live). */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -96,9 +98,56 @@ export async function connectStore(url: string): Promise<pg.Client> {
   return client;
 }
 
+/** The error PostgreSQL refuses `sql` with; fails the test when the statement succeeds. */
+export async function refusal(client: pg.ClientBase, sql: string, params: unknown[] = []): Promise<{ code?: string; constraint?: string }> {
+  const error = await client.query(sql, params).then(
+    () => null,
+    (e: unknown) => e as { code?: string; constraint?: string },
+  );
+  expect(error, `${sql} ${JSON.stringify(params)} should be refused`).to.not.equal(null);
+  return error as { code?: string; constraint?: string };
+}
+
 /** Applies `sql/` to the database (what `oingate migrate` does). */
 export async function migrateStore(url: string): Promise<void> {
   await migrate(url, SQL_DIR);
+}
+
+/** A fresh database with `sql/` applied, and a client on it. */
+export interface MigratedStore {
+  readonly url: string;
+  readonly client: pg.Client;
+}
+
+/**
+ * For a describe block: a before() hook opens a MigratedStore, an after()
+ * hook ends the client and drops the database. Read its fields in tests.
+ */
+export function useMigratedStore(): MigratedStore {
+  let db: TestDatabase | undefined;
+  let opened: MigratedStore | undefined;
+  before(async function () {
+    db = await startTestDatabase();
+    const url = await db.createDatabase();
+    await migrateStore(url);
+    opened = { url, client: await connectStore(url) };
+  });
+  after(async function () {
+    await opened?.client.end();
+    await db?.destroy();
+  });
+  const get = (): MigratedStore => {
+    if (opened === undefined) throw new Error('useMigratedStore: read it in a test, after its before() hook');
+    return opened;
+  };
+  return {
+    get url() {
+      return get().url;
+    },
+    get client() {
+      return get().client;
+    },
+  };
 }
 
 /** Applies only the `sql/` files named before `version` (e.g. "002"), as a database made before it existed. */

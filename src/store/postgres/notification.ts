@@ -7,9 +7,9 @@
  * most cause work a resync does anyway, never hide a change.
  */
 
-export const NOTIFY_PREFIX = 'oingate:1:';
+const NOTIFY_PREFIX = 'oingate:1:';
 /** Re-read everything. */
-export const FULL_RELOAD_MARKER = `${NOTIFY_PREFIX}*`;
+const FULL_RELOAD_MARKER = `${NOTIFY_PREFIX}*`;
 /** A payload is at most 8000 bytes; the triggers switch to the marker past 300 OINs. */
 const MAX_OINS = 1000;
 /** No OIN column value is this long; a longer one is not ours. */

@@ -3,54 +3,35 @@
  * default and write-time check, read by the store and written by import.
  */
 import { expect } from 'chai';
-import pg from 'pg';
 import { buildSnapshot } from '../../../src/model/snapshot.ts';
-import { importDocument, migrate } from '../../../src/store/postgres/migrate.ts';
+import { importDocument } from '../../../src/store/postgres/migrate.ts';
 import { PostgresSource } from '../../../src/store/postgres/source.ts';
-import { connectStore, SQL_DIR } from '../../support/pg-gate.ts';
-import { startTestDatabase, type TestDatabase } from '../../support/postgres.ts';
+import { useMigratedStore, refusal } from '../../support/pg-gate.ts';
 
 const OIN_CERT = '00000005000000000001';
 const OIN_TOKEN = '00000005000000000002';
 const OIN_BOTH = '00000005000000000003';
 
 describe('PostgreSQL: tenant authentication (migration 005)', function () {
-  let db: TestDatabase;
-  let url: string;
-  let client: pg.Client;
-
-  before(async function () {
-    db = await startTestDatabase();
-    url = await db.createDatabase();
-    await migrate(url, SQL_DIR);
-    client = await connectStore(url);
-  });
-
-  after(async function () {
-    await client?.end();
-    await db?.destroy();
-  });
+  const store = useMigratedStore();
 
   it('defaults to token and refuses an unknown value when the row is written', async function () {
-    await client.query(`INSERT INTO oingate.tenants (oin) VALUES ($1)`, [OIN_TOKEN]);
-    const row = (await client.query(`SELECT authentication FROM oingate.tenants WHERE oin = $1`, [OIN_TOKEN])).rows[0];
+    await store.client.query(`INSERT INTO oingate.tenants (oin) VALUES ($1)`, [OIN_TOKEN]);
+    const row = (await store.client.query(`SELECT authentication FROM oingate.tenants WHERE oin = $1`, [OIN_TOKEN])).rows[0];
     expect(row.authentication).to.equal('token');
-    const error = await client.query(`UPDATE oingate.tenants SET authentication = 'password' WHERE oin = $1`, [OIN_TOKEN]).then(
-      () => null,
-      (e: { constraint?: string }) => e,
-    );
-    expect(error?.constraint).to.equal('tenants_authentication_known');
+    const error = await refusal(store.client, `UPDATE oingate.tenants SET authentication = 'password' WHERE oin = $1`, [OIN_TOKEN]);
+    expect(error.constraint).to.equal('tenants_authentication_known');
   });
 
   it('imports and loads each tenant’s authentication', async function () {
-    await importDocument(url, {
+    await importDocument(store.url, {
       tenants: [
         { oin: OIN_CERT, cidrs: ['192.0.2.0/24'], authentication: 'certificate' },
         { oin: OIN_BOTH, cidrs: ['192.0.2.0/24'], authentication: 'certificate+token' },
         { oin: OIN_TOKEN, cidrs: ['192.0.2.0/24'] },
       ],
     });
-    const source = new PostgresSource({ connectionString: url, resyncSeconds: 0 });
+    const source = new PostgresSource({ connectionString: store.url, resyncSeconds: 0 });
     try {
       const document = await source.load();
       const snapshot = await buildSnapshot(document, { oinPattern: /^[0-9]{20}$/, certificatesConfigured: true });

@@ -9,21 +9,12 @@ import { buildSnapshot } from '../../../src/model/snapshot.ts';
 import { migrate } from '../../../src/store/postgres/migrate.ts';
 import { PostgresSource } from '../../../src/store/postgres/source.ts';
 import { SnapshotHolder } from '../../../src/store/holder.ts';
-import { connectStore, migrateBefore, SQL_DIR } from '../../support/pg-gate.ts';
+import { connectStore, migrateBefore, refusal, SQL_DIR } from '../../support/pg-gate.ts';
 import { startTestDatabase, type TestDatabase } from '../../support/postgres.ts';
 
 const SECRET = 'constraints-test-secret-0123456789abcdef';
 const PEM = '-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n';
 const OIN = '00000004000000000001';
-
-async function refusal(client: pg.Client, sql: string, params: unknown[] = []): Promise<{ code?: string; constraint?: string }> {
-  const error = await client.query(sql, params).then(
-    () => null,
-    (e: unknown) => e as { code?: string; constraint?: string },
-  );
-  expect(error, `${sql} should be refused`).to.not.equal(null);
-  return error as { code?: string; constraint?: string };
-}
 
 const insertKey = 'INSERT INTO oingate.tenant_keys (oin, kid, alg, secret, public_key, not_before, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)';
 
