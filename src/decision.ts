@@ -47,8 +47,8 @@ export interface RequestFacts extends HeaderFacts {
 export interface DecisionPolicy {
   readonly trustedProxies: CidrSet;
   readonly oinField: readonly string[];
-  /** `oinField` segments in folded form (see json/casefold.ts); derived from oinField when absent. */
-  readonly oinFieldFolded?: readonly string[];
+  /** `oinField` segments in folded form (see json/casefold.ts); built once, by decisionPolicy, never per request. */
+  readonly oinFieldFolded: readonly string[];
   readonly oinPattern: RegExp;
   readonly tenantClaim: string;
   readonly maxBodyDepth: number;
@@ -218,7 +218,7 @@ function readOin(facts: RequestFacts, policy: DecisionPolicy): OinResult {
       // Invalid UTF-8 (TypeError from the fatal decoder) lands here too.
       return { ok: false, reason: 'body_invalid_json' };
     }
-    const found = oinAtPath(document, policy.oinField, policy.oinFieldFolded ?? foldedPath(policy.oinField));
+    const found = oinAtPath(document, policy.oinField, policy.oinFieldFolded);
     if (found.folded) return { ok: false, reason: 'oin_key_folded' };
     if (found.found) {
       bodyHasOin = true;
