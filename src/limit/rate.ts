@@ -1,4 +1,4 @@
-import type { ValidationIssue } from '../model/errors.ts';
+import { describeValue, type ValidationIssue } from '../model/errors.ts';
 
 /**
  * A tenant's rate limit: `perSecond` requests refill per second, at most
@@ -48,13 +48,13 @@ export function parseRateLimit(raw: unknown, path: string): RateLimit | undefine
 export function readRateLimit(raw: unknown, path: string, issues: ValidationIssue[]): RateLimit | undefined {
   if (raw === undefined || raw === null) return undefined;
   if (typeof raw !== 'object' || Array.isArray(raw)) {
-    issues.push({ path, message: `${describe(raw)} must be an object {"perSecond": N, "burst": M}` });
+    issues.push({ path, message: `${describeValue(raw)} must be an object {"perSecond": N, "burst": M}` });
     return undefined;
   }
   const record = raw as Record<string, unknown>;
   const before = issues.length;
   for (const key of Object.keys(record)) {
-    if (!FIELDS.has(key)) issues.push({ path, message: `unknown field ${describe(key)}` });
+    if (!FIELDS.has(key)) issues.push({ path, message: `unknown field ${describeValue(key)}` });
   }
   const perSecond = wholeNumber(record['perSecond'], `${path}.perSecond`, MAX_PER_SECOND, issues);
   const burst = record['burst'] === undefined ? perSecond : wholeNumber(record['burst'], `${path}.burst`, MAX_BURST, issues);
@@ -64,12 +64,6 @@ export function readRateLimit(raw: unknown, path: string, issues: ValidationIssu
 
 function wholeNumber(value: unknown, path: string, max: number, issues: ValidationIssue[]): number | undefined {
   if (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= max) return value;
-  issues.push({ path, message: `${describe(value)} must be a whole number from 1 to ${max}` });
+  issues.push({ path, message: `${describeValue(value)} must be a whole number from 1 to ${max}` });
   return undefined;
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
-  return Array.isArray(value) ? 'an array' : value === undefined ? 'a missing value' : `a ${typeof value}`;
 }

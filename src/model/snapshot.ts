@@ -8,7 +8,7 @@ import { isAllowedJwksScheme } from '../token/jwks-url.ts';
 import { keySet, MAX_KID_LENGTH, type KeySet, type TenantKey } from '../token/key.ts';
 import { buildHmacKey, buildPublicKey, KeyMaterialError } from '../token/keys.ts';
 import { isAlgorithm, isHmac, ALGORITHMS } from './algorithms.ts';
-import { WhitelistError, type ValidationIssue } from './errors.ts';
+import { describeValue, WhitelistError, type ValidationIssue } from './errors.ts';
 import { MAX_CIDRS_PER_TENANT, MAX_ISSUER_AUDIENCE_LENGTH, MAX_KEYS_PER_TENANT, MAX_TENANTS } from './limits.ts';
 import { runSliced, sortIndices, type Work } from './pacing.ts';
 
@@ -603,13 +603,6 @@ function checkJwksUri(raw: unknown, path: string, issues: ValidationIssue[]): vo
     issues.push({ path, message: `"${text}" must use https (plain http only to a loopback address)` });
   }
   if (url.username || url.password) issues.push({ path, message: 'must not contain credentials' });
-}
-
-/** A short, quoted rendering of a bad scalar for an issue message (never used for secrets). */
-function describeValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
-  return Array.isArray(value) ? 'an array' : value === undefined ? 'a missing value' : `a ${typeof value}`;
 }
 
 /*
