@@ -204,7 +204,7 @@ export async function createTlsServer(handler: RequestListener | undefined, opti
  * the last one (a self-signed certificate comes out as "no CRL"), which
  * would log a different reason than the same certificate from a header.
  */
-export function socketCertificateFacts(socket: TLSSocket, oinPattern: RegExp, verifier?: CertificateVerifier): CertificateFacts {
+function socketCertificateFacts(socket: TLSSocket, oinPattern: RegExp, verifier?: CertificateVerifier): CertificateFacts {
   const peer = socket.getPeerX509Certificate();
   if (!peer) return NO_CERTIFICATE;
   const sha256 = certificateSha256(peer);
