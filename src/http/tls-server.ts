@@ -159,11 +159,12 @@ export async function createTlsServer(handler: RequestListener | undefined, opti
     const now = Date.now();
     const cached = factsCache.get(socket);
     if (cached && cached.generation === generation && now - cached.atMs < FACTS_TTL_MS) return cached.facts;
-    let result = socketCertificateFacts(socket, oinPattern, verifier);
-    if (result.presented && (cached !== undefined || generations.get(socket) !== generation)) {
-      const peer = socket.getPeerX509Certificate() as X509Certificate;
-      result = factsOfVerdict(verifier.verifyChain(peer, peerChain(socket), now));
-    }
+    const peer = socket.getPeerX509Certificate();
+    // The handshake's verdict is judged only once, and only when made under the material now in use.
+    const result =
+      peer !== undefined && (cached !== undefined || generations.get(socket) !== generation)
+        ? factsOfVerdict(verifier.verifyChain(peer, peerChain(socket), now))
+        : socketCertificateFacts(socket, oinPattern, verifier);
     factsCache.set(socket, { generation, atMs: now, facts: result });
     return result;
   }
@@ -204,7 +205,7 @@ export async function createTlsServer(handler: RequestListener | undefined, opti
  * the last one (a self-signed certificate comes out as "no CRL"), which
  * would log a different reason than the same certificate from a header.
  */
-export function socketCertificateFacts(socket: TLSSocket, oinPattern: RegExp, verifier?: CertificateVerifier): CertificateFacts {
+function socketCertificateFacts(socket: TLSSocket, oinPattern: RegExp, verifier?: CertificateVerifier): CertificateFacts {
   const peer = socket.getPeerX509Certificate();
   if (!peer) return NO_CERTIFICATE;
   const sha256 = certificateSha256(peer);

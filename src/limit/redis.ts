@@ -72,7 +72,7 @@ export const DEFAULT_COMMAND_TIMEOUT_MS = 50;
  * {allowed, debt}: how far the TAT lies ahead of now.
  * redis.replicate_commands makes TIME before a write legal on Redis < 5.
  */
-export const GCRA_SCRIPT = `
+const GCRA_SCRIPT = `
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = (tonumber(t[1]) - 1700000000) * 1000000 + tonumber(t[2])
@@ -97,7 +97,7 @@ return out
 `;
 
 /** Most decisions in one script call: bounds its time inside Redis (~10 µs each). */
-export const MAX_BATCH = 128;
+const MAX_BATCH = 128;
 
 interface Pending {
   readonly key: string;
