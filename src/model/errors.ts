@@ -24,10 +24,3 @@ export class WhitelistError extends Error {
     this.issues = issues;
   }
 }
-
-/** A short, quoted rendering of a bad scalar for an issue message (never used for secrets). */
-export function describeValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
-  return Array.isArray(value) ? 'an array' : value === undefined ? 'a missing value' : `a ${typeof value}`;
-}
