@@ -22,6 +22,10 @@ const USAGE = `usage:
                                         sign a token with a tenant's HS key from the store;
                                         PostgreSQL: records its jti (never the token)
   oingate tokens [--oin OIN] [--json]   list the tokens recorded in the PostgreSQL store
+  oingate revoke --jti JTI [--reason TEXT] [--oin OIN [--expires ISO]]
+                                        revoke one token (--oin for a token oingate did not issue)
+  oingate revoke --oin OIN --all        revoke every token the tenant was issued up to now
+  oingate revoke --prune                delete revocations whose token has expired
   oingate migrate                       apply sql/ to the PostgreSQL store
   oingate import FILE                   replace the PostgreSQL whitelist with FILE, in one transaction
   oingate version                       print the version (also --version)`;
@@ -126,7 +130,8 @@ async function check(settings: Settings, file: string | undefined): Promise<void
     keys += tenant.keys.list.length;
     cidrs += tenant.cidrTexts.length;
   }
-  console.log(`${place}: ok, ${snapshot.tenants.size} tenant(s), ${cidrs} CIDR(s), ${keys} key(s), version ${snapshot.version}`);
+  const revoked = snapshot.revokedTokens > 0 ? `, ${snapshot.revokedTokens} revoked token(s)` : '';
+  console.log(`${place}: ok, ${snapshot.tenants.size} tenant(s), ${cidrs} CIDR(s), ${keys} key(s)${revoked}, version ${snapshot.version}`);
   const certificatesConfigured = settings.tlsClientCaFile !== undefined;
   for (const warning of whitelistWarnings(snapshot, settings.audience, Date.now(), certificatesConfigured)) console.error(`warning: ${warning}`);
 }
@@ -180,7 +185,7 @@ async function token(settings: Settings, args: string[]): Promise<void> {
     throw new CliError(`key "${key.kid}" is ${key.alg}: oingate holds only its public key; sign with the tenant's private key instead`);
   }
   if (!isUsable(key, now)) throw new CliError(`key "${key.kid}" is disabled or outside its validity window`);
-  const issuedAt = Math.floor(now / 1000);
+  const issuedAt = await issueSecond(tenant.tokensIssuedAfter, now);
   const jti = randomBytes(JTI_BYTES).toString('base64url');
   const claims: Record<string, unknown> = { [settings.tenantClaim]: tenant.oin, iat: issuedAt, exp: issuedAt + ttl, jti };
   // The tenant's own issuer and audience replace the global ones, as at verification.
@@ -206,6 +211,88 @@ async function token(settings: Settings, args: string[]): Promise<void> {
     console.error(`jti: ${jti}`);
   }
   console.log(signed);
+}
+
+/**
+ * The `iat` of a token minted now: the current second, or the next one when
+ * the tenant revoked everything up to this second (`revoke --all` a moment
+ * ago), so that the token is not born revoked.
+ */
+async function issueSecond(tokensIssuedAfter: number | undefined, now: number): Promise<number> {
+  const second = Math.floor(now / 1000);
+  if (tokensIssuedAfter === undefined || second * 1000 > tokensIssuedAfter) return second;
+  const first = Math.floor(tokensIssuedAfter / 1000) + 1;
+  if (first * 1000 - now > 2000) {
+    throw new CliError(`tenant revoked every token issued up to ${new Date(tokensIssuedAfter).toISOString()}, a time still ahead`);
+  }
+  await new Promise((resolve) => setTimeout(resolve, first * 1000 - now));
+  return first;
+}
+
+// Full date-time with an explicit zone, as the whitelist takes it.
+const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+
+async function revoke(settings: Settings, args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      jti: { type: 'string' },
+      oin: { type: 'string' },
+      reason: { type: 'string' },
+      expires: { type: 'string' },
+      all: { type: 'boolean', default: false },
+      prune: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const given = (['jti', 'oin', 'reason', 'expires'] as const).filter((name) => values[name] !== undefined);
+  const usage = 'revoke needs --jti JTI [--reason TEXT] [--oin OIN [--expires ISO]], or --oin OIN --all, or --prune';
+  if (values.oin !== undefined && !settings.oinPattern.test(values.oin)) {
+    throw new CliError(`--oin "${values.oin}" does not match OINGATE_OIN_PATTERN`, 2);
+  }
+  if (values.prune && (values.all || given.length > 0)) throw new CliError(`--prune takes no other option; ${usage}`, 2);
+  if (values.all && (values.oin === undefined || given.length > 1)) throw new CliError(`--all takes --oin OIN and nothing else; ${usage}`, 2);
+  if (!values.prune && !values.all && values.jti === undefined) throw new CliError(usage, 2);
+  if (values.expires !== undefined && values.oin === undefined) throw new CliError('--expires is for a token not in the record, named with --oin', 2);
+  const expiresAt = values.expires === undefined ? undefined : Date.parse(values.expires);
+  if (expiresAt !== undefined && (!ISO_WITH_ZONE.test(values.expires as string) || Number.isNaN(expiresAt))) {
+    throw new CliError(`--expires "${values.expires}" is not an ISO-8601 date-time with a zone, e.g. 2026-12-01T00:00:00Z`, 2);
+  }
+  for (const name of ['jti', 'reason'] as const) {
+    const value = values[name];
+    if (value !== undefined && (value.length === 0 || value.length > 1024)) throw new CliError(`--${name} must be 1 to 1024 characters`, 2);
+  }
+  if (settings.store.kind !== 'postgres') {
+    // The file is the operator's (often a ConfigMap): oingate does not rewrite it.
+    const entry = values.all
+      ? `"tokensIssuedAfter": "${new Date().toISOString()}" in tenant ${values.oin}`
+      : `${JSON.stringify({ jti: values.jti, oin: values.oin ?? 'OIN', ...(values.expires ? { expiresAt: values.expires } : {}), ...(values.reason ? { reason: values.reason } : {}) })} to "revokedTokens"`;
+    if (values.prune) throw new CliError('revoke --prune works on the PostgreSQL store; with the file store, remove the entries of expired tokens from "revokedTokens"');
+    throw new CliError(`revoke writes to the PostgreSQL store; with the file store, add ${entry} in the file`);
+  }
+  const url = settings.store.url;
+  const { pruneRevocations, revokeAllOf, revokeToken, RevocationError } = await import('./store/postgres/revocations.ts');
+  try {
+    if (values.prune) {
+      const deleted = await pruneRevocations(url, settings.clockToleranceSeconds);
+      console.log(`pruned ${deleted} revocation(s) of expired tokens`);
+    } else if (values.all) {
+      const cutoff = await revokeAllOf(url, values.oin as string);
+      console.log(`revoked every token of tenant ${values.oin} issued up to ${isoSeconds(cutoff)}`);
+    } else {
+      const result = await revokeToken(url, {
+        jti: values.jti as string,
+        ...(values.oin !== undefined ? { oin: values.oin } : {}),
+        ...(values.reason !== undefined ? { reason: values.reason } : {}),
+        ...(expiresAt !== undefined ? { expiresAt: new Date(expiresAt) } : {}),
+      });
+      const expiry = result.expiresAt ? `, expires ${isoSeconds(result.expiresAt)}` : '';
+      console.log(`${result.revoked ? 'revoked' : 'already revoked:'} jti ${result.jti} of tenant ${result.oin}${expiry}`);
+    }
+  } catch (error) {
+    if (error instanceof RevocationError) throw new CliError(error.message);
+    throw error;
+  }
 }
 
 /** An instant as ISO-8601 to the second, as the table shows it. */
@@ -318,6 +405,8 @@ export async function main(argv: string[]): Promise<void> {
         return await token(settings, rest);
       case 'tokens':
         return await tokens(settings, rest);
+      case 'revoke':
+        return await revoke(settings, rest);
       case 'migrate': {
         const { migrate } = await import('./store/postgres/migrate.ts');
         const { applied } = await migrate(postgresUrl(settings, 'migrate'), SQL_DIR);

@@ -112,10 +112,12 @@ export async function startCore(settings: Settings, options: CoreOptions): Promi
   const source = await createSource(settings, logger, options.fileOptions);
   // Settings require the CA bundle for the header, so the bundle alone says whether certificates can come.
   const certificatesConfigured = settings.tlsClientCaFile !== undefined;
+  // A revocation is forgotten only once its token is past expiry by more than the tolerance tokens get.
+  const clockToleranceMs = settings.clockToleranceSeconds * 1000;
   const build = (document: unknown, previous: Snapshot | undefined): Promise<Snapshot> =>
-    buildSnapshot(document, { oinPattern: settings.oinPattern, certificatesConfigured, ...(previous ? { previous } : {}) });
+    buildSnapshot(document, { oinPattern: settings.oinPattern, certificatesConfigured, clockToleranceMs, ...(previous ? { previous } : {}) });
   const apply = (current: Snapshot, changes: ChangeSet): Promise<Snapshot> =>
-    applyChanges(current, changes, { oinPattern: settings.oinPattern, certificatesConfigured });
+    applyChanges(current, changes, { oinPattern: settings.oinPattern, certificatesConfigured, clockToleranceMs });
   // Without our own TLS listener, the core watches the CA bundle and CRLs; a bad one stops start-up, naming the file.
   let tlsCounters: TlsCounters | undefined;
   const ownCas =

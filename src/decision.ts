@@ -7,6 +7,7 @@ import type { Snapshot, Tenant } from './model/snapshot.ts';
 import { NO_CERTIFICATE, type CertificateFacts } from './tls/facts.ts';
 import type { VerifiedTokenCache } from './token/cache.ts';
 import type { KeySet } from './token/key.ts';
+import { isRevoked } from './token/revocation.ts';
 import { extractBearer, TOKEN_FAILURES, verifyTenantToken, type TokenFailure, type TokenPolicy } from './token/verify.ts';
 
 /** What the HTTP layer knows before it reads the body; nothing here is trusted yet. */
@@ -90,6 +91,7 @@ export const REFUSAL_REASONS = [
   'certificate_missing',
   'keys_unavailable',
   ...TOKEN_FAILURES,
+  'token_revoked',
   'claim_mismatch',
 ] as const;
 
@@ -129,6 +131,8 @@ export interface Refused {
   readonly oinBody?: string;
   /** For the log: the malformed X-Forwarded-For entry (cut to 128 characters). */
   readonly forwardedFor?: string;
+  /** For the log: the jti of a revoked token (cut to 128 characters); never the token. */
+  readonly jti?: string;
 }
 
 /** The client as the pre-body phase resolved it: the body may now be read. */
@@ -326,6 +330,13 @@ export function decideWithBody(
     const refused = refuse(401, reason, clientIp, oin, reason === 'token_unknown_kid' ? tenant : undefined);
     const kid = namedKid(token);
     return kid === undefined ? refused : { ...refused, kid };
+  }
+
+  // A revoked token: on every request, cached or not, against the tenant enforced now.
+  if (isRevoked(tenant, verified.claims)) {
+    const jti = verified.claims['jti'];
+    const refused = { ...refuse(401, 'token_revoked', clientIp, oin), kid: verified.kid };
+    return typeof jti === 'string' ? { ...refused, jti: logged(jti) } : refused;
   }
 
   // Strict identity: no numbers, arrays or case folding.

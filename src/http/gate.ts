@@ -77,6 +77,8 @@ export interface RequestState {
   oinBody?: string;
   /** The malformed X-Forwarded-For entry of a forwarded_for_malformed refusal, for the log. */
   forwardedFor?: string;
+  /** The jti of a revoked token, for the log. */
+  jti?: string;
   /**
    * Headers the forwarding step adds to the upstream request as flat
    * name/value pairs (x-authenticated-claim-*); every value is a safe
@@ -304,6 +306,7 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
     if (!decision.allowed) {
       if (decision.oinHeader !== undefined) state.oinHeader = decision.oinHeader;
       if (decision.oinBody !== undefined) state.oinBody = decision.oinBody;
+      if (decision.jti !== undefined) state.jti = decision.jti;
       // A metric label only for a tenant of the whitelist, never for an OIN a caller made up.
       const tenant = metrics.tenantLabels && decision.oin !== undefined ? options.snapshot()?.tenants.get(decision.oin) : undefined;
       return refused(state, decision.status, decision.reason, started, tenant);

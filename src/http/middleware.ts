@@ -116,6 +116,7 @@ export function gateMiddleware(options: GateOptions): Middleware {
         certificateOin: state.certificateOin,
         certificate: state.certificateDetail,
         kid: state.kid,
+        jti: state.jti,
         outcome: state.outcome ?? 'refused',
         reason: state.reason,
         status,

@@ -30,8 +30,20 @@ export interface TenantDocument {
   rateLimit?: { perSecond?: number; burst?: number };
   /** 'token' (default), 'certificate' or 'certificate+token' (contract §9). */
   authentication?: string;
+  /** ISO-8601: tokens with an `iat` not after it, or without one, are refused (contract §10). */
+  tokensIssuedAfter?: string;
+}
+
+/** One revoked token of one tenant (contract §10). */
+export interface RevokedTokenDocument {
+  jti: string;
+  oin: string;
+  /** ISO-8601: when the token expires; past it (and the clock tolerance) the revocation is forgotten. */
+  expiresAt?: string;
+  reason?: string;
 }
 
 export interface WhitelistDocument {
   tenants: TenantDocument[];
+  revokedTokens?: RevokedTokenDocument[];
 }

@@ -16,3 +16,9 @@ export const MAX_KEYS_PER_TENANT = 64;
 
 /** Characters in a tenant's `issuer` or `audience`. */
 export const MAX_ISSUER_AUDIENCE_LENGTH = 1024;
+
+/** Revoked tokens in one whitelist, all tenants together (ten times the 100,000 the contract asks for). */
+export const MAX_REVOKED_TOKENS = 1_000_000;
+
+/** Characters in a revoked token's `jti` or `reason`. */
+export const MAX_REVOCATION_TEXT_LENGTH = 1024;

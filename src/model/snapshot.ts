@@ -9,8 +9,10 @@ import { keySet, MAX_KID_LENGTH, type KeySet, type TenantKey } from '../token/ke
 import { buildHmacKey, buildPublicKey, KeyMaterialError } from '../token/keys.ts';
 import { isAlgorithm, isHmac, ALGORITHMS } from './algorithms.ts';
 import { describeValue, WhitelistError, type ValidationIssue } from './errors.ts';
-import { MAX_CIDRS_PER_TENANT, MAX_ISSUER_AUDIENCE_LENGTH, MAX_KEYS_PER_TENANT, MAX_TENANTS } from './limits.ts';
+import { MAX_CIDRS_PER_TENANT, MAX_ISSUER_AUDIENCE_LENGTH, MAX_KEYS_PER_TENANT, MAX_REVOKED_TOKENS, MAX_TENANTS } from './limits.ts';
 import { runSliced, sortIndices, type Work } from './pacing.ts';
+import { enforcedJtis, readRevocations, revocationsDigest, type Revocation, type RevocationsByTenant } from './revocations.ts';
+import { has, isRecord, readTime } from './values.ts';
 
 /** How a tenant's callers prove who they are, besides the IP whitelist (contract §9). */
 export type Authentication = 'token' | 'certificate' | 'certificate+token';
@@ -33,6 +35,10 @@ export interface Tenant {
   readonly rateLimit?: RateLimit | undefined;
   /** 'token' unless the whitelist says otherwise. */
   readonly authentication?: Authentication;
+  /** Tokens with an `iat` not after this (ms), or without one, are revoked (contract §10); undefined: none. */
+  readonly tokensIssuedAfter: number | undefined;
+  /** The jtis revoked for this tenant whose tokens may still be valid; undefined: none. */
+  readonly revokedTokens: ReadonlySet<string> | undefined;
 }
 
 /** The enforced whitelist. Immutable; a reload builds a new one and swaps it. */
@@ -41,6 +47,8 @@ export interface Snapshot {
   readonly version: string;
   readonly tenants: ReadonlyMap<string, Tenant>;
   readonly loadedAt: Date;
+  /** Revoked jtis enforced, all tenants together (for the oingate_revoked_tokens gauge). */
+  readonly revokedTokens: number;
   /**
    * True when `ip` lies in some enabled tenant's ranges. Asked before a
    * request's body is read, so traffic from outside every whitelist costs
@@ -70,17 +78,26 @@ export interface SnapshotOptions {
    * CIDR build), so an unchanged tenant keeps its identity and its caches.
    */
   readonly previous?: Snapshot;
+  /**
+   * The clock tolerance of token checks (ms): a revocation is forgotten only
+   * once its token's expiry lies further back than this. Default 0.
+   */
+  readonly clockToleranceMs?: number;
+  /** The time revocations are judged at (ms); default Date.now(). */
+  readonly nowMs?: number;
 }
 
 /**
  * A change to the enforced whitelist, as a store with change tracking
  * (PostgreSQL) reads it: the whole current document of every tenant that
- * changed or was added, and the OINs of tenants that are gone. Revocations
- * (a jti, a tokensIssuedAfter) are meant to become one more kind of entry.
+ * changed or was added, with all of its revoked tokens (entries as in the
+ * file's `revokedTokens`, each naming an upserted tenant), and the OINs of
+ * tenants that are gone. A revocation is thus one more change to one tenant.
  */
 export interface ChangeSet {
   readonly upserts: readonly unknown[];
   readonly removals: readonly string[];
+  readonly revokedTokens?: readonly unknown[];
 }
 
 /**
@@ -97,6 +114,8 @@ interface Internals {
   readonly overlayUnion: IntervalSet | undefined;
   /** Tenants changed, added or removed since `base` was built. */
   readonly drift: number;
+  /** Enforced revoked jtis, all tenants together. */
+  readonly revoked: number;
 }
 
 /**
@@ -107,7 +126,11 @@ interface Internals {
 interface TenantDigests {
   /** SHA-256, base64: a short string costs less memory than a Buffer per tenant. */
   readonly fingerprint: string;
+  /** The fingerprint of the tenant without its revoked tokens (the same string when it has none). */
+  readonly core: string;
   readonly document: string;
+  /** The digest of its revoked tokens as written ('' when none; see revocationsDigest). */
+  readonly revocations: string;
 }
 
 const digests = new WeakMap<Tenant, TenantDigests>();
@@ -120,19 +143,11 @@ const MAX_DRIFT = 512;
 // Tenants changed or removed since the tenants' map was last copied whole.
 const MAX_DELTA = 2048;
 
-const TENANT_FIELDS = new Set(['oin', 'name', 'enabled', 'cidrs', 'keys', 'jwksUri', 'issuer', 'audience', 'rateLimit', 'authentication']);
+const TENANT_FIELDS = new Set([
+  'oin', 'name', 'enabled', 'cidrs', 'keys', 'jwksUri', 'issuer', 'audience', 'rateLimit', 'authentication', 'tokensIssuedAfter',
+]);
 const KEY_FIELDS = new Set(['kid', 'alg', 'secret', 'publicKey', 'enabled', 'notBefore', 'expiresAt']);
-const TOP_FIELDS = new Set(['tenants', '$schema']);
-// Full date-time with an explicit zone: a zone-less time would depend on the host's TZ.
-const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function has(object: Record<string, unknown>, key: string): boolean {
-  return Object.prototype.hasOwnProperty.call(object, key);
-}
+const TOP_FIELDS = new Set(['tenants', 'revokedTokens', '$schema']);
 
 /**
  * Validates a whitelist document (file or database rows) and builds the
@@ -162,24 +177,24 @@ function* buildAll(document: unknown, options: SnapshotOptions): Work<Snapshot> 
     throw new WhitelistError([...issues, { path: 'tenants', message: `holds ${list.length} tenants; at most ${MAX_TENANTS} are allowed` }]);
   }
 
+  const revocations = yield* readRevocations(document['revokedTokens'], 'revokedTokens', options.oinPattern, issues);
   const previous = reusable(options);
   const sum = new Uint32Array(8);
+  let revoked = 0;
   for (let index = 0; index < list.length; index++) {
-    const raw: unknown = list[index];
-    const documentDigest = digestOfDocument(raw);
-    const oin = isRecord(raw) ? raw['oin'] : undefined;
-    const kept = typeof oin === 'string' && documentDigest !== '' ? taken(previous, oin, documentDigest) : undefined;
-    const tenant = kept ?? (yield* buildTenantDigest(raw, `tenants[${index}]`, options, issues, documentDigest));
+    const tenant = yield* tenantOf(list[index], `tenants[${index}]`, previous, revocations, options, issues);
     if (tenant) {
       if (tenants.has(tenant.oin)) {
         issues.push({ path: `tenants[${index}].oin`, message: `duplicate OIN "${tenant.oin}"` });
       } else {
         tenants.set(tenant.oin, tenant);
         addDigest(sum, Buffer.from(digests.get(tenant)!.fingerprint, 'base64'));
+        revoked += tenant.revokedTokens?.size ?? 0;
       }
     }
     yield;
   }
+  unknownRevoked(revocations, tenants, issues, 'is not a tenant of this whitelist');
   if (issues.length > 0) throw new WhitelistError(issues);
   const union = yield* enabledUnion(tenants);
   return seal(tenants, {
@@ -189,7 +204,51 @@ function* buildAll(document: unknown, options: SnapshotOptions): Work<Snapshot> 
     overlay: new Map(),
     overlayUnion: undefined,
     drift: 0,
+    revoked,
   });
+}
+
+/**
+ * One tenant of a document, with its revoked tokens: taken over from
+ * `previous` when built there from exactly this document (a copy with the
+ * new revocations when only those differ, so its keys and their caches
+ * stay), else built. Undefined when it has issues.
+ */
+function* tenantOf(
+  raw: unknown,
+  path: string,
+  previous: Snapshot | undefined,
+  revocations: RevocationsByTenant,
+  options: SnapshotOptions,
+  issues: ValidationIssue[],
+): Work<Tenant | undefined> {
+  const documentDigest = digestOfDocument(raw);
+  const oin = isRecord(raw) ? raw['oin'] : undefined;
+  const kept = typeof oin === 'string' && documentDigest !== '' ? taken(previous, oin, documentDigest) : undefined;
+  const tenant = kept ?? (yield* buildTenantDigest(raw, path, options, issues, documentDigest));
+  return tenant && withRevocations(tenant, revocations.byOin.get(tenant.oin), options);
+}
+
+/** An issue for each revocation whose OIN is not among `tenants`. */
+function unknownRevoked(revocations: RevocationsByTenant, tenants: ReadonlyMap<string, Tenant>, issues: ValidationIssue[], why: string): void {
+  for (const [oin, place] of revocations.firstPlace) {
+    if (!tenants.has(oin)) issues.push({ path: place, message: `tenant ${describeValue(oin)} ${why}` });
+  }
+}
+
+/**
+ * `tenant` holding exactly these revocations: itself when it already does,
+ * else a copy that shares its keys, ranges and everything else.
+ */
+function withRevocations(tenant: Tenant, list: readonly Revocation[] | undefined, options: SnapshotOptions): Tenant {
+  const own = digests.get(tenant)!;
+  const revocations = revocationsDigest(list);
+  if (own.revocations === revocations) return tenant;
+  const revokedTokens = enforcedJtis(list, options.nowMs ?? Date.now(), options.clockToleranceMs ?? 0);
+  const next: Tenant = { ...tenant, revokedTokens };
+  const fingerprint = revocations === '' ? own.core : (hash('sha256', `${own.core}\u0001revoked\u0000${revocations}`, 'base64') as string);
+  digests.set(next, { fingerprint, core: own.core, document: own.document, revocations });
+  return next;
 }
 
 /** The previous snapshot, when its tenants may be taken over under these options (same OIN pattern). */
@@ -216,7 +275,7 @@ function* buildTenantDigest(
   const built = yield* buildTenant(raw, path, options, issues);
   if (!built) return undefined;
   const fingerprint = hash('sha256', yield* tenantFingerprint(built.tenant, built.material), 'base64') as string;
-  digests.set(built.tenant, { fingerprint, document });
+  digests.set(built.tenant, { fingerprint, core: fingerprint, document, revocations: '' });
   return built.tenant;
 }
 
@@ -263,6 +322,7 @@ function seal(tenants: ReadonlyMap<string, Tenant>, state: Internals): Snapshot 
     version: versionOf(state.sum, tenants.size),
     tenants,
     loadedAt: new Date(),
+    revokedTokens: state.revoked,
     covers: overlayUnion ? (ip: IpAddress) => base.contains(ip) || overlayUnion.contains(ip) : (ip: IpAddress) => base.contains(ip),
   });
   internals.set(snapshot, state);
@@ -290,15 +350,16 @@ function* applyAll(current: Snapshot, changes: ChangeSet, options: SnapshotOptio
   }
   const issues: ValidationIssue[] = [];
   const built = new Map<string, Tenant>();
+  const revocations = yield* readRevocations(changes.revokedTokens, 'revokedTokens', options.oinPattern, issues);
   for (let index = 0; index < changes.upserts.length; index++) {
-    const raw = changes.upserts[index];
-    const one = yield* buildTenantDigest(raw, `tenants[${index}]`, options, issues, digestOfDocument(raw));
+    const one = yield* tenantOf(changes.upserts[index], `tenants[${index}]`, current, revocations, options, issues);
     if (one) {
       if (built.has(one.oin)) issues.push({ path: `tenants[${index}].oin`, message: `duplicate OIN "${one.oin}"` });
       else built.set(one.oin, one);
     }
     yield;
   }
+  unknownRevoked(revocations, built, issues, 'is not among the tenants of this change');
   if (issues.length > 0) throw new WhitelistError(issues);
 
   // The new tenants: the current base shared, a small delta copied and changed.
@@ -310,9 +371,11 @@ function* applyAll(current: Snapshot, changes: ChangeSet, options: SnapshotOptio
   const sum = Uint32Array.from(state.sum);
   const overlay = new Map(state.overlay);
   let drift = state.drift;
+  let revoked = state.revoked;
   const drop = (oin: string): void => {
     const old = lookup(oin);
     if (!old) return;
+    revoked -= old.revokedTokens?.size ?? 0;
     subtractDigest(sum, Buffer.from(digests.get(old)!.fingerprint, 'base64'));
     delta.set(oin, undefined);
     overlay.delete(oin);
@@ -329,11 +392,15 @@ function* applyAll(current: Snapshot, changes: ChangeSet, options: SnapshotOptio
     else drift++;
     delta.set(oin, tenant);
     addDigest(sum, Buffer.from(digests.get(tenant)!.fingerprint, 'base64'));
+    revoked += tenant.revokedTokens?.size ?? 0;
     overlay.set(oin, tenant);
     size++;
   }
   if (size > MAX_TENANTS) {
     throw new WhitelistError([{ path: 'tenants', message: `holds ${size} tenants; at most ${MAX_TENANTS} are allowed` }]);
+  }
+  if (revoked > MAX_REVOKED_TOKENS) {
+    throw new WhitelistError([{ path: 'revokedTokens', message: `holds ${revoked} revoked tokens; at most ${MAX_REVOKED_TOKENS} are allowed` }]);
   }
   // Past a bound, the delta is folded into a new base (a copy in steps), so lookups stay two.
   const next = new LayeredMap<string, Tenant>(base, delta, size);
@@ -341,10 +408,10 @@ function* applyAll(current: Snapshot, changes: ChangeSet, options: SnapshotOptio
   const pattern = state.pattern;
   if (drift > MAX_DRIFT) {
     const union = yield* enabledUnion(tenants);
-    return seal(tenants, { pattern, sum, base: union, overlay: new Map(), overlayUnion: undefined, drift: 0 });
+    return seal(tenants, { pattern, sum, base: union, overlay: new Map(), overlayUnion: undefined, drift: 0, revoked });
   }
   const overlayUnion = overlay.size > 0 ? yield* enabledUnion(overlay) : undefined;
-  return seal(tenants, { pattern, sum, base: state.base, overlay, overlayUnion, drift });
+  return seal(tenants, { pattern, sum, base: state.base, overlay, overlayUnion, drift, revoked });
 }
 
 /** A copy of a map of 100k entries, in steps. */
@@ -401,6 +468,7 @@ function* buildTenant(
   const issuer = optionalText(raw, 'issuer', path, issues);
   const audience = optionalText(raw, 'audience', path, issues);
   const rateLimit = readRateLimit(raw['rateLimit'], `${path}.rateLimit`, issues);
+  const tokensIssuedAfter = readTime(raw, 'tokensIssuedAfter', path, issues);
   const authentication = has(raw, 'authentication') ? raw['authentication'] : 'token';
   if (!AUTHENTICATIONS.includes(authentication as Authentication)) {
     issues.push({ path: `${path}.authentication`, message: `${describeValue(authentication)} must be one of ${AUTHENTICATIONS.join(', ')}` });
@@ -426,6 +494,8 @@ function* buildTenant(
     issuer,
     audience,
     rateLimit,
+    tokensIssuedAfter,
+    revokedTokens: undefined,
   };
   // Only set when not the default, so the common tenant stays as small as before.
   if (authentication !== 'token') (tenant as { authentication?: Authentication }).authentication = authentication as Authentication;
@@ -521,8 +591,8 @@ function buildKey(raw: unknown, path: string, issues: ValidationIssue[]): { key:
   }
   const enabled = has(raw, 'enabled') ? raw['enabled'] : true;
   if (typeof enabled !== 'boolean') issues.push({ path: `${path}.enabled`, message: 'must be true or false' });
-  const notBefore = optionalTime(raw, 'notBefore', path, issues);
-  const expiresAt = optionalTime(raw, 'expiresAt', path, issues);
+  const notBefore = readTime(raw, 'notBefore', path, issues);
+  const expiresAt = readTime(raw, 'expiresAt', path, issues);
   if (notBefore !== undefined && expiresAt !== undefined && notBefore >= expiresAt) {
     issues.push({ path: `${path}.expiresAt`, message: 'must be later than notBefore' });
   }
@@ -550,17 +620,6 @@ function buildKey(raw: unknown, path: string, issues: ValidationIssue[]): { key:
     key: { kid, alg, key: material, enabled: enabled as boolean, notBefore, expiresAt },
     material: (isHmac(alg) ? secret : publicKey) as string,
   };
-}
-
-function optionalTime(raw: Record<string, unknown>, field: string, path: string, issues: ValidationIssue[]): number | undefined {
-  if (!has(raw, field) || raw[field] === null) return undefined;
-  const value = raw[field];
-  const ms = typeof value === 'string' && ISO_DATE_TIME.test(value) ? Date.parse(value) : NaN;
-  if (Number.isNaN(ms)) {
-    issues.push({ path: `${path}.${field}`, message: `${describeValue(value)} is not an ISO-8601 date-time with a zone, e.g. 2026-12-01T00:00:00Z` });
-    return undefined;
-  }
-  return ms;
 }
 
 /** An optional non-empty string of bounded length (a tenant's issuer or audience). */
@@ -662,5 +721,6 @@ function* tenantFingerprint(tenant: Tenant, material: readonly string[]): Work<s
   const base = `${tenant.oin}\u0001${tenant.name}\u0001${tenant.enabled}\u0001${cidrs}\u0001${keys}\u0001${tenant.jwksUri ?? ''}${issuer}${audience}${authentication}`;
   // Appended only when set, so the versions of whitelists without limits stay as they were.
   const limit = tenant.rateLimit;
-  return limit === undefined ? base : `${base}\u0001rateLimit ${limit.perSecond}/${limit.burst}`;
+  const limited = limit === undefined ? base : `${base}\u0001rateLimit ${limit.perSecond}/${limit.burst}`;
+  return tenant.tokensIssuedAfter === undefined ? limited : `${limited}\u0001tokensIssuedAfter ${tenant.tokensIssuedAfter}`;
 }

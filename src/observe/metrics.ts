@@ -88,6 +88,11 @@ export class Metrics {
     help: 'Tenants in the enforced whitelist',
     registers: [this.registry],
   });
+  readonly revokedTokens = new Gauge({
+    name: 'oingate_revoked_tokens',
+    help: 'Revoked token ids (jti) the enforced whitelist refuses, all tenants together; revocations of expired tokens are not counted',
+    registers: [this.registry],
+  });
   readonly upstreamErrors: Counter<'error'>;
 
   readonly jwksFetches = new Counter({
@@ -334,7 +339,10 @@ export class Metrics {
     this.whitelistInfo.reset();
     this.whitelistInfo.labels(version).set(1);
     this.tenants.set(tenants);
-    if (snapshot !== undefined) this.#expiriesFrom = snapshot;
+    if (snapshot !== undefined) {
+      this.revokedTokens.set(snapshot.revokedTokens);
+      this.#expiriesFrom = snapshot;
+    }
   }
 }
 

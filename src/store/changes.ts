@@ -33,8 +33,11 @@ export interface TenantChange {
   readonly kidsNewWindow?: Listed;
   /** Same kid, new algorithm or key material. */
   readonly kidsReplaced?: Listed;
-  /** Other fields that changed, by name only (name, jwksUri, issuer, audience, rateLimit, authentication). */
+  /** Other fields that changed, by name only (name, jwksUri, issuer, audience, authentication, tokensIssuedAfter, rateLimit). */
   readonly fields?: readonly string[];
+  /** Token ids newly revoked, and ones no longer revoked (removed, or their token expired): a jti is not a secret. */
+  readonly jtisRevoked?: Listed;
+  readonly jtisNoLongerRevoked?: Listed;
 }
 
 export interface WhitelistChanges {
@@ -66,7 +69,7 @@ function sameMaterial(a: TenantKey, b: TenantKey): boolean {
   return a.alg === b.alg && a.key.equals(b.key);
 }
 
-const FIELDS = ['name', 'jwksUri', 'issuer', 'audience', 'authentication'] as const;
+const FIELDS = ['name', 'jwksUri', 'issuer', 'audience', 'authentication', 'tokensIssuedAfter'] as const;
 
 function sameRateLimit(a: Tenant, b: Tenant): boolean {
   const x = a.rateLimit;
@@ -85,6 +88,8 @@ function unchanged(before: Tenant, after: Tenant): boolean {
   if (before.enabled !== after.enabled) return false;
   for (const f of FIELDS) if (before[f] !== after[f]) return false;
   if (!sameRateLimit(before, after)) return false;
+  // A new set is built only when the revocations changed; the same set is shared otherwise.
+  if (before.revokedTokens !== after.revokedTokens) return false;
   const bc = before.cidrTexts;
   const ac = after.cidrTexts;
   if (bc.length !== ac.length) return false;
@@ -114,6 +119,8 @@ function tenantChange(before: Tenant, after: Tenant): TenantChange | undefined {
   }
   const fields: string[] = FIELDS.filter((f) => before[f] !== after[f]);
   if (!sameRateLimit(before, after)) fields.push('rateLimit');
+  const revokedBefore = [...(before.revokedTokens ?? [])];
+  const revokedAfter = [...(after.revokedTokens ?? [])];
   const change = compact({
     oin: after.oin,
     change: 'changed',
@@ -125,6 +132,8 @@ function tenantChange(before: Tenant, after: Tenant): TenantChange | undefined {
     kidsNewWindow: listed(newWindow),
     kidsReplaced: listed(replaced),
     fields: fields.length > 0 ? fields : undefined,
+    jtisRevoked: listed(difference(revokedAfter, revokedBefore)),
+    jtisNoLongerRevoked: listed(difference(revokedBefore, revokedAfter)),
   });
   return Object.keys(change).length > 2 ? change : undefined;
 }

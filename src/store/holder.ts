@@ -205,7 +205,7 @@ export class SnapshotHolder {
       // bad rows are still there, just as a full read could not.
       if (refusalCause(caught) === 'invalid') for (const oin of oins) this.#pending.oins.add(oin);
       else this.#pending.full = true;
-      return this.#refuse(changes ? { tenants: changes.upserts } : undefined, caught);
+      return this.#refuse(changes ? { tenants: changes.upserts, revokedTokens: changes.revokedTokens } : undefined, caught);
     }
     this.#acceptedRevision = undefined;
     return this.#accept(snapshot);

@@ -34,6 +34,18 @@ describe('whitelistChanges', () => {
     ]);
   });
 
+  it('names the jtis a reload revoked and no longer revokes, and a new tokensIssuedAfter, by tenant', async () => {
+    const first = await buildSnapshot({ tenants: [tenant(1), tenant(2)], revokedTokens: [{ jti: 'old', oin: oin(1) }] }, { oinPattern: OIN });
+    const next = await buildSnapshot(
+      { tenants: [tenant(1), tenant(2, { tokensIssuedAfter: '2026-12-01T00:00:00Z' })], revokedTokens: [{ jti: 'new', oin: oin(1) }] },
+      { oinPattern: OIN, previous: first },
+    );
+    const changes = await whitelistChanges(first, next);
+    expect(changes).to.include({ tenantsAdded: 0, tenantsRemoved: 0, tenantsChanged: 2 });
+    expect(changes.tenants).to.deep.include({ oin: oin(1), change: 'changed', jtisRevoked: { items: ['new'], more: 0 }, jtisNoLongerRevoked: { items: ['old'], more: 0 } });
+    expect(changes.tenants).to.deep.include({ oin: oin(2), change: 'changed', fields: ['tokensIssuedAfter'] });
+  });
+
   it('treats the first load as every tenant added', async () => {
     const changes = await whitelistChanges(undefined, await snapshot([tenant(1), tenant(2)]));
     expect(changes).to.include({ tenantsAdded: 2, tenantsRemoved: 0, tenantsChanged: 0 });

@@ -52,8 +52,12 @@ export async function listIssuedTokens(connectionString: string, oin?: string): 
     step('issued_tokens');
     // Two statements: a query naming a missing table fails at parse time.
     const found = await client.query<{ exists: boolean }>(`SELECT to_regclass('oingate.revoked_tokens') IS NOT NULL AS exists`);
+    // Revoked one by one, or with everything its tenant was issued up to a moment (--all).
     const revoked =
-      found.rows[0]?.exists === true ? 'EXISTS (SELECT 1 FROM oingate.revoked_tokens r WHERE r.oin = t.oin AND r.jti = t.jti)' : 'false';
+      found.rows[0]?.exists === true
+        ? `(EXISTS (SELECT 1 FROM oingate.revoked_tokens r WHERE r.oin = t.oin AND r.jti = t.jti)
+            OR EXISTS (SELECT 1 FROM oingate.tenants n WHERE n.oin = t.oin AND t.issued_at <= n.tokens_issued_after))`
+        : 'false';
     const result = await client.query<Row>(
       `SELECT t.jti, t.oin, t.kid, t.issued_at, t.expires_at, t.note, ${revoked} AS revoked
          FROM oingate.issued_tokens t

@@ -107,7 +107,15 @@ export async function importDocument(connectionString: string, doc: WhitelistDoc
     perSecond: [] as (number | null)[],
     burst: [] as (number | null)[],
     authentication: [] as string[],
+    tokensIssuedAfter: [] as (string | null)[],
   };
+  const r = { oin: [] as string[], jti: [] as string[], expiresAt: [] as (string | null)[], reason: [] as (string | null)[] };
+  for (const entry of doc.revokedTokens ?? []) {
+    r.oin.push(entry.oin);
+    r.jti.push(entry.jti);
+    r.expiresAt.push(entry.expiresAt ?? null);
+    r.reason.push(entry.reason ?? null);
+  }
   const c = { oin: [] as string[], cidr: [] as string[] };
   const k = {
     oin: [] as string[],
@@ -129,6 +137,7 @@ export async function importDocument(connectionString: string, doc: WhitelistDoc
     t.perSecond.push(tenant.rateLimit?.perSecond ?? null);
     t.burst.push(tenant.rateLimit?.burst ?? null);
     t.authentication.push(tenant.authentication ?? 'token');
+    t.tokensIssuedAfter.push(tenant.tokensIssuedAfter ?? null);
     for (const cidr of tenant.cidrs) {
       c.oin.push(tenant.oin);
       c.cidr.push(cidr);
@@ -151,7 +160,18 @@ export async function importDocument(connectionString: string, doc: WhitelistDoc
       // Writers wait until the import commits, so it replaces the whitelist
       // rather than merging with a concurrent edit; readers (the gates) are
       // not blocked, which TRUNCATE's exclusive lock would do.
-      await client.query('LOCK TABLE oingate.tenants, oingate.tenant_cidrs, oingate.tenant_keys IN SHARE ROW EXCLUSIVE MODE');
+      await client.query(
+        'LOCK TABLE oingate.tenants, oingate.tenant_cidrs, oingate.tenant_keys, oingate.revoked_tokens IN SHARE ROW EXCLUSIVE MODE',
+      );
+      step('revocations');
+      // An import never takes a revocation back: the rows of revoked_tokens
+      // stay (the file's are added), and a tenant's tokens_issued_after is
+      // the later of the database's and the file's. Undoing a revocation is
+      // a deliberate DELETE or UPDATE, never a side effect of an import.
+      await client.query(
+        `CREATE TEMPORARY TABLE oingate_kept_cutoffs ON COMMIT DROP AS
+           SELECT oin, tokens_issued_after FROM oingate.tenants WHERE tokens_issued_after IS NOT NULL`,
+      );
       step('issued tokens');
       // The record of issued tokens is not part of the whitelist: the rows of
       // tenants that stay are kept across the delete below, which cascades.
@@ -167,9 +187,15 @@ export async function importDocument(connectionString: string, doc: WhitelistDoc
       await client.query('DELETE FROM oingate.tenants'); // cascades to cidrs, keys and issued tokens
       step('tenants');
       await client.query(
-        `INSERT INTO oingate.tenants (oin, name, enabled, jwks_uri, issuer, audience, rate_limit_per_second, rate_limit_burst, authentication)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::integer[], $8::integer[], $9::text[])`,
-        [t.oin, t.name, t.enabled, t.jwks, t.issuer, t.audience, t.perSecond, t.burst, t.authentication],
+        `INSERT INTO oingate.tenants (oin, name, enabled, jwks_uri, issuer, audience, rate_limit_per_second, rate_limit_burst, authentication,
+                                      tokens_issued_after)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::integer[], $8::integer[], $9::text[],
+                              $10::timestamptz[])`,
+        [t.oin, t.name, t.enabled, t.jwks, t.issuer, t.audience, t.perSecond, t.burst, t.authentication, t.tokensIssuedAfter],
+      );
+      await client.query(
+        `UPDATE oingate.tenants t SET tokens_issued_after = GREATEST(t.tokens_issued_after, k.tokens_issued_after)
+           FROM oingate_kept_cutoffs k WHERE k.oin = t.oin`,
       );
       step('cidrs');
       await client.query(
@@ -187,6 +213,13 @@ export async function importDocument(connectionString: string, doc: WhitelistDoc
         step('issued tokens');
         await client.query('INSERT INTO oingate.issued_tokens SELECT * FROM oingate_kept_issued_tokens');
       }
+      step('revoked tokens');
+      await client.query(
+        `INSERT INTO oingate.revoked_tokens (oin, jti, expires_at, reason)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[])
+         ON CONFLICT (oin, jti) DO NOTHING`,
+        [r.oin, r.jti, r.expiresAt, r.reason],
+      );
       step('commit');
       await client.query('COMMIT');
     } catch (err) {

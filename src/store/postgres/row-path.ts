@@ -8,6 +8,7 @@
 
 const ISSUE_PATH = /^tenants\[(\d+)\](?:\.(cidrs|keys)(?:\[(\d+)\])?)?(?:\.([A-Za-z]+))?$/;
 const RATE_LIMIT_PATH = /^tenants\[(\d+)\]\.rateLimit(?:\.(perSecond|burst))?$/;
+const REVOKED_PATH = /^revokedTokens\[(\d+)\](?:\.([A-Za-z]+))?$/;
 const SHOWN_LENGTH = 64;
 
 function quoted(text: string): string {
@@ -45,6 +46,14 @@ export function describeRowPath(document: unknown, path: string): string {
     if (tenant === undefined) return path;
     // The two columns hold the document's rateLimit.perSecond and .burst.
     return `tenant ${shownOin(field(tenant, 'oin'))} rate_limit${limit[2] === undefined ? '' : `_${column(limit[2])}`}`;
+  }
+  const revoked = REVOKED_PATH.exec(path);
+  if (revoked) {
+    const row = at(field(document, 'revokedTokens'), Number(revoked[1]));
+    if (row === undefined) return path;
+    const jti = field(row, 'jti');
+    const out = `revoked token ${typeof jti === 'string' ? quoted(jti) : '(no jti)'} of tenant ${shownOin(field(row, 'oin'))}`;
+    return revoked[2] === undefined ? out : `${out} ${column(revoked[2])}`;
   }
   const match = ISSUE_PATH.exec(path);
   if (!match) return path;

@@ -10,7 +10,7 @@ import type { ChangeHint, SourceStatus, WhitelistSource } from '../source.ts';
 import { parseNotification } from './notification.ts';
 import { describeConnectionString, errorCode, errorMessage, passwordScrubber, PostgresStoreError, storeError } from './errors.ts';
 import { describeRowPath } from './row-path.ts';
-import type { KeyDocument, TenantDocument, WhitelistDocument } from '../../model/document.ts';
+import type { KeyDocument, RevokedTokenDocument, TenantDocument, WhitelistDocument } from '../../model/document.ts';
 
 export { PostgresStoreError, passwordScrubber, describeConnectionString };
 
@@ -57,10 +57,17 @@ interface TenantRow {
   rate_limit_per_second: number | null;
   rate_limit_burst: number | null;
   authentication: string;
+  tokens_issued_after: string | null;
 }
 interface CidrRow {
   oin: string;
   cidr: string;
+}
+interface RevokedRow {
+  oin: string;
+  jti: string;
+  expires_at: string | null;
+  reason: string | null;
 }
 interface KeyRow {
   oin: string;
@@ -84,11 +91,13 @@ const isoTimestamp = (col: string) =>
 const SELECT_REVISION = `SELECT md5(
   coalesce((SELECT string_agg(t::text, E'\\n' ORDER BY t.oin COLLATE "C") FROM oingate.tenants t), '') || E'\\x01' ||
   coalesce((SELECT string_agg(c::text, E'\\n' ORDER BY c.oin COLLATE "C", c.cidr) FROM oingate.tenant_cidrs c), '') || E'\\x01' ||
-  coalesce((SELECT string_agg(k::text, E'\\n' ORDER BY k.oin COLLATE "C", k.kid COLLATE "C") FROM oingate.tenant_keys k), '')
+  coalesce((SELECT string_agg(k::text, E'\\n' ORDER BY k.oin COLLATE "C", k.kid COLLATE "C") FROM oingate.tenant_keys k), '') || E'\\x01' ||
+  coalesce((SELECT string_agg(r::text, E'\\n' ORDER BY r.oin COLLATE "C", r.jti COLLATE "C") FROM oingate.revoked_tokens r), '')
 ) AS revision`;
 
-const SELECT_TENANTS = `SELECT oin, name, enabled, jwks_uri, issuer, audience, rate_limit_per_second, rate_limit_burst, authentication
-  FROM oingate.tenants ORDER BY oin COLLATE "C"`;
+const TENANT_COLUMNS = `oin, name, enabled, jwks_uri, issuer, audience, rate_limit_per_second, rate_limit_burst, authentication,
+  ${isoTimestamp('tokens_issued_after')} AS tokens_issued_after`;
+const SELECT_TENANTS = `SELECT ${TENANT_COLUMNS} FROM oingate.tenants ORDER BY oin COLLATE "C"`;
 const SELECT_CIDRS = `SELECT oin, cidr::text AS cidr FROM oingate.tenant_cidrs ORDER BY oin COLLATE "C", cidr`;
 const SELECT_KEYS = `SELECT oin, kid, alg, secret, public_key, enabled,
   ${isoTimestamp('not_before')} AS not_before, ${isoTimestamp('expires_at')} AS expires_at
@@ -107,16 +116,31 @@ function rateLimitOf(t: TenantRow): TenantDocument['rateLimit'] {
   return limit;
 }
 // The same columns for the named tenants only (one index range scan each).
-const SELECT_SOME_TENANTS = `SELECT oin, name, enabled, jwks_uri, issuer, audience, rate_limit_per_second, rate_limit_burst, authentication
-  FROM oingate.tenants
+const SELECT_SOME_TENANTS = `SELECT ${TENANT_COLUMNS} FROM oingate.tenants
   WHERE oin = ANY($1::text[]) ORDER BY oin COLLATE "C"`;
 const SELECT_SOME_CIDRS = `SELECT oin, cidr::text AS cidr FROM oingate.tenant_cidrs
   WHERE oin = ANY($1::text[]) ORDER BY oin COLLATE "C", cidr`;
 const SELECT_SOME_KEYS = `SELECT oin, kid, alg, secret, public_key, enabled,
   ${isoTimestamp('not_before')} AS not_before, ${isoTimestamp('expires_at')} AS expires_at
   FROM oingate.tenant_keys WHERE oin = ANY($1::text[]) ORDER BY oin COLLATE "C", kid COLLATE "C"`;
+// Revocations of tenants that exist only: a row whose tenant is gone has no
+// effect (and must not refuse the whitelist) until the tenant is back.
+const REVOKED_COLUMNS = `r.oin, r.jti, ${isoTimestamp('r.expires_at')} AS expires_at, r.reason
+  FROM oingate.revoked_tokens r WHERE EXISTS (SELECT 1 FROM oingate.tenants t WHERE t.oin = r.oin)`;
+const SELECT_REVOKED = `SELECT ${REVOKED_COLUMNS} ORDER BY r.oin COLLATE "C", r.jti COLLATE "C"`;
+const SELECT_SOME_REVOKED = `SELECT ${REVOKED_COLUMNS} AND r.oin = ANY($1::text[]) ORDER BY r.oin COLLATE "C", r.jti COLLATE "C"`;
 
-function assemble(tenants: TenantRow[], cidrs: CidrRow[], keys: KeyRow[]): WhitelistDocument {
+/** The rows as the file's `revokedTokens` entries. */
+function revokedEntries(rows: readonly RevokedRow[]): RevokedTokenDocument[] {
+  return rows.map((r) => {
+    const entry: RevokedTokenDocument = { jti: r.jti, oin: r.oin };
+    if (r.expires_at !== null) entry.expiresAt = r.expires_at;
+    if (r.reason !== null) entry.reason = r.reason;
+    return entry;
+  });
+}
+
+function assemble(tenants: TenantRow[], cidrs: CidrRow[], keys: KeyRow[], revoked: RevokedRow[]): WhitelistDocument {
   const byOin = new Map<string, TenantRowDocument>();
   const out: TenantDocument[] = [];
   for (const t of tenants) {
@@ -133,6 +157,7 @@ function assemble(tenants: TenantRow[], cidrs: CidrRow[], keys: KeyRow[]): White
     const rateLimit = rateLimitOf(t);
     if (rateLimit !== undefined) doc.rateLimit = rateLimit;
     if (t.authentication !== 'token') doc.authentication = t.authentication;
+    if (t.tokens_issued_after !== null) doc.tokensIssuedAfter = t.tokens_issued_after;
     byOin.set(t.oin, doc);
     out.push(doc);
   }
@@ -147,7 +172,7 @@ function assemble(tenants: TenantRow[], cidrs: CidrRow[], keys: KeyRow[]): White
     if (k.expires_at !== null) key.expiresAt = k.expires_at;
     byOin.get(k.oin)?.keys.push(key);
   }
-  return { tenants: out };
+  return revoked.length === 0 ? { tenants: out } : { tenants: out, revokedTokens: revokedEntries(revoked) };
 }
 
 const noopLogger: SourceLogger = { info() {}, warn() {}, error() {} };
@@ -264,7 +289,8 @@ export class PostgresSource implements WhitelistSource {
       const tenants = await client.query<TenantRow>(SELECT_TENANTS);
       const cidrs = await client.query<CidrRow>(SELECT_CIDRS);
       const keys = await client.query<KeyRow>(SELECT_KEYS);
-      return assemble(tenants.rows, cidrs.rows, keys.rows);
+      const revoked = await client.query<RevokedRow>(SELECT_REVOKED);
+      return assemble(tenants.rows, cidrs.rows, keys.rows, revoked.rows);
     });
   }
 
@@ -278,10 +304,14 @@ export class PostgresSource implements WhitelistSource {
       const tenants = await client.query<TenantRow>(SELECT_SOME_TENANTS, [list]);
       const cidrs = await client.query<CidrRow>(SELECT_SOME_CIDRS, [list]);
       const keys = await client.query<KeyRow>(SELECT_SOME_KEYS, [list]);
-      return assemble(tenants.rows, cidrs.rows, keys.rows);
+      const revoked = await client.query<RevokedRow>(SELECT_SOME_REVOKED, [list]);
+      return assemble(tenants.rows, cidrs.rows, keys.rows, revoked.rows);
     });
     const present = new Set(document.tenants.map((t) => t.oin));
-    return { upserts: document.tenants, removals: list.filter((oin) => !present.has(oin)) };
+    const removals = list.filter((oin) => !present.has(oin));
+    return document.revokedTokens === undefined
+      ? { upserts: document.tenants, removals }
+      : { upserts: document.tenants, removals, revokedTokens: document.revokedTokens };
   }
 
   /** Runs `queries` in one REPEATABLE READ READ ONLY transaction on a pooled client. */

@@ -56,11 +56,11 @@ describe('PostgreSQL store: issued tokens (migration 007)', function () {
       await client?.end();
     });
 
-    it('refuses to hand out a token it cannot record, before 007 is applied', async function () {
+    it('refuses to hand out a token before 007 is applied, naming the migration to run', async function () {
       const result = await oingate(['token', '--oin', OIN_A], url);
       expect(result.code).to.equal(1);
       expect(result.stdout).to.equal('');
-      expect(result.stderr).to.include('cannot record the token');
+      expect(result.stderr).to.include('run `oingate migrate`');
     });
 
     it('applies 007 with oingate migrate and keeps every row', async function () {

@@ -148,6 +148,11 @@ describe('PostgreSQL migrate and import', function () {
         col('issued_tokens', 'issued_at', 'timestamp with time zone', false),
         col('issued_tokens', 'expires_at', 'timestamp with time zone', false),
         col('issued_tokens', 'note', 'text', true),
+        col('revoked_tokens', 'oin', 'text', false),
+        col('revoked_tokens', 'jti', 'text', false),
+        col('revoked_tokens', 'revoked_at', 'timestamp with time zone', false, 'now()'),
+        col('revoked_tokens', 'expires_at', 'timestamp with time zone', true),
+        col('revoked_tokens', 'reason', 'text', true),
         col('schema_migrations', 'version', 'text', false),
         col('schema_migrations', 'applied_at', 'timestamp with time zone', false, 'now()'),
         col('tenant_cidrs', 'oin', 'text', false),
@@ -169,6 +174,7 @@ describe('PostgreSQL migrate and import', function () {
         col('tenants', 'rate_limit_per_second', 'integer', true),
         col('tenants', 'rate_limit_burst', 'integer', true),
         col('tenants', 'authentication', 'text', false, "'token'::text"),
+        col('tenants', 'tokens_issued_after', 'timestamp with time zone', true),
       ]);
       const constraints = await query(
         url,
@@ -179,6 +185,8 @@ describe('PostgreSQL migrate and import', function () {
       expect(constraints.filter((c) => (c as { type: string }).type !== 'c')).to.deep.equal([
         { table: 'oingate.issued_tokens', type: 'f', def: 'FOREIGN KEY (oin) REFERENCES oingate.tenants(oin) ON DELETE CASCADE' },
         { table: 'oingate.issued_tokens', type: 'p', def: 'PRIMARY KEY (jti)' },
+        // No foreign key on purpose: deleting a tenant must not drop its revocations (sql/008).
+        { table: 'oingate.revoked_tokens', type: 'p', def: 'PRIMARY KEY (oin, jti)' },
         { table: 'oingate.schema_migrations', type: 'p', def: 'PRIMARY KEY (version)' },
         { table: 'oingate.tenant_cidrs', type: 'f', def: 'FOREIGN KEY (oin) REFERENCES oingate.tenants(oin) ON DELETE CASCADE' },
         { table: 'oingate.tenant_cidrs', type: 'p', def: 'PRIMARY KEY (oin, cidr)' },
@@ -188,7 +196,7 @@ describe('PostgreSQL migrate and import', function () {
       ]);
     });
 
-    it('installs statement-level triggers for insert, update, delete and truncate on the three tables', async function () {
+    it('installs statement-level triggers for insert, update, delete and truncate on the whitelist tables and revoked_tokens', async function () {
       const url = await db.createDatabase();
       await migrate(url, SQL_DIR);
       // tgtype bits: 1 row-level, 4 insert, 8 delete, 16 update, 32 truncate.
@@ -203,7 +211,7 @@ describe('PostgreSQL migrate and import', function () {
         expect(r.tgtype & 1, `${r.table} row-level`).to.equal(0);
         events.set(r.table, (events.get(r.table) ?? 0) | (r.tgtype & (4 | 8 | 16 | 32)));
       }
-      expect([...events.keys()]).to.deep.equal(['oingate.tenant_cidrs', 'oingate.tenant_keys', 'oingate.tenants']);
+      expect([...events.keys()]).to.deep.equal(['oingate.revoked_tokens', 'oingate.tenant_cidrs', 'oingate.tenant_keys', 'oingate.tenants']);
       for (const [table, mask] of events) expect(mask, `${table} events`).to.equal(4 | 8 | 16 | 32);
     });
 
