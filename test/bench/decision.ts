@@ -35,6 +35,12 @@ export interface Measured {
 export interface DecisionBench {
   readonly small: Measured;
   readonly large: Measured;
+  /** The 100,000 tenants again, with 100,000 revoked jtis loaded (one per tenant; none of the requests' own). */
+  readonly revoked: Measured;
+  /** revoked p50 / large p50 */
+  readonly ratioRevokedP50: number;
+  /** revoked batch mean / large batch mean */
+  readonly ratioRevokedBatch: number;
   /** large p50 / small p50 */
   readonly ratioP50: number;
   /** large batch mean / small batch mean */
@@ -50,10 +56,11 @@ interface Fixture {
   readonly buildMs: number;
 }
 
-async function fixture(count: number, policy: DecisionPolicy, seed: number): Promise<Fixture> {
+async function fixture(count: number, policy: DecisionPolicy, seed: number, revokedPerTenant = 0): Promise<Fixture> {
   const tenants = makeTenants(count);
+  const revokedTokens = tenants.flatMap((t, i) => Array.from({ length: revokedPerTenant }, (_, k) => ({ jti: `revoked-${i}-${k}`, oin: t.oin })));
   const started = performance.now();
-  const snapshot = await buildSnapshot({ tenants }, { oinPattern: policy.oinPattern });
+  const snapshot = await buildSnapshot({ tenants, revokedTokens }, { oinPattern: policy.oinPattern });
   const buildMs = performance.now() - started;
   const random = seededRandom(seed);
   const facts: RequestFacts[] = [];
@@ -65,7 +72,8 @@ async function fixture(count: number, policy: DecisionPolicy, seed: number): Pro
       forwardedFor: undefined,
       oinHeader: undefined,
       body: Buffer.from(bodyFor(tenant.oin)),
-      authorization: `Bearer ${tokenFor(tenant)}`,
+      // Every token carries a jti, so the revocation lookup is paid wherever a tenant has revocations.
+      authorization: `Bearer ${tokenFor(tenant, 7200, { jti: `bench-${i}` })}`,
     });
   }
   const now = Date.now();
@@ -166,7 +174,11 @@ export async function benchDecision(log: (line: string) => void): Promise<Decisi
   log('decision: building 10-tenant and 100,000-tenant snapshots in-process ...');
   const small = await fixture(10, policy, 1);
   const large = await fixture(100_000, policy, 2);
-  log(`decision: snapshots built in ${small.buildMs.toFixed(0)} ms and ${large.buildMs.toFixed(0)} ms (in-process buildSnapshot, no file)`);
+  const revoked = await fixture(100_000, policy, 2, 1);
+  log(
+    `decision: snapshots built in ${small.buildMs.toFixed(0)} ms, ${large.buildMs.toFixed(0)} ms and ` +
+      `${revoked.buildMs.toFixed(0)} ms with 100,000 revocations (in-process buildSnapshot, no file)`,
+  );
   const sequence = order(65_536);
 
   // Timer cost, to read per-call figures against.
@@ -180,28 +192,35 @@ export async function benchDecision(log: (line: string) => void): Promise<Decisi
   for (let i = 0; i < WARMUP_CALLS; i += CALLS_PER_BATCH) {
     batchCall(small, policy, sequence, i);
     batchCall(large, policy, sequence, i);
+    batchCall(revoked, policy, sequence, i);
   }
 
-  const times = { small: [] as number[], large: [] as number[] };
-  const batches = { small: [] as number[], large: [] as number[] };
+  const times = { small: [] as number[], large: [] as number[], revoked: [] as number[] };
+  const batches = { small: [] as number[], large: [] as number[], revoked: [] as number[] };
+  const fixtures = { small, large, revoked };
   for (let round = 0; round < ROUNDS; round++) {
     const offset = round * CALLS_PER_BATCH;
-    // Alternate which goes first, so drift and GC land on both alike.
-    const sides = round % 2 === 0 ? (['small', 'large'] as const) : (['large', 'small'] as const);
+    // Rotate which goes first, so drift and GC land on all alike.
+    const all = ['small', 'large', 'revoked'] as const;
+    const sides = [0, 1, 2].map((k) => all[(round + k) % 3]!);
     for (const side of sides) {
-      const f = side === 'small' ? small : large;
+      const f = fixtures[side];
       timedCalls(f, policy, sequence, offset, times[side]);
       batches[side].push(batchCall(f, policy, sequence, offset));
     }
   }
   const smallResult = summarise(small, times.small, batches.small);
   const largeResult = summarise(large, times.large, batches.large);
+  const revokedResult = summarise(revoked, times.revoked, batches.revoked);
   log('decision: component breakdown ...');
   const parts = breakdown(small, large, policy);
   if (sink < 0) log(String(sink));
   return {
     small: smallResult,
     large: largeResult,
+    revoked: revokedResult,
+    ratioRevokedP50: revokedResult.p50Us / largeResult.p50Us,
+    ratioRevokedBatch: revokedResult.batchMeanUs / largeResult.batchMeanUs,
     ratioP50: largeResult.p50Us / smallResult.p50Us,
     ratioBatch: largeResult.batchMeanUs / smallResult.batchMeanUs,
     timerOverheadUs: mean(overhead),

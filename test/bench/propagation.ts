@@ -11,7 +11,13 @@
  * other tenants (a /24 and an HS256 key each) are in the store too, written
  * by one INSERT ... SELECT.
  *
- *   npx tsx test/bench/propagation.ts [changes] [tenants]
+ * With `kind: 'revocation'` each change instead revokes the measured
+ * tenant's token (a row in oingate.revoked_tokens) or deletes that row
+ * again, timed until every gate answers 401, or 200 again; and every other
+ * tenant has one revoked token of its own, so the store holds as many
+ * revocations as tenants.
+ *
+ *   npx tsx test/bench/propagation.ts [changes] [tenants] [cidr|revocation]
  */
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -68,8 +74,8 @@ async function until(gate: PgGate, token: string, expected: number, since: numbe
   }
 }
 
-/** `count` tenants besides the measured one, written by the server itself (seconds for 100k). */
-async function addBackgroundTenants(sql: pg.Client, count: number): Promise<void> {
+/** `count` tenants besides the measured one, written by the server itself (seconds for 100k); one revoked token each with `revocations`. */
+async function addBackgroundTenants(sql: pg.Client, count: number, revocations: boolean): Promise<void> {
   if (count <= 0) return;
   const oins = `FROM generate_series(1, ${count}) g`;
   await sql.query(`INSERT INTO oingate.tenants (oin, name) SELECT '0000000800' || lpad(g::text, 10, '0'), 'bench ' || g ${oins}`);
@@ -79,11 +85,20 @@ async function addBackgroundTenants(sql: pg.Client, count: number): Promise<void
   await sql.query(
     `INSERT INTO oingate.tenant_keys (oin, kid, alg, secret) SELECT '0000000800' || lpad(g::text, 10, '0'), 'k', 'HS256', md5(g::text) || md5('s' || g) ${oins}`,
   );
+  if (revocations) {
+    await sql.query(
+      `INSERT INTO oingate.revoked_tokens (oin, jti, expires_at) SELECT '0000000800' || lpad(g::text, 10, '0'), md5('j' || g), now() + interval '1 day' ${oins}`,
+    );
+  }
 }
 
-export async function propagationBench(options: { changes?: number; tenants?: number } = {}): Promise<PropagationResult> {
+export type PropagationKind = 'cidr' | 'revocation';
+const JTI = 'propagation-bench-jti';
+
+export async function propagationBench(options: { changes?: number; tenants?: number; kind?: PropagationKind } = {}): Promise<PropagationResult> {
   const changes = options.changes ?? 50;
   const background = options.tenants ?? 0;
+  const revoking = options.kind === 'revocation';
   if (!Number.isInteger(changes) || changes < 1) throw new Error(`changes must be a positive whole number, got ${changes}`);
   let cluster: TestDatabase | undefined;
   let sql: pg.Client | undefined;
@@ -93,15 +108,16 @@ export async function propagationBench(options: { changes?: number; tenants?: nu
     const url = await cluster.createDatabase();
     await migrateStore(url);
     sql = await connectStore(url);
-    // Known but not allowed from loopback: every gate starts at 403.
-    await addTenant(sql, { oin: OIN, name: 'propagation', cidrs: ['10.0.0.0/8'], keys: [{ kid: KID, alg: 'HS256', secret: SECRET }] });
-    await addBackgroundTenants(sql, background);
+    // Known but not allowed from loopback: every gate starts at 403 (allowed, 200, when revocations are measured).
+    await addTenant(sql, { oin: OIN, name: 'propagation', cidrs: [revoking ? CIDR : '10.0.0.0/8'], keys: [{ kid: KID, alg: 'HS256', secret: SECRET }] });
+    await addBackgroundTenants(sql, background, revoking);
     for (let i = 0; i < INSTANCES; i++) gates.push(await startPgGate(url, { OINGATE_LOG_LEVEL: 'error' }));
 
     const now = Math.floor(Date.now() / 1000);
-    const token = signToken({ oin: OIN, iat: now, exp: now + 3600 }, SECRET, { algorithm: 'HS256', keyid: KID });
+    const token = signToken({ oin: OIN, iat: now, exp: now + 3600, jti: JTI }, SECRET, { algorithm: 'HS256', keyid: KID });
     const started = performance.now();
-    await Promise.all(gates.map((g) => until(g, token, 403, started)));
+    const [before, after] = revoking ? [200, 401] : [403, 200];
+    await Promise.all(gates.map((g) => until(g, token, before, started)));
 
     const samples: number[] = [];
     // Two warm-up changes, not counted: each instance's reload after its
@@ -111,11 +127,13 @@ export async function propagationBench(options: { changes?: number; tenants?: nu
       const client = sql;
       let committing = 0;
       await transaction(client, async () => {
-        if (add) await insertCidr(client, OIN, CIDR);
+        if (revoking && add) await client.query(`INSERT INTO oingate.revoked_tokens (oin, jti, reason) VALUES ($1, $2, 'bench')`, [OIN, JTI]);
+        else if (revoking) await client.query('DELETE FROM oingate.revoked_tokens WHERE oin = $1 AND jti = $2', [OIN, JTI]);
+        else if (add) await insertCidr(client, OIN, CIDR);
         else await deleteCidr(client, OIN, CIDR);
         committing = performance.now();
       });
-      await Promise.all(gates.map((g) => until(g, token, add ? 200 : 403, committing)));
+      await Promise.all(gates.map((g) => until(g, token, add ? after : before, committing)));
       if (i >= 0) samples.push(performance.now() - committing);
     }
     return { medianMs: median(samples), worstMs: Math.max(...samples), samples };
@@ -130,11 +148,12 @@ const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pat
 if (invokedDirectly) {
   const changes = process.argv[2] === undefined ? undefined : Number(process.argv[2]);
   const tenants = process.argv[3] === undefined ? undefined : Number(process.argv[3]);
+  const kind = process.argv[4] === 'revocation' ? 'revocation' : 'cidr';
   try {
-    const result = await propagationBench({ ...(changes === undefined ? {} : { changes }), ...(tenants === undefined ? {} : { tenants }) });
+    const result = await propagationBench({ ...(changes === undefined ? {} : { changes }), ...(tenants === undefined ? {} : { tenants }), kind });
     const ms = (n: number) => `${n.toFixed(1)} ms`;
     console.log(
-      `PostgreSQL propagation, COMMIT to all ${INSTANCES} instances enforcing, ${result.samples.length} changes, ` +
+      `PostgreSQL propagation of ${kind === 'revocation' ? 'a revocation' : 'a CIDR change'}, COMMIT to all ${INSTANCES} instances enforcing, ${result.samples.length} changes, ` +
         `${1 + (tenants ?? 0)} tenants: ` +
         `median ${ms(result.medianMs)}, worst ${ms(result.worstMs)}`,
     );

@@ -126,8 +126,8 @@ async function main(): Promise<void> {
       table(
         [
           ['whitelist', 'p50 µs', 'p90 µs', 'p99 µs', 'batch mean µs', 'snapshot build'],
-          ...[decision.small, decision.large].map((m) => [
-            `${m.tenants.toLocaleString('en-US')} tenants`,
+          ...[decision.small, decision.large, decision.revoked].map((m) => [
+            `${m.tenants.toLocaleString('en-US')} tenants${m === decision!.revoked ? ' + 100,000 revoked jtis' : ''}`,
             fixed(m.p50Us, 2),
             fixed(m.p90Us, 2),
             fixed(m.p99Us, 2),
@@ -139,6 +139,7 @@ async function main(): Promise<void> {
       ),
     );
     log(`100k / 10: p50 x${fixed(decision.ratioP50, 3)}, batch mean x${fixed(decision.ratioBatch, 3)}`);
+    log(`100k with 100k revocations / 100k without: p50 x${fixed(decision.ratioRevokedP50, 3)}, batch mean x${fixed(decision.ratioRevokedBatch, 3)}`);
     log('\ncomponents (µs per call, batch means; informative):');
     log(table([['step', 'µs'], ...decision.breakdown.map(([name, us]) => [name, fixed(us, 2)])], new Set([1])));
   }
@@ -161,10 +162,17 @@ async function main(): Promise<void> {
   }
 
   let propagation: Awaited<ReturnType<typeof propagationBench>> | undefined;
+  let revocation: Awaited<ReturnType<typeof propagationBench>> | undefined;
   if (selected.has('propagation')) {
     heading('PostgreSQL propagation: COMMIT -> enforced by all of 3 instances, 100,000 tenants');
     propagation = await propagationBench({ changes: 50, tenants: PROPAGATION_TENANTS });
     log(`50 changes, 3 oingate instances on one database of ${PROPAGATION_TENANTS + 1} tenants: median ${fixed(propagation.medianMs, 1)} ms, worst ${fixed(propagation.worstMs, 1)} ms`);
+    heading('PostgreSQL revocation: COMMIT -> refused by all of 3 instances, 100,000 tenants and 100,000 revocations');
+    revocation = await propagationBench({ changes: 50, tenants: PROPAGATION_TENANTS, kind: 'revocation' });
+    log(
+      `50 revocations (and their deletions, alternately), 3 instances, ${PROPAGATION_TENANTS + 1} tenants and ${PROPAGATION_TENANTS} revocations in the store: ` +
+        `median ${fixed(revocation.medianMs, 1)} ms, worst ${fixed(revocation.worstMs, 1)} ms`,
+    );
   }
 
   let accuracy: AccuracyBench | undefined;
@@ -321,6 +329,17 @@ async function main(): Promise<void> {
     'PostgreSQL change at 100k enforced by 3 instances: median < 100 ms, worst < 1 s',
     propagation ? `median ${fixed(propagation.medianMs, 1)} ms, worst ${fixed(propagation.worstMs, 1)} ms (50 changes)` : notRun('propagation'),
     verdict(propagation ? propagation.medianMs < 100 && propagation.worstMs < 1000 : undefined),
+  ]);
+
+  rows.push([
+    'revocation at 100k tenants + 100k revocations enforced by 3 instances within 1 s',
+    revocation ? `median ${fixed(revocation.medianMs, 1)} ms, worst ${fixed(revocation.worstMs, 1)} ms (50 changes)` : notRun('propagation'),
+    verdict(revocation ? revocation.worstMs < 1000 : undefined),
+  ]);
+  rows.push([
+    'decide() with 100k revocations loaded vs none (100k tenants)',
+    decision ? `p50 ${fixed(decision.revoked.p50Us, 2)} vs ${fixed(decision.large.p50Us, 2)} µs (${fixed((decision.ratioRevokedP50 - 1) * 100, 1)}%)` : notRun('decision'),
+    verdict(decision ? decision.ratioRevokedP50 <= 1.1 : undefined),
   ]);
 
   heading('summary');

@@ -82,11 +82,11 @@ export function bodyFor(oin: string, size = BODY_BYTES): string {
 }
 
 /** A valid HS256 token for the tenant: kid set, oin claim, iat now, 2 h lifetime. */
-export function tokenFor(tenant: BenchTenant, lifetimeSeconds = 7200): string {
+export function tokenFor(tenant: BenchTenant, lifetimeSeconds = 7200, claims: Record<string, unknown> = {}): string {
   const key = tenant.keys[0];
   if (key === undefined) throw new Error(`tenant ${tenant.oin} has no key`);
   const now = Math.floor(Date.now() / 1000);
-  return jwt.sign({ oin: tenant.oin, sub: 'bench-client', iat: now, exp: now + lifetimeSeconds }, key.secret, {
+  return jwt.sign({ oin: tenant.oin, sub: 'bench-client', iat: now, exp: now + lifetimeSeconds, ...claims }, key.secret, {
     algorithm: 'HS256',
     keyid: key.kid,
   });

@@ -24,6 +24,15 @@ describe('describeRowPath', () => {
     expect(describeRowPath(DOC, 'tenants[1].keys[1]')).to.equal('tenant "evil\\n\\"oin" key "line\\nbreak"');
   });
 
+  it('names a revoked_tokens row by its jti and tenant, and a tenant column added later by its name', () => {
+    const doc = { ...DOC, revokedTokens: [{ jti: 'leaked\n1', oin: '00000001000000000001' }, { oin: '00000001000000000001' }] };
+    expect(describeRowPath(doc, 'revokedTokens[0].jti')).to.equal('revoked token "leaked\\n1" of tenant 00000001000000000001 jti');
+    expect(describeRowPath(doc, 'revokedTokens[1]')).to.equal('revoked token (no jti) of tenant 00000001000000000001');
+    expect(describeRowPath(doc, 'revokedTokens[0].expiresAt')).to.equal('revoked token "leaked\\n1" of tenant 00000001000000000001 expires_at');
+    expect(describeRowPath(doc, 'revokedTokens[7].jti')).to.equal('revokedTokens[7].jti');
+    expect(describeRowPath(DOC, 'tenants[0].tokensIssuedAfter')).to.equal('tenant 00000001000000000001 tokens_issued_after');
+  });
+
   it('leaves a path it does not know, or whose row is missing, as it is', () => {
     for (const path of ['$', 'tenants', 'tenants[9].oin', 'tenants[0].keys[5]', 'tenants[0].other[0]']) {
       expect(describeRowPath(DOC, path)).to.equal(path);
