@@ -1,5 +1,4 @@
 import jwt from 'jsonwebtoken';
-import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildSnapshot, type Snapshot } from './model/snapshot.ts';
@@ -12,6 +11,7 @@ import { createSource } from './store/create.ts';
 import { passwordScrubber } from './store/postgres/errors.ts';
 import { readWhitelistFile } from './store/read-file.ts';
 import { describeIssues } from './store/source.ts';
+import { newJti } from './token/jti.ts';
 import { isUsable, type TenantKey } from './token/key.ts';
 import type { WhitelistDocument } from './model/document.ts';
 
@@ -155,8 +155,6 @@ function parseTtl(text: string): number {
   return Number(match[1]) * (UNIT_SECONDS[match[2] as string] as number);
 }
 
-/** Bytes of randomness in a minted token's jti: 128 bits, 22 base64url characters. */
-const JTI_BYTES = 16;
 
 async function token(settings: Settings, args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -186,7 +184,7 @@ async function token(settings: Settings, args: string[]): Promise<void> {
   }
   if (!isUsable(key, now)) throw new CliError(`key "${key.kid}" is disabled or outside its validity window`);
   const issuedAt = await issueSecond(tenant.tokensIssuedAfter, now);
-  const jti = randomBytes(JTI_BYTES).toString('base64url');
+  const jti = newJti();
   const claims: Record<string, unknown> = { [settings.tenantClaim]: tenant.oin, iat: issuedAt, exp: issuedAt + ttl, jti };
   // The tenant's own issuer and audience replace the global ones, as at verification.
   const issuer = tenant.issuer ?? settings.issuer;

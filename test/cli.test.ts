@@ -496,6 +496,12 @@ describe('command line (src/bin.js)', () => {
       expectOneLineFailure(result, 'OINGATE_CLOCK_TOLERANCE', '999');
     });
 
+    it('refuses to start with an OINGATE_* variable it does not know (a typo of a setting), with exit 2 and one line naming it', async () => {
+      const result = await outcome(['serve'], { OINGATE_REQUIRE_JIT: 'true', OINGATE_STORE: `file:${store}` });
+      expect(result.code).to.equal(2);
+      expectOneLineFailure(result, 'OINGATE_REQUIRE_JIT');
+    });
+
     it('exits non-zero with one line, instead of hanging, when its public port is taken', async function () {
       this.timeout(20_000);
       const busy = createNetServer();

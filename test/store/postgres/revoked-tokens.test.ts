@@ -160,7 +160,7 @@ describe('PostgreSQL store: revoked tokens (migration 008)', function () {
       expect(noTenant.code).to.equal(1);
       expect(noTenant.stderr).to.include('no tenant with OIN 00000009999999999999');
       const token = minted(await oingate(['token', '--oin', OIN_A], url));
-      const wrong = await oingate(['revoke', '--jti', payloadOf(token)['jti'] as string, '--oin', OIN_B], url);
+      const wrong = await oingate(['revoke', `--jti=${payloadOf(token)['jti']}`, '--oin', OIN_B], url);
       expect(wrong.code).to.equal(1);
       expect(wrong.stderr).to.include(`was issued to tenant ${OIN_A}, not ${OIN_B}`);
       expect((await client.query('SELECT count(*)::int AS n FROM oingate.revoked_tokens')).rows[0]).to.deep.equal({ n: 0 });
