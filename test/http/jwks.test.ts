@@ -244,6 +244,31 @@ describe('per-tenant JWKS through the gate', function () {
     expect((await call(g.url, { oin: OIN_J1 }, signWith(idpKey, { oin: OIN_J1 }))).status).to.equal(200);
   });
 
+  it('keeps using a set while its endpoint fails for OINGATE_JWKS_MAX_STALE seconds past the TTL, then answers 503', async function () {
+    this.timeout(30_000);
+    idp.publish('/j1', [idpKey.jwk]);
+    gate = await startGate([jwksTenant(OIN_J1, idp.uri('/j1'))], { OINGATE_JWKS_TTL: '1', OINGATE_JWKS_MAX_STALE: '3' }, { jwksCa: tls.cert });
+    const g = gate;
+    const token = signWith(idpKey, { oin: OIN_J1 });
+    expect((await ready(g, OIN_J1, token)).status).to.equal(200);
+    const broke = performance.now();
+    idp.route('/j1', { status: 500, body: 'down' });
+    await eventually(() => void expect(g.service.jwks.status()[0]?.lastError).to.equal('status 500'), 5_000);
+    // Still within TTL + fetch timeout + max stale: the last good set decides.
+    expect((await call(g.url, { oin: OIN_J1 }, token)).status).to.equal(200);
+    let unavailable: Response | undefined;
+    await eventually(async () => {
+      unavailable = await call(g.url, { oin: OIN_J1 }, token);
+      expect(unavailable.status).to.equal(503);
+    }, 20_000, 100);
+    // Not before TTL (1 s) + max stale (3 s) have passed since the last good fetch.
+    expect(performance.now() - broke).to.be.above(3_000);
+    expect(reasonOf(g, unavailable!)).to.equal('keys_unavailable');
+    // The endpoint back: the tenant is served again.
+    idp.publish('/j1', [idpKey.jwk]);
+    await eventually(async () => void expect((await call(g.url, { oin: OIN_J1 }, token)).status).to.equal(200), 10_000, 100);
+  });
+
   it('stops accepting a token already in the verified-token cache once its key leaves the set', async () => {
     const other = testKey('idp-3', 'RS256');
     idp.publish('/j1', [idpKey.jwk, other.jwk]);
