@@ -7,7 +7,20 @@
  * enforced; and the command line says how to revoke in a file.
  */
 import { expect } from 'chai';
-import { call, eventually, OIN_A, OIN_B, SECRET_B, send, signToken, startGate, twoTenants, type Gate, type Response } from '../support/gate.ts';
+import {
+  call,
+  eventually,
+  OIN_A,
+  OIN_B,
+  SECRET_B,
+  send,
+  signToken,
+  startEmbedded,
+  startGate,
+  twoTenants,
+  type Gate,
+  type Response,
+} from '../support/gate.ts';
 import { metricValue, oingate } from '../support/pg-gate.ts';
 
 function lineOf(gate: Gate, res: Response): Record<string, unknown> | undefined {
@@ -77,5 +90,21 @@ describe('revocation with the file store', function () {
     const revoke = await oingate(['revoke', '--jti', 'c', '--oin', OIN_A], `file:${gate.file}`);
     expect(revoke.code).to.equal(1);
     expect(revoke.stderr).to.include('"revokedTokens"').and.include('{"jti":"c","oin":"00000001000000000001"}');
+  });
+
+  it('refuses a revoked token in a Koa API embedding the gate, before its handler runs', async () => {
+    const app = await startEmbedded(twoTenants());
+    try {
+      const token = signToken({ oin: OIN_A, jti: 'embedded-jti' });
+      expect((await call(app.url, { oin: OIN_A }, token)).status).to.equal(200);
+      await app.writeWhitelist(JSON.stringify({ tenants: twoTenants(), revokedTokens: [{ jti: 'embedded-jti', oin: OIN_A }] }));
+      await eventually(async () => void expect((await call(app.url, { oin: OIN_A }, token)).status).to.equal(401));
+      const hits = app.hits.length;
+      expect((await call(app.url, { oin: OIN_A }, token)).status).to.equal(401);
+      expect(app.hits.length).to.equal(hits);
+      expect(app.logs.decisions().at(-1)).to.include({ reason: 'token_revoked', jti: 'embedded-jti' });
+    } finally {
+      await app.close();
+    }
   });
 });
