@@ -7,7 +7,7 @@
  */
 import { expect } from 'chai';
 import { applyChanges, buildSnapshot, type Snapshot } from '../../src/model/snapshot.ts';
-import { MAX_REVOCATION_TEXT_LENGTH } from '../../src/model/limits.ts';
+import { MAX_REVOCATION_TEXT_LENGTH, MAX_REVOKED_TOKENS } from '../../src/model/limits.ts';
 import { seededRandom as random } from '../bench/lib/fixtures.ts';
 import { DEFAULT_PATTERN, OIN, OIN_2, doc, issuesOf, oinOf, oneIssue, tenant } from './helpers.ts';
 
@@ -116,6 +116,12 @@ describe('revoked tokens in the whitelist', () => {
       const issues = await issuesOf(withRevoked(two(), [{ jti: 'x', oin: OIN, expiresAt: '2026-12-01 10:00', reason: 7, token: 'eyJ...' }]));
       expect(issues.map((i) => i.path).sort()).to.deep.equal(['revokedTokens[0]', 'revokedTokens[0].expiresAt', 'revokedTokens[0].reason']);
       expect(issues.find((i) => i.path === 'revokedTokens[0]')?.message).to.equal('unknown field "token"');
+    });
+
+    it('for more revoked tokens than the limit, before reading any of them', async () => {
+      // A sparse array: its entries would each be refused, but none is read.
+      const issue = await oneIssue(withRevoked(two(), new Array(MAX_REVOKED_TOKENS + 1)), 'revokedTokens');
+      expect(issue.message).to.include(`at most ${MAX_REVOKED_TOKENS}`);
     });
 
     it('for revokedTokens that is not an array, and an entry that is not an object', async () => {
