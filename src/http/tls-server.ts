@@ -33,6 +33,8 @@ export interface TlsServerOptions {
   readonly logger?: Logger;
   /** More options for the HTTPS server (timeouts, requireHostHeader); the TLS ones above win. */
   readonly httpOptions?: ServerOptions;
+  /** The clock certificates are judged by (default Date.now); for tests of time passing on one connection. */
+  readonly now?: () => number;
 }
 
 export interface TlsStatus {
@@ -87,6 +89,7 @@ export async function createTlsServer(handler: RequestListener | undefined, opti
   const { clientCaFile, crlFile } = options;
   if (crlFile !== undefined && clientCaFile === undefined) throw new TlsFileError(crlFile, 'a CRL file needs a client CA bundle');
   const oinPattern = options.oinPattern ?? DEFAULT_OIN_PATTERN;
+  const clock = options.now ?? Date.now;
   // Declared before either is opened: a change seen by the first poll may apply before the other exists.
   let server: Server | undefined;
   let client: WatchedMaterial<CertificateVerifier> | undefined;
@@ -156,7 +159,7 @@ export async function createTlsServer(handler: RequestListener | undefined, opti
   function facts(socket: TLSSocket): CertificateFacts {
     const verifier = client?.current;
     if (!verifier) return NO_CERTIFICATE;
-    const now = Date.now();
+    const now = clock();
     const cached = factsCache.get(socket);
     if (cached && cached.generation === generation && now - cached.atMs < FACTS_TTL_MS) return cached.facts;
     const peer = socket.getPeerX509Certificate();
@@ -164,7 +167,7 @@ export async function createTlsServer(handler: RequestListener | undefined, opti
     const result =
       peer !== undefined && (cached !== undefined || generations.get(socket) !== generation)
         ? factsOfVerdict(verifier.verifyChain(peer, peerChain(socket), now))
-        : socketCertificateFacts(socket, oinPattern, verifier);
+        : socketCertificateFacts(socket, oinPattern, now, verifier);
     factsCache.set(socket, { generation, atMs: now, facts: result });
     return result;
   }
@@ -205,12 +208,12 @@ export async function createTlsServer(handler: RequestListener | undefined, opti
  * the last one (a self-signed certificate comes out as "no CRL"), which
  * would log a different reason than the same certificate from a header.
  */
-function socketCertificateFacts(socket: TLSSocket, oinPattern: RegExp, verifier?: CertificateVerifier): CertificateFacts {
+function socketCertificateFacts(socket: TLSSocket, oinPattern: RegExp, nowMs: number, verifier?: CertificateVerifier): CertificateFacts {
   const peer = socket.getPeerX509Certificate();
   if (!peer) return NO_CERTIFICATE;
   const sha256 = certificateSha256(peer);
   if (!socket.authorized) {
-    const again = verifier?.verifyChain(peer, peerChain(socket), Date.now());
+    const again = verifier?.verifyChain(peer, peerChain(socket), nowMs);
     return factsOfVerdict({ ok: false, reason: again && !again.ok ? again.reason : problemOfTlsError(socket.authorizationError), sha256 });
   }
   const oin = certificateOin(peer, oinPattern);

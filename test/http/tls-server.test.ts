@@ -63,7 +63,7 @@ describe('http/tls-server', function () {
     await Promise.all(harnesses.splice(0).map((harness) => harness.close()));
   });
 
-  async function start(options: { crl?: string | null; clientCa?: boolean; handshakeTimeoutMs?: number } = {}): Promise<Harness> {
+  async function start(options: { crl?: string | null; clientCa?: boolean; handshakeTimeoutMs?: number; now?: () => number } = {}): Promise<Harness> {
     const dir = await mkdtemp(join(tmpdir(), 'oingate-tls-'));
     const files = { cert: join(dir, 'server.pem'), key: join(dir, 'server.key'), ca: join(dir, 'ca.pem'), crl: join(dir, 'crl.pem') };
     await copyFile(pki.server.certFile, files.cert);
@@ -80,6 +80,7 @@ describe('http/tls-server', function () {
       ...(options.clientCa !== false && options.crl !== null ? { crlFile: files.crl } : {}),
       pollMs: 100,
       ...(options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
+      ...(options.now !== undefined ? { now: options.now } : {}),
       onError: (error) => errors.push(error),
       onHandshakeError: (error) => handshakeErrors.push(error),
     };
@@ -291,6 +292,29 @@ describe('http/tls-server', function () {
       expect(kept.facts).to.include({ verified: false, detail: 'revoked' });
       expect(harness.tls.status().crlNextUpdate).not.to.equal(null);
       expect(before).not.to.equal(null);
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('judges a keep-alive connection again after 60 s, so a certificate that expired meanwhile stops counting', async () => {
+    // The clock starts 30 s before the client certificate ends.
+    const notAfter = Date.parse(new X509Certificate(pki.clients.valid.cert).validTo);
+    let offsetMs = notAfter - 30_000 - Date.now();
+    const harness = await start({ now: () => Date.now() + offsetMs });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      expect((await get(harness, pki.clients.valid, agent)).facts).to.include({ verified: true, oin: PKI_OIN_A });
+      // Past the certificate's end, but within a minute of the judgement: the verdict is reused.
+      offsetMs += 31_000;
+      const cached = await get(harness, pki.clients.valid, agent);
+      expect(cached.reused).to.equal(true);
+      expect(cached.facts).to.include({ verified: true });
+      // A minute on, the same connection is judged again.
+      offsetMs += 30_000;
+      const judged = await get(harness, pki.clients.valid, agent);
+      expect(judged.reused).to.equal(true);
+      expect(judged.facts).to.include({ verified: false, detail: 'expired' });
     } finally {
       agent.destroy();
     }
