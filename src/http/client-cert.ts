@@ -6,6 +6,7 @@ import type { CidrSet } from '../ip/cidr.ts';
 import { factsOfVerdict, NO_CERTIFICATE, type CertificateFacts } from '../tls/facts.ts';
 import { parseClientCertHeader, type HeaderCertificate } from '../tls/header.ts';
 import type { CertificateVerifier } from '../tls/verify.ts';
+import { SocketVerdicts } from './socket-verdicts.ts';
 import { peerChain } from './tls-server.ts';
 
 /** Where a request's client certificate comes from; the gate asks it once per request. */
@@ -27,8 +28,6 @@ export interface CertificateSourceOptions {
   readonly now?: () => number;
 }
 
-/** How long the verdict on a connection's certificate is reused before it is judged again. */
-const SOCKET_FACTS_TTL_MS = 60_000;
 /**
  * Parsed header values kept: parsing the PEM or DER costs 0.25-0.8 ms, far
  * more than the rest of the decision, and a proxy sends the same few values
@@ -67,19 +66,17 @@ export function certificateSource(options: CertificateSourceOptions): Certificat
     return result;
   }
 
-  const verdicts = new WeakMap<TLSSocket, { readonly verifier: CertificateVerifier; readonly atMs: number; readonly facts: CertificateFacts }>();
+  const verdicts = new SocketVerdicts<CertificateVerifier>();
 
   /** An embedding application's TLS connection: the peer's certificate against our CAs, never its handshake's verdict. */
   function ownVerdict(socket: TLSSocket): CertificateFacts {
     const verifier = options.verifier();
     if (verifier === undefined) return NO_CERTIFICATE;
     const at = now();
-    const cached = verdicts.get(socket);
-    if (cached && cached.verifier === verifier && at - cached.atMs < SOCKET_FACTS_TTL_MS) return cached.facts;
+    const cached = verdicts.fresh(socket, verifier, at);
+    if (cached !== undefined) return cached;
     const peer: X509Certificate | undefined = socket.getPeerX509Certificate();
-    const facts = peer === undefined ? NO_CERTIFICATE : factsOfVerdict(verifier.verifyChain(peer, peerChain(socket), at));
-    verdicts.set(socket, { verifier, atMs: at, facts });
-    return facts;
+    return verdicts.keep(socket, verifier, at, peer === undefined ? NO_CERTIFICATE : factsOfVerdict(verifier.verifyChain(peer, peerChain(socket), at)));
   }
 
   return function certificateOf(request, peer) {

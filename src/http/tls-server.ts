@@ -12,6 +12,7 @@ import { loadServerPair, type ServerPair } from '../tls/pair.ts';
 import { certificateFromDer } from '../tls/pem.ts';
 import { certificateSha256, problemOfTlsError, type CertificateVerifier } from '../tls/verify.ts';
 import { WatchedMaterial } from '../tls/watched.ts';
+import { SocketVerdicts } from './socket-verdicts.ts';
 
 export interface TlsServerOptions {
   readonly certFile: string;
@@ -63,8 +64,6 @@ export interface TlsServer {
 }
 
 const DEFAULT_OIN_PATTERN = /^[0-9]{20}$/;
-/** How long the facts of a connection are reused before they are judged again. */
-const FACTS_TTL_MS = 60_000;
 
 /**
  * The public HTTPS listener with live TLS material. TLS 1.2 and later only,
@@ -96,7 +95,7 @@ export async function createTlsServer(handler: RequestListener | undefined, opti
   let generation = 0;
   let handshakeFailures = 0;
   const generations = new WeakMap<TLSSocket, number>();
-  const factsCache = new WeakMap<TLSSocket, { readonly generation: number; readonly atMs: number; readonly facts: CertificateFacts }>();
+  const verdicts = new SocketVerdicts<number>();
 
   const contextOptions = (pair: ServerPair, verifier: CertificateVerifier | undefined) => ({
     key: pair.keyPem,
@@ -154,22 +153,21 @@ export async function createTlsServer(handler: RequestListener | undefined, opti
    * The handshake's verdict at first; later, or on a connection made under
    * older CAs or CRLs, or one that resumed a session, the current verifier's,
    * so that a keep-alive connection never outlives a revocation or an expiry
-   * by more than FACTS_TTL_MS.
+   * by more than SOCKET_VERDICT_TTL_MS.
    */
   function facts(socket: TLSSocket): CertificateFacts {
     const verifier = client?.current;
     if (!verifier) return NO_CERTIFICATE;
     const now = clock();
-    const cached = factsCache.get(socket);
-    if (cached && cached.generation === generation && now - cached.atMs < FACTS_TTL_MS) return cached.facts;
+    const cached = verdicts.fresh(socket, generation, now);
+    if (cached !== undefined) return cached;
     const peer = socket.getPeerX509Certificate();
     // The handshake's verdict is judged only once, and only when made under the material now in use.
     const result =
-      peer !== undefined && (cached !== undefined || generations.get(socket) !== generation)
+      peer !== undefined && (verdicts.judged(socket) || generations.get(socket) !== generation)
         ? factsOfVerdict(verifier.verifyChain(peer, peerChain(socket), now))
         : socketCertificateFacts(socket, oinPattern, now, verifier);
-    factsCache.set(socket, { generation, atMs: now, facts: result });
-    return result;
+    return verdicts.keep(socket, generation, now, result);
   }
 
   return {
