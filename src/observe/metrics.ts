@@ -39,7 +39,8 @@ export class Metrics {
   /** The allowed series (with tenant labels: of no tenant), resolved once. */
   readonly allowed: CounterSeries;
   // Each label set's series, resolved once: prom-client's labels() hashes on every call.
-  readonly #refusedByReason = new Map<string, CounterSeries>();
+  // Without tenant labels, by outcome and reason (the allowed series is made here once too).
+  readonly #byOutcomeReason = new Map<string, CounterSeries>();
   readonly #byTenant = { allowed: new Map<string, Map<string, Map<string, CounterSeries>>>(), refused: new Map<string, Map<string, Map<string, CounterSeries>>>() };
   readonly #upstreamErrorSeries = new CounterSeriesSet<'error'>();
   readonly #upstreamErrorByReason = new Map<string, CounterSeries>();
@@ -188,10 +189,11 @@ export class Metrics {
   decision(outcome: 'allowed' | 'refused', reason: string, oin = '', kid = ''): CounterSeries {
     if (!this.tenantLabels) {
       if (outcome === 'allowed' && this.allowed !== undefined) return this.allowed;
-      let series = this.#refusedByReason.get(reason);
+      const key = `${outcome} ${reason}`;
+      let series = this.#byOutcomeReason.get(key);
       if (series === undefined) {
         series = this.#decisionSeries.create({ outcome, reason });
-        this.#refusedByReason.set(reason, series);
+        this.#byOutcomeReason.set(key, series);
       }
       return series;
     }
