@@ -94,6 +94,34 @@ export interface RequestState {
   rateLimit?: RateLimitVerdict;
 }
 
+/**
+ * A request's state with every field there from the start (undefined until
+ * set): one object shape for every request, allowed or refused, instead of
+ * one that grows a property at a time and differs by outcome.
+ */
+export function newRequestState(requestId: string): RequestState {
+  return {
+    requestId,
+    decision: undefined,
+    body: undefined,
+    clientIp: undefined,
+    oin: undefined,
+    kid: undefined,
+    outcome: undefined,
+    reason: undefined,
+    upstreamError: undefined,
+    oinHeader: undefined,
+    oinBody: undefined,
+    forwardedFor: undefined,
+    extraHeaders: undefined,
+    certificateDetail: undefined,
+    certificateSha256: undefined,
+    certificateOin: undefined,
+    bodyUnread: undefined,
+    rateLimit: undefined,
+  };
+}
+
 /** The gate's answer: the allowed decision, or the status and precise reason of a refusal. */
 export type Verdict = AllowedDecision | { readonly allowed: false; readonly status: RefusalStatusCode; readonly reason: string };
 
