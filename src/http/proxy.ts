@@ -52,11 +52,18 @@ const NOT_RETURNED = new Set([
 ]);
 
 const NO_TOKENS: ReadonlySet<string> = new Set();
+/** What nearly every Connection header says (every Node upstream's answer: keep-alive), parsed once. */
+const USUAL_TOKENS: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+  ['keep-alive', new Set(['keep-alive'])],
+  ['close', new Set(['close'])],
+]);
 
 function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> {
   // Most requests carry no Connection header: no split, no Set.
   if (value === undefined) return NO_TOKENS;
-  const joined = Array.isArray(value) ? value.join(',') : (value ?? '');
+  const usual = typeof value === 'string' ? USUAL_TOKENS.get(value) : undefined;
+  if (usual !== undefined) return usual;
+  const joined = Array.isArray(value) ? value.join(',') : value;
   return new Set(joined.split(',').map((token) => token.trim().toLowerCase()).filter(Boolean));
 }
 
@@ -285,7 +292,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     return new Promise<void>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
-      this.res.once('close', this.#onClientClose);
+      // on, not once: #finish takes it off again, and once() would wrap it per request.
+      this.res.on('close', this.#onClientClose);
       pool.dispatch(options, this);
     });
   }
