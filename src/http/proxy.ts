@@ -1,9 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Pool, errors, type Dispatcher } from 'undici';
-import { formatAddress } from '../ip/address.ts';
 import type { CidrSet } from '../ip/cidr.ts';
 import type { Metrics, UpstreamMetrics } from '../observe/metrics.ts';
-import { peerOf, type RequestState } from './gate.ts';
+import { connectionPeer, type RequestState } from './gate.ts';
 import { Refusal } from './refusal.ts';
 
 // RFC 9110 §7.6.1 connection-specific fields, plus what oingate sets itself.
@@ -52,6 +51,7 @@ const NOT_RETURNED = new Set([
 ]);
 
 const NO_TOKENS: ReadonlySet<string> = new Set();
+const DONE: Promise<void> = Promise.resolve();
 /** What nearly every Connection header says (every Node upstream's answer: keep-alive), parsed once. */
 const USUAL_TOKENS: ReadonlyMap<string, ReadonlySet<string>> = new Map([
   ['keep-alive', new Set(['keep-alive'])],
@@ -140,9 +140,8 @@ export class UpstreamProxy {
       if (!forwardable(name, dropped) || (unchecked && name === 'authorization')) continue;
       headers.push(raw[i] as string, raw[i + 1] as string);
     }
-    // The peer as the gate parsed it, once per connection.
-    const peer = peerOf(request.socket);
-    const peerAddress = peer === null ? '' : formatAddress(peer);
+    // The peer as the gate parsed and formatted it, once per connection.
+    const { address: peer, text: peerAddress } = connectionPeer(request.socket);
     const incomingFor = request.headers['x-forwarded-for'];
     const trusted = peer !== null && this.#options.trustedProxies.contains(peer);
     const proto = trusted ? request.headers['x-forwarded-proto'] : undefined;
@@ -210,6 +209,8 @@ export class UpstreamProxy {
 
   #release(): void {
     this.#active -= 1;
+    // Nobody waits, nearly always: no iterator for that.
+    if (this.#waiting.size === 0) return;
     const next = this.#waiting.values().next();
     if (!next.done) next.value.start();
   }
@@ -221,28 +222,35 @@ export class UpstreamProxy {
    * the exchange is over; rejects with a Refusal (502/504) only while nothing
    * has been sent to the client yet.
    */
-  async forward(request: IncomingMessage, res: ServerResponse, state: RequestState): Promise<void> {
+  forward(request: IncomingMessage, res: ServerResponse, state: RequestState): Promise<void> {
     // Gone while the gate decided: its 'close' has fired already, nothing would see it again.
     if (res.destroyed) {
       state.upstreamError ??= 'client_gone';
       res.statusCode = 499;
-      return;
+      return DONE;
     }
-    // The common case takes a free connection without a wait (or a microtask).
-    if (this.#active < this.#connections) this.#active += 1;
-    else if (!(await this.#wait(res, state))) return;
+    // The common case takes a free connection at once: no wait, no promise of its own.
+    if (this.#active < this.#connections) {
+      this.#active += 1;
+      return this.#send(request, res, state);
+    }
+    return this.#wait(res, state).then((holds) => (holds ? this.#send(request, res, state) : undefined));
+  }
+
+  /** Sends the request on the connection slot the caller holds; the exchange gives it back. */
+  #send(request: IncomingMessage, res: ServerResponse, state: RequestState): Promise<void> {
     const exchange = new Exchange(res, state, this.#freeSlot, this.#observed);
     try {
-      await exchange.run(this.#pool, {
+      return exchange.run(this.#pool, {
         method: request.method as string,
         path: request.url as string,
         headers: this.#headers(request, state),
         body: state.body ?? null,
       });
     } catch (error) {
-      // Only a synchronous throw (the headers, dispatch) gets here without a callback.
-      if (!(error instanceof Refusal)) exchange.release();
-      throw error;
+      // Thrown before undici took the request (its headers, dispatch): no callback will end the exchange.
+      exchange.abandon();
+      return Promise.reject(error);
     }
   }
 
@@ -288,14 +296,23 @@ class Exchange implements Dispatcher.DispatchHandler {
     readonly observed: UpstreamMetrics | undefined,
   ) {}
 
+  /** Settles when the exchange is over; a synchronous throw from dispatch is the caller's (see abandon). */
   run(pool: Pool, options: Dispatcher.DispatchOptions): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+    const over = new Promise<void>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
-      // on, not once: #finish takes it off again, and once() would wrap it per request.
-      this.res.on('close', this.#onClientClose);
-      pool.dispatch(options, this);
     });
+    // on, not once: #finish takes it off again, and once() would wrap it per request.
+    this.res.on('close', this.#onClientClose);
+    pool.dispatch(options, this);
+    return over;
+  }
+
+  /** Given up before undici took the request: no callback will end it or give the slot back. */
+  abandon(): void {
+    this.#settled = true;
+    this.res.off('close', this.#onClientClose);
+    this.release();
   }
 
   /**
@@ -348,7 +365,8 @@ class Exchange implements Dispatcher.DispatchHandler {
       if (value === undefined || NOT_RETURNED.has(name) || dropped.has(name)) continue;
       res.setHeader(name, value);
     }
-    res.setHeader('x-request-id', this.state.requestId);
+    // The gate's middleware has set it already; a caller without it has not.
+    if (res.getHeader('x-request-id') !== this.state.requestId) res.setHeader('x-request-id', this.state.requestId);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
