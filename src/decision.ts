@@ -1,7 +1,7 @@
 import { formatAddress, parsePeerAddress, type IpAddress } from './ip/address.ts';
 import type { CidrSet } from './ip/cidr.ts';
 import { resolveClientIp } from './ip/client-ip.ts';
-import { foldKey } from './json/casefold.ts';
+import { foldKey, foldsTo } from './json/casefold.ts';
 import { parseStrictJson, StrictJsonError } from './json/strict-json.ts';
 import type { Snapshot, Tenant } from './model/snapshot.ts';
 import { NO_CERTIFICATE, type CertificateFacts } from './tls/facts.ts';
@@ -181,7 +181,7 @@ function oinAtPath(document: unknown, path: readonly string[], folded: readonly 
     const want = folded[i] as string;
     const object = current as Record<string, unknown>;
     for (const key in object) {
-      if (key !== segment && foldKey(key) === want) return { found: false, folded: true };
+      if (key !== segment && foldsTo(key, want)) return { found: false, folded: true };
     }
     if (!Object.hasOwn(object, segment)) return { found: false };
     current = object[segment];

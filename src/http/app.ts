@@ -7,10 +7,13 @@ import type { UpstreamProxy } from './proxy.ts';
 function answerAllowed(ctx: Context): void {
   const state = requestStateOf(ctx);
   ctx.respond = false;
-  const headers = ['x-authenticated-oin', state.decision?.oin ?? '', 'content-length', '0'];
-  if (state.extraHeaders !== undefined) headers.push(...state.extraHeaders);
-  ctx.res.writeHead(200, headers);
-  ctx.res.end();
+  const res = ctx.res;
+  res.statusCode = 200;
+  res.setHeader('x-authenticated-oin', state.decision?.oin ?? '');
+  const extra = state.extraHeaders;
+  if (extra !== undefined) for (let i = 0; i < extra.length; i += 2) res.setHeader(extra[i] as string, extra[i + 1] as string);
+  // Without a body, end() writes Content-Length: 0 itself (one header less to validate).
+  res.end();
 }
 
 /** Proxy mode: the exact request goes on; the upstream's answer streams back past Koa. */

@@ -1,4 +1,5 @@
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
+import { Roster, type Rostered } from './roster.ts';
 
 /** Requests still in progress when the drain deadline cut their connection. */
 const cutAtDeadline = new WeakSet<IncomingMessage>();
@@ -9,6 +10,16 @@ const cutAtDeadline = new WeakSet<IncomingMessage>();
  */
 export function cutByShutdown(request: IncomingMessage): boolean {
   return cutAtDeadline.has(request);
+}
+
+/** One request in progress. */
+class InFlight implements Rostered<InFlight> {
+  rosterPrev: InFlight | undefined;
+  rosterNext: InFlight | undefined;
+  constructor(
+    readonly request: IncomingMessage,
+    readonly response: ServerResponse,
+  ) {}
 }
 
 /** How often idle keep-alive connections are closed while draining. */
@@ -25,7 +36,7 @@ const SETTLE_MS = 2_000;
  */
 export class Drain {
   #stopping = false;
-  readonly #inFlight = new Map<IncomingMessage, ServerResponse>();
+  readonly #inFlight = new Roster<InFlight>();
   #settled: (() => void) | undefined;
 
   get stopping(): boolean {
@@ -41,23 +52,26 @@ export class Drain {
   track(handler: RequestListener): RequestListener {
     return (request, response) => {
       if (this.#stopping) response.setHeader('connection', 'close');
-      this.#inFlight.set(request, response);
-      const done = (): void => {
-        this.#inFlight.delete(request);
-        if (this.#inFlight.size === 0) this.#settled?.();
-      };
+      const entry = new InFlight(request, response);
+      this.#inFlight.add(entry);
       // Koa's handler returns the promise of the whole middleware chain, whose
       // end is the log line; any other handler ends when its response closes.
+      // Inline arrows: a named closure per request costs a rename under tsx.
       const result = handler(request, response) as unknown;
-      if (result instanceof Promise) result.then(done, done);
-      else response.once('close', done);
+      if (result instanceof Promise) result.then(() => this.#done(entry), () => this.#done(entry));
+      else response.once('close', () => this.#done(entry));
     };
+  }
+
+  #done(entry: InFlight): void {
+    this.#inFlight.delete(entry);
+    if (this.#inFlight.size === 0) this.#settled?.();
   }
 
   /** Stops the servers, waits at most `drainMs` for requests in progress, then cuts the rest. */
   async close(servers: readonly Server[], drainMs: number): Promise<void> {
     this.#stopping = true;
-    for (const response of this.#inFlight.values()) {
+    for (const { response } of this.#inFlight) {
       if (!response.headersSent) response.setHeader('connection', 'close');
     }
     const closed = Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
@@ -67,7 +81,7 @@ export class Drain {
     sweep();
     const sweeper = setInterval(sweep, IDLE_SWEEP_MS);
     const deadline = setTimeout(() => {
-      for (const request of this.#inFlight.keys()) cutAtDeadline.add(request);
+      for (const { request } of this.#inFlight) cutAtDeadline.add(request);
       for (const server of servers) server.closeAllConnections();
     }, drainMs);
     try {

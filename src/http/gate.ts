@@ -96,21 +96,63 @@ export interface RequestState {
   rateLimit?: RateLimitVerdict;
 }
 
+/**
+ * A request's state with every field there from the start (undefined until
+ * set): one object shape for every request, allowed or refused, instead of
+ * one that grows a property at a time and differs by outcome.
+ */
+export function newRequestState(requestId: string): RequestState {
+  return {
+    requestId,
+    decision: undefined,
+    body: undefined,
+    clientIp: undefined,
+    oin: undefined,
+    kid: undefined,
+    outcome: undefined,
+    reason: undefined,
+    upstreamError: undefined,
+    oinHeader: undefined,
+    oinBody: undefined,
+    forwardedFor: undefined,
+    extraHeaders: undefined,
+    certificateDetail: undefined,
+    certificateSha256: undefined,
+    certificateOin: undefined,
+    bodyUnread: undefined,
+    rateLimit: undefined,
+  };
+}
+
 /** The gate's answer: the allowed decision, or the status and precise reason of a refusal. */
 export type Verdict = AllowedDecision | { readonly allowed: false; readonly status: RefusalStatusCode; readonly reason: string };
 
-/** Each socket's peer address, parsed once per connection rather than once per request. */
-const peers = new WeakMap<Socket, IpAddress | null>();
+/** A connection's peer: the parsed address (null: unparseable) and its canonical text ('' then). */
+export interface ConnectionPeer {
+  readonly address: IpAddress | null;
+  readonly text: string;
+}
 
-export function peerOf(socket: Socket): IpAddress | null {
+const NO_PEER: ConnectionPeer = { address: null, text: '' };
+
+/** Each socket's peer, parsed and formatted once per connection rather than once per request. */
+const peers = new WeakMap<Socket, ConnectionPeer>();
+
+export function connectionPeer(socket: Socket): ConnectionPeer {
   let peer = peers.get(socket);
   if (peer === undefined) {
     const text = socket.remoteAddress;
-    peer = text === undefined ? null : (parsePeerAddress(text) ?? null);
     // An address is known once the socket is connected; never cache its absence.
-    if (text !== undefined) peers.set(socket, peer);
+    if (text === undefined) return NO_PEER;
+    const address = parsePeerAddress(text) ?? null;
+    peer = { address, text: address === null ? '' : formatAddress(address) };
+    peers.set(socket, peer);
   }
   return peer;
+}
+
+export function peerOf(socket: Socket): IpAddress | null {
+  return connectionPeer(socket).address;
 }
 
 interface HeaderScan {

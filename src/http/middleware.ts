@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CidrSet } from '../ip/cidr.ts';
 import { rateLimitHeaders } from '../limit/limiter.ts';
 import { cutByShutdown } from './drain.ts';
-import { gate, peerOf, type GateOptions, type RequestState } from './gate.ts';
+import { gate, newRequestState, peerOf, type GateOptions, type RequestState } from './gate.ts';
 import { Refusal, refusalBody, type RefusalStatusCode } from './refusal.ts';
 import { requestIdFor } from './request-id.ts';
 import { pathOf } from './server.ts';
@@ -132,7 +132,7 @@ export function gateMiddleware(options: GateOptions): Middleware {
   return async function oingate(ctx: Context, next: Next): Promise<void> {
     const started = performance.now();
     const req = ctx.req;
-    const state: RequestState = { requestId: requestIdFor(req.headers['x-request-id']) };
+    const state = newRequestState(requestIdFor(req.headers['x-request-id']));
     (ctx.state as Record<symbol, RequestState>)[STATE] = state;
     ctx.res.setHeader('x-request-id', state.requestId);
     let status: number | undefined;

@@ -1,9 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Pool, errors, type Dispatcher } from 'undici';
-import { formatAddress } from '../ip/address.ts';
 import type { CidrSet } from '../ip/cidr.ts';
 import type { Metrics, UpstreamMetrics } from '../observe/metrics.ts';
-import { peerOf, type RequestState } from './gate.ts';
+import { connectionPeer, type RequestState } from './gate.ts';
 import { Refusal } from './refusal.ts';
 
 // RFC 9110 §7.6.1 connection-specific fields, plus what oingate sets itself.
@@ -52,11 +51,19 @@ const NOT_RETURNED = new Set([
 ]);
 
 const NO_TOKENS: ReadonlySet<string> = new Set();
+const DONE: Promise<void> = Promise.resolve();
+/** What nearly every Connection header says (every Node upstream's answer: keep-alive), parsed once. */
+const USUAL_TOKENS: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+  ['keep-alive', new Set(['keep-alive'])],
+  ['close', new Set(['close'])],
+]);
 
 function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> {
   // Most requests carry no Connection header: no split, no Set.
   if (value === undefined) return NO_TOKENS;
-  const joined = Array.isArray(value) ? value.join(',') : (value ?? '');
+  const usual = typeof value === 'string' ? USUAL_TOKENS.get(value) : undefined;
+  if (usual !== undefined) return usual;
+  const joined = Array.isArray(value) ? value.join(',') : value;
   return new Set(joined.split(',').map((token) => token.trim().toLowerCase()).filter(Boolean));
 }
 
@@ -133,9 +140,8 @@ export class UpstreamProxy {
       if (!forwardable(name, dropped) || (unchecked && name === 'authorization')) continue;
       headers.push(raw[i] as string, raw[i + 1] as string);
     }
-    // The peer as the gate parsed it, once per connection.
-    const peer = peerOf(request.socket);
-    const peerAddress = peer === null ? '' : formatAddress(peer);
+    // The peer as the gate parsed and formatted it, once per connection.
+    const { address: peer, text: peerAddress } = connectionPeer(request.socket);
     const incomingFor = request.headers['x-forwarded-for'];
     const trusted = peer !== null && this.#options.trustedProxies.contains(peer);
     const proto = trusted ? request.headers['x-forwarded-proto'] : undefined;
@@ -203,6 +209,8 @@ export class UpstreamProxy {
 
   #release(): void {
     this.#active -= 1;
+    // Nobody waits, nearly always: no iterator for that.
+    if (this.#waiting.size === 0) return;
     const next = this.#waiting.values().next();
     if (!next.done) next.value.start();
   }
@@ -214,130 +222,182 @@ export class UpstreamProxy {
    * the exchange is over; rejects with a Refusal (502/504) only while nothing
    * has been sent to the client yet.
    */
-  async forward(request: IncomingMessage, res: ServerResponse, state: RequestState): Promise<void> {
+  forward(request: IncomingMessage, res: ServerResponse, state: RequestState): Promise<void> {
     // Gone while the gate decided: its 'close' has fired already, nothing would see it again.
     if (res.destroyed) {
       state.upstreamError ??= 'client_gone';
       res.statusCode = 499;
-      return;
+      return DONE;
     }
-    // The common case takes a free connection without a wait (or a microtask).
-    if (this.#active < this.#connections) this.#active += 1;
-    else if (!(await this.#wait(res, state))) return;
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      this.#release();
-    };
-    // The slot is given back from undici's last callback (end or error), not
-    // when the exchange settles: a client that leaves settles it at once,
-    // while undici still holds the connection until the abort lands.
+    // The common case takes a free connection at once: no wait, no promise of its own.
+    if (this.#active < this.#connections) {
+      this.#active += 1;
+      return this.#send(request, res, state);
+    }
+    return this.#wait(res, state).then((holds) => (holds ? this.#send(request, res, state) : undefined));
+  }
+
+  /** Sends the request on the connection slot the caller holds; the exchange gives it back. */
+  #send(request: IncomingMessage, res: ServerResponse, state: RequestState): Promise<void> {
+    const exchange = new Exchange(res, state, this.#freeSlot, this.#observed);
     try {
-      await this.#exchange(request, res, state, release);
+      return exchange.run(this.#pool, {
+        method: request.method as string,
+        path: request.url as string,
+        headers: this.#headers(request, state),
+        body: state.body ?? null,
+      });
     } catch (error) {
-      // Only a synchronous throw from dispatch gets here without a callback.
-      if (!(error instanceof Refusal)) release();
-      throw error;
+      // Thrown before undici took the request (its headers, dispatch): no callback will end the exchange.
+      exchange.abandon();
+      return Promise.reject(error);
     }
   }
 
-  #exchange(request: IncomingMessage, res: ServerResponse, state: RequestState, release: () => void): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let controller: Dispatcher.DispatchController | undefined;
-      let started = false;
-      let settled = false;
-      const finish = (error?: Refusal): void => {
-        if (settled) return;
-        settled = true;
-        res.off('close', onClientClose);
-        if (error) reject(error);
-        else resolve();
-      };
-      // The client left before the exchange ended: abandon the upstream side too.
-      const onClientClose = (): void => {
-        if (res.writableFinished) return;
-        state.upstreamError ??= 'client_gone';
-        if (!started) res.statusCode = 499; // nginx's "client closed request", for the log only
-        finish();
-        controller?.abort(new Error('client closed the connection'));
-      };
-      res.once('close', onClientClose);
-      const observed = this.#observed;
-      const sentAt = performance.now();
-
-      this.#pool.dispatch(
-        {
-          method: request.method as string,
-          path: request.url as string,
-          headers: this.#headers(request, state),
-          body: state.body ?? null,
-        },
-        {
-          onRequestStart(c) {
-            controller = c;
-            // The client left before a connection was free: never send it.
-            if (settled) c.abort(new Error('client closed the connection'));
-          },
-          onResponseStart(c, statusCode, headers) {
-            if (settled) {
-              c.abort(new Error('client closed the connection'));
-              return;
-            }
-            if (statusCode < 200) return; // 1xx: informational, the final answer follows
-            started = true;
-            observed?.responded(statusCode, (performance.now() - sentAt) / 1000);
-            const dropped = connectionTokens(headers['connection']);
-            res.statusCode = statusCode;
-            for (const name in headers) {
-              const value = headers[name];
-              if (value === undefined || NOT_RETURNED.has(name) || dropped.has(name)) continue;
-              res.setHeader(name, value);
-            }
-            res.setHeader('x-request-id', state.requestId);
-          },
-          onResponseData(c, chunk) {
-            if (settled) {
-              c.abort(new Error('client closed the connection'));
-              return;
-            }
-            if (!res.write(chunk)) {
-              c.pause();
-              res.once('drain', () => c.resume());
-            }
-          },
-          onResponseEnd() {
-            release();
-            if (!settled) res.end();
-            finish();
-          },
-          onResponseError: (_c, error) => {
-            release();
-            if (settled) return;
-            if (!started) {
-              finish(this.#refusalFor(error, state));
-              return;
-            }
-            // Headers are gone already: the only honest signal left is a cut connection.
-            state.upstreamError ??= `body: ${error.message}`;
-            res.destroy();
-            finish();
-          },
-        },
-      );
-    });
-  }
-
-  #refusalFor(error: unknown, state: RequestState): Refusal {
-    const timedOut =
-      error instanceof errors.HeadersTimeoutError ||
-      error instanceof errors.BodyTimeoutError ||
-      error instanceof errors.ConnectTimeoutError;
-    state.upstreamError = (error as { code?: string }).code ?? (error as Error).message;
-    return timedOut ? new Refusal(504, 'upstream_timeout') : new Refusal(502, 'upstream_failed');
-  }
+  /** Gives a connection slot back; made once and handed to every exchange. */
+  readonly #freeSlot = (): void => this.#release();
 
   close(): Promise<void> {
     return this.#pool.close();
   }
 }
+
+function refusalFor(error: unknown, state: RequestState): Refusal {
+  const timedOut =
+    error instanceof errors.HeadersTimeoutError ||
+    error instanceof errors.BodyTimeoutError ||
+    error instanceof errors.ConnectTimeoutError;
+  state.upstreamError = (error as { code?: string }).code ?? (error as Error).message;
+  return timedOut ? new Refusal(504, 'upstream_timeout') : new Refusal(502, 'upstream_failed');
+}
+
+/**
+ * One request's exchange with the upstream. It is undici's handler itself,
+ * so the callbacks are methods rather than closures made per request
+ * (profiled; under tsx each named closure is also renamed by a
+ * defineProperty call).
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  #controller: Dispatcher.DispatchController | undefined;
+  /** The final answer's head has been passed on to the client. */
+  #started = false;
+  /** Over for the client: answered, failed, or the client left. */
+  #settled = false;
+  #released = false;
+  #resolve: () => void = noop;
+  #reject: (refusal: Refusal) => void = noop;
+  readonly #onClientClose = this.#clientClosed.bind(this);
+  readonly #sentAt = performance.now();
+
+  constructor(
+    readonly res: ServerResponse,
+    readonly state: RequestState,
+    readonly freeSlot: () => void,
+    readonly observed: UpstreamMetrics | undefined,
+  ) {}
+
+  /** Settles when the exchange is over; a synchronous throw from dispatch is the caller's (see abandon). */
+  run(pool: Pool, options: Dispatcher.DispatchOptions): Promise<void> {
+    const over = new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    // on, not once: #finish takes it off again, and once() would wrap it per request.
+    this.res.on('close', this.#onClientClose);
+    pool.dispatch(options, this);
+    return over;
+  }
+
+  /** Given up before undici took the request: no callback will end it or give the slot back. */
+  abandon(): void {
+    this.#settled = true;
+    this.res.off('close', this.#onClientClose);
+    this.release();
+  }
+
+  /**
+   * The slot is given back from undici's last callback (end or error), not
+   * when the exchange settles: a client that leaves settles it at once,
+   * while undici still holds the connection until the abort lands.
+   */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.freeSlot();
+  }
+
+  #finish(error?: Refusal): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.res.off('close', this.#onClientClose);
+    if (error) this.#reject(error);
+    else this.#resolve();
+  }
+
+  /** The client left before the exchange ended: abandon the upstream side too. */
+  #clientClosed(): void {
+    if (this.res.writableFinished) return;
+    this.state.upstreamError ??= 'client_gone';
+    if (!this.#started) this.res.statusCode = 499; // nginx's "client closed request", for the log only
+    this.#finish();
+    this.#controller?.abort(new Error('client closed the connection'));
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    // The client left before a connection was free: never send it.
+    if (this.#settled) controller.abort(new Error('client closed the connection'));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    if (this.#settled) {
+      controller.abort(new Error('client closed the connection'));
+      return;
+    }
+    if (statusCode < 200) return; // 1xx: informational, the final answer follows
+    this.#started = true;
+    this.observed?.responded(statusCode, (performance.now() - this.#sentAt) / 1000);
+    const res = this.res;
+    const dropped = connectionTokens(headers['connection']);
+    res.statusCode = statusCode;
+    for (const name in headers) {
+      const value = headers[name];
+      if (value === undefined || NOT_RETURNED.has(name) || dropped.has(name)) continue;
+      res.setHeader(name, value);
+    }
+    // The gate's middleware has set it already; a caller without it has not.
+    if (res.getHeader('x-request-id') !== this.state.requestId) res.setHeader('x-request-id', this.state.requestId);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#settled) {
+      controller.abort(new Error('client closed the connection'));
+      return;
+    }
+    if (!this.res.write(chunk)) {
+      controller.pause();
+      this.res.once('drain', () => controller.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    this.release();
+    if (!this.#settled) this.res.end();
+    this.#finish();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.release();
+    if (this.#settled) return;
+    if (!this.#started) {
+      this.#finish(refusalFor(error, this.state));
+      return;
+    }
+    // Headers are gone already: the only honest signal left is a cut connection.
+    this.state.upstreamError ??= `body: ${error.message}`;
+    this.res.destroy();
+    this.#finish();
+  }
+}
+
+function noop(): void {}

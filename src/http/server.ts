@@ -80,6 +80,15 @@ function preflight(request: IncomingMessage): Verdict | undefined {
 }
 
 /**
+ * A response that ends before its request (a refusal before or while the
+ * body is read, a body timeout) must not let Node drain the rest. One
+ * function for every response ('finish' comes once), not a closure each.
+ */
+function closeIfUnread(this: ServerResponse): void {
+  if (!this.req.complete) this.req.socket.destroySoon();
+}
+
+/**
  * Opens a node:http server on host:port for `handler`, hardened for the
  * edge: header and request timeouts (408), a connection cap, a header-count
  * check (431), Host checks (400), 413 before `100 Continue`, and every answer
@@ -135,11 +144,7 @@ export function listen(handler: RequestListener, host: string, port: number, opt
   const guarded = (request: IncomingMessage, response: ServerResponse): void => {
     const verdict = preflight(request);
     if (verdict) return refuse(request, response, verdict);
-    // A response that ends before its request (a refusal before or while the
-    // body is read, a body timeout) must not let Node drain the rest.
-    response.once('finish', () => {
-      if (!request.complete) request.socket.destroySoon();
-    });
+    response.on('finish', closeIfUnread);
     handler(request, response);
   };
 

@@ -19,6 +19,21 @@ export function foldKey(key: string): string {
 }
 
 /**
+ * Whether `key` folds to `folded` (a foldKey result). An ASCII first
+ * character folds to its own lower case whatever follows it, so a key that
+ * starts otherwise is ruled out without being folded: a request body's other
+ * keys, looked at on every request, mostly are.
+ */
+export function foldsTo(key: string, folded: string): boolean {
+  const first = key.charCodeAt(0);
+  if (first < 0x80) {
+    const lower = first >= 0x41 && first <= 0x5a ? first | 0x20 : first;
+    if (lower !== folded.charCodeAt(0)) return false;
+  }
+  return foldKey(key) === folded;
+}
+
+/**
  * The first key of `object` that folds to the same form as an earlier one,
  * or undefined. Exact duplicates never get here: the strict parser refuses
  * them while parsing.

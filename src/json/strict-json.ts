@@ -123,6 +123,11 @@ function pathSegment(key: string): string {
   return IDENTIFIER.test(key) ? `.${key}` : `[${quote(key)}]`;
 }
 
+/** A run of string characters that need no attention: anything but a quote, a backslash or a control character. */
+const PLAIN_RUN = /[^"\\\x00-\x1f]*/y;
+/** Characters of a string looked at one by one before PLAIN_RUN takes over (measured: the break-even is about here). */
+const SHORT_STRING = 24;
+
 const PAUSED: unique symbol = Symbol('paused');
 
 function checkedMaxDepth(maxDepth: number = DEFAULT_MAX_DEPTH): number {
@@ -201,18 +206,29 @@ class Parser {
     const text = this.text;
     const len = this.len;
     const start = this.pos + 1;
+    // Keys and short values end within a few characters: a plain loop. A
+    // longer string is run through by a regular expression in native code,
+    // several times faster per character than the loop, but dearer to start.
+    const loopEnd = Math.min(len, start + SHORT_STRING);
     let i = start;
-    for (;;) {
-      if (i >= len) return this.syntax('unterminated string starting', this.pos);
-      const c = text.charCodeAt(i);
-      if (c === QUOTE) {
-        this.pos = i + 1;
-        return text.slice(start, i);
-      }
-      if (c === BACKSLASH) return this.parseEscapedString(start, i);
-      if (c < SPACE) return this.controlCharacter(c, i);
-      i++;
+    let c = 0;
+    for (; i < loopEnd; i++) {
+      c = text.charCodeAt(i);
+      if (c === QUOTE || c === BACKSLASH || c < SPACE) break;
     }
+    if (i === loopEnd) {
+      PLAIN_RUN.lastIndex = i;
+      PLAIN_RUN.test(text);
+      i = PLAIN_RUN.lastIndex;
+      if (i >= len) return this.syntax('unterminated string starting', this.pos);
+      c = text.charCodeAt(i);
+    }
+    if (c === QUOTE) {
+      this.pos = i + 1;
+      return text.slice(start, i);
+    }
+    if (c === BACKSLASH) return this.parseEscapedString(start, i);
+    return this.controlCharacter(c, i);
   }
 
   private controlCharacter(c: number, i: number): never {

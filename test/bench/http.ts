@@ -402,6 +402,7 @@ export async function benchHttp(options: HttpOptions, log: (line: string) => voi
       `HTTP load: autocannon, ${CONNECTIONS} connections, POST ${request.path} with a ${Buffer.byteLength(request.body)}-byte JSON body and a valid HS256 bearer token;`,
       `${options.rounds} alternating rounds of ${options.seconds} s after a ${options.warmupSeconds} s warm-up; medians over rounds ("best": the best round).`,
       'oingate runs at OINGATE_LOG_LEVEL=warn (info-level decision logging OFF) except the two "info log" rows (decision log lines to /dev/null).',
+      'oingate (this tree and any baseline) runs from its TypeScript sources through tsx, as `npm start` and `oingate serve` in a checkout do; an installed package runs the compiled dist/.',
       'nginx: 1 worker, access_log off, allow 127.0.0.0/8; deny all; keepalive 64 to the upstream.',
       'HAProxy: 1 thread, no upstream: OIN from the buffered body (json_query), acl src, jwt_verify HS256 with one literal secret, alg, exp,',
       '  token oin claim == body OIN; answers 200 itself (forward-auth-like). Gates are checked to refuse a wrong token before they are measured.',

@@ -118,6 +118,14 @@ describe('readBody', () => {
     expect(answer.ms, 'cut near the 500 ms deadline').to.be.below(2_000);
   });
 
+  it('reads a body that trickles in but is complete before the deadline', async () => {
+    // 7 bytes 35 ms apart: done after about 250 ms of the 500 ms deadline.
+    const head = `POST /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n`;
+    const answer = parseRaw(await trickle(server.url, head, '{"a":1}', 35, 5_000));
+    expect(answer.status).to.equal(200);
+    expect(answer.body?.['length']).to.equal(7);
+  });
+
   it('answers 408 when a chunked body stops arriving before its last chunk', async () => {
     const answer = await rawSession(server.url, (socket) => socket.write(chunkedRequest('4\r\n{"a"\r\n')), 5_000);
     expect(parseRaw(answer).status).to.equal(408);

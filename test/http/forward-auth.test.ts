@@ -147,6 +147,8 @@ describe('forward-auth mode', () => {
       const res = await call(gate.url, { oin: OIN_A, order: 1 }, tokenFor(OIN_A));
       expectAllowed(gate, res, OIN_A, { clientIp: '127.0.0.1' });
       expect(res.text).to.equal('');
+      expect(res.headers['content-length']).to.equal('0');
+      expect(res.headers['transfer-encoding']).to.equal(undefined);
     });
 
     it('answers 200 to a GET with only the x-oin header and no body, as nginx auth_request sends it', async () => {

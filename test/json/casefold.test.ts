@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { foldedCollision, foldedCollisionDeep, foldKey } from '../../src/json/casefold.ts';
+import { foldedCollision, foldedCollisionDeep, foldKey, foldsTo } from '../../src/json/casefold.ts';
 
 describe('foldKey', () => {
   for (const [a, b] of [
@@ -19,6 +19,24 @@ describe('foldKey', () => {
     expect(foldKey('oin')).to.not.equal(foldKey('oin_'));
     expect(foldKey('oin')).to.not.equal(foldKey('o-in'));
     expect(foldKey('a')).to.not.equal(foldKey('b'));
+  });
+});
+
+describe('foldsTo', () => {
+  const keys = ['oin', 'OIN', 'Oin', 'o\u0131n', '\u0130n', 'kid', '\u212aid', 'Kid', '\u017fub', 'sub', 'STRAßE', 'strasse', 'Strasse', '', 'i', 'I', '\u0131', '_oin', '1oin', 'oIn\u00e9', 'padding', 'type'];
+  it('agrees with comparing foldKey results, for keys starting with ASCII and with other characters', () => {
+    for (const key of keys) {
+      for (const other of keys) {
+        const folded = foldKey(other);
+        expect(foldsTo(key, folded), `${JSON.stringify(key)} -> ${JSON.stringify(folded)}`).to.equal(foldKey(key) === folded);
+      }
+    }
+  });
+
+  it('finds the twins a case-insensitive upstream would take for the key', () => {
+    expect(foldsTo('OIN', 'oin')).to.equal(true);
+    expect(foldsTo('\u212aid', 'kid')).to.equal(true);
+    expect(foldsTo('type', 'oin')).to.equal(false);
   });
 });
 

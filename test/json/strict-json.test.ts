@@ -65,6 +65,9 @@ describe('parseStrictJson', () => {
       'keys that only differ in case': '{"oin":1,"OIN":2,"Oin":3}',
       'the same key in sibling objects': '[{"oin":"A"},{"oin":"B"}]',
       'the same key at different levels': '{"oin":"A","meta":{"oin":"B"}}',
+      // Past the first characters a string is scanned another way: the same rules must hold there.
+      'long strings with escapes, quotes and raw non-ASCII far in': `{"${'k'.repeat(40)}":"${'x'.repeat(100)}\\n\\u00e9\\"${'é'.repeat(50)}\\\\😀${'y'.repeat(30)}","b":"${'z'.repeat(300)}"}`,
+      'strings of 23, 24 and 25 characters, around where the scan changes': `["${'a'.repeat(24)}","${'a'.repeat(25)}","${'a'.repeat(23)}"]`,
     };
     for (const [name, text] of Object.entries(documents)) {
       it(`parses ${name} exactly like JSON.parse`, () => {
@@ -199,6 +202,11 @@ describe('parseStrictJson', () => {
       'a raw NUL in a string': '"a\u0000b"',
       'a raw U+001F in a string': '"a\u001fb"',
       'a raw control character in a key': '{"a\u0001":1}',
+      'a raw newline far into a long string': `"${'a'.repeat(100)}\n${'b'.repeat(10)}"`,
+      'a raw NUL far into a long key': `{"${'a'.repeat(60)}\u0000":1}`,
+      'an unterminated long string': `"${'a'.repeat(100)}`,
+      'a long string ending in a backslash': `"${'a'.repeat(100)}\\`,
+      'an unknown escape far into a long string': `"${'a'.repeat(100)}\\x41"`,
       'an unknown escape \\x': '"\\x41"',
       'an unknown escape \\a': '"\\a"',
       'an uppercase \\U escape': '"\\U0041"',
