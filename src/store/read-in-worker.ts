@@ -80,9 +80,12 @@ export function readWhitelistFileInWorker(path: string, options: WorkerReadOptio
       if (settled) return;
       settled = true;
       signal?.removeEventListener('abort', stop);
-      outcome();
+      // Left on the worker, these would keep the document (through the promise) as long as it lives.
+      worker.removeAllListeners();
+      worker.on('error', () => undefined);
       // Its heap held the parsed document: give it back now, not when the thread winds down.
       void worker.terminate();
+      outcome();
     };
     const stop = (): void => settle(() => reject(failed('was stopped')));
     signal?.addEventListener('abort', stop, { once: true });
