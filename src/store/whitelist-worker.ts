@@ -4,7 +4,6 @@
  * posts the document back with its tenants packed, so that the parsed
  * document never lives on the heap whose pauses stall requests.
  */
-import { constants, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { packTenants } from '../model/packed-tenants.ts';
 import { readWhitelistFile, WhitelistFileError } from './read-file.ts';
@@ -12,18 +11,6 @@ import type { WorkerAnswer, WorkerTask } from './read-in-worker.ts';
 
 const { path } = workerData as WorkerTask;
 const port = parentPort!;
-
-// On one core (a pinned or small container) this thread would take turns
-// with the requests' thread; at the lowest priority it only takes what they
-// leave. Linux only: there a thread's priority is its own, elsewhere it is
-// the whole process's.
-if (process.platform === 'linux') {
-  try {
-    setPriority(constants.priority.PRIORITY_LOW);
-  } catch {
-    // Not allowed here: the read goes on at the usual priority.
-  }
-}
 
 let answer: WorkerAnswer;
 let transfer: ArrayBuffer[] = [];
