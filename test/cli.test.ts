@@ -8,6 +8,7 @@ import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { makeTenants, whitelistText } from './bench/lib/fixtures.ts';
 import { call, eventually, send } from './support/gate.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -573,6 +574,29 @@ describe('command line (src/bin.js)', () => {
       const tampered = await call(url, { oin: OIN_DEFAULT }, token.slice(0, -2) + (token.endsWith('AA') ? 'BB' : 'AA'));
       expect(tampered.status).to.equal(401);
 
+      child.kill('SIGTERM');
+      const result = await exited;
+      expect(result.code, result.stderr).to.equal(0);
+    });
+
+    it('serves a file of over 1 MiB, read in its worker thread from the sources, at the version `oingate check` finds', async function () {
+      this.timeout(60_000);
+      const large = join(dir, 'large.json');
+      await writeFile(large, whitelistText(makeTenants(6_000)));
+      const checked = await run(['check', large]);
+      expect(checked.code, checked.stderr).to.equal(0);
+      const version = /version ([0-9a-f]+)$/m.exec(checked.stdout)?.[1];
+      expect(version, checked.stdout).to.be.a('string');
+
+      const [port, adminPort] = [await freePort(), await freePort()];
+      const child = start(['serve'], { OINGATE_LISTEN: `127.0.0.1:${port}`, OINGATE_ADMIN_LISTEN: `127.0.0.1:${adminPort}`, OINGATE_STORE: `file:${large}` }, true);
+      const exited = finished(child);
+      await eventually(async () => {
+        const ready = await send(`http://127.0.0.1:${adminPort}`, { method: 'GET', path: '/readyz' });
+        expect(ready.status, ready.text).to.equal(200);
+        expect(ready.json()['version']).to.equal(version);
+        expect(ready.json()['tenants']).to.equal(6_000);
+      }, 20_000, 50);
       child.kill('SIGTERM');
       const result = await exited;
       expect(result.code, result.stderr).to.equal(0);

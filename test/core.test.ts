@@ -10,10 +10,10 @@ describe('changedTenants', () => {
     const first = await buildSnapshot(doc(tenant(), tenant({ oin: OIN_2 }), tenant({ oin: oinOf(3) })), options);
     const second = await applyChanges(first, { upserts: [tenant({ name: 'renamed' })], removals: [OIN_2] }, options);
     const third = await applyChanges(second, { upserts: [tenant({ oin: oinOf(4) })], removals: [] }, options);
-    const one = changedTenants(first, second);
+    const one = await changedTenants(first, second);
     expect(one.changed.map((t) => t.oin)).to.deep.equal([OIN]);
     expect(one.removed).to.deep.equal([OIN_2]);
-    const two = changedTenants(second, third);
+    const two = await changedTenants(second, third);
     expect(two.changed.map((t) => t.oin)).to.deep.equal([oinOf(4)]);
     expect(two.removed).to.deep.equal([]);
   });
@@ -21,7 +21,7 @@ describe('changedTenants', () => {
   it('compares every tenant after a full build', async () => {
     const first = await buildSnapshot(doc(tenant(), tenant({ oin: OIN_2 })), options);
     const next = await buildSnapshot(doc(tenant({ enabled: false })), { ...options, previous: first });
-    const { changed, removed } = changedTenants(first, next);
+    const { changed, removed } = await changedTenants(first, next);
     expect(changed.map((t) => t.oin)).to.deep.equal([OIN]);
     expect(removed).to.deep.equal([OIN_2]);
   });

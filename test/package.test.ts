@@ -6,10 +6,11 @@
 import { expect } from 'chai';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { makeTenants } from './bench/lib/fixtures.ts';
 import { call, eventually, OIN_A, OIN_B, send, tokenFor, twoTenants, writeWhitelistFile } from './support/gate.ts';
 
 const run = promisify(execFile);
@@ -173,6 +174,26 @@ describe('the packed package, embedded by a plain-node Koa app', function () {
       await eventually(async () => {
         expect((await call(app.url, { oin: OIN_B }, tokenFor(OIN_B))).status).to.equal(200);
       }, 10_000);
+    } finally {
+      expect(await closeAndWait(app)).to.equal(0);
+    }
+    expect(app.stderr()).to.equal('');
+  });
+
+  it('reads a whitelist file of over 1 MiB in its compiled worker thread, and still exits by itself', async () => {
+    expect(tarEntries).to.include('dist/store/whitelist-worker.js');
+    const large = join(appDir, 'large.json');
+    const tenants = [...twoTenants(), ...makeTenants(6_000)];
+    await writeWhitelistFile(large, tenants);
+    expect((await stat(large)).size, 'bytes, past the size read in the thread').to.be.above(2 ** 20);
+    const app = await startApp(appDir, `file:${large}`);
+    try {
+      await eventually(async () => {
+        const state = (await send(app.url, { method: 'GET', path: '/__hits' })).json() as { readiness: { tenants: number; lastError: string | null } };
+        expect(state.readiness.lastError).to.equal(null);
+        expect(state.readiness.tenants).to.equal(tenants.length);
+      }, 20_000);
+      expect((await call(app.url, { oin: OIN_A }, tokenFor(OIN_A))).status).to.equal(200);
     } finally {
       expect(await closeAndWait(app)).to.equal(0);
     }

@@ -29,7 +29,19 @@ export interface Startup {
   readonly startServiceMs: number;
   readonly rss: number;
   readonly hwm: number;
+  /** Resident memory at rest: REST_MS after ready, nothing loading, no requests. */
+  readonly rssAtRest: number;
 }
+
+/** A stall between two ticks of the child's 2 ms timer, split by its schedstat (stall-split.ts). */
+export interface StallGap {
+  readonly ms: number;
+  readonly ranMs: number;
+  readonly waitedMs: number;
+}
+
+// The first load's worker thread and garbage take a moment to be given back.
+const REST_MS = 2_000;
 
 export interface ReloadPhase {
   readonly trigger: string;
@@ -37,6 +49,9 @@ export interface ReloadPhase {
   readonly landMs: number;
   readonly loopDelayMaxMs: number;
   readonly loopDelayP99Ms: number;
+  /** The longest stall, and the one in which oingate's main thread itself ran longest (Linux only). */
+  readonly longest?: StallGap;
+  readonly longestOwn?: StallGap;
 }
 
 export interface LargeBench {
@@ -107,6 +122,8 @@ async function startGate(name: string, file: string, dir: string, profileDir: st
   }
   const readyMs = performance.now() - child.spawnedAt;
   const memory = child.memory();
+  await sleep(REST_MS);
+  const rest = child.memory();
   const startup: Startup = {
     tenants: 0,
     readyMs,
@@ -114,8 +131,31 @@ async function startGate(name: string, file: string, dir: string, profileDir: st
     startServiceMs: child.ready.startServiceMs ?? NaN,
     rss: memory?.rss ?? NaN,
     hwm: memory?.hwm ?? NaN,
+    rssAtRest: rest?.rss ?? NaN,
   };
   return { child, startup };
+}
+
+/** The child's 'loop-delay' answer (servers/oingate.ts). */
+interface LoopDelay {
+  readonly maxMs: number;
+  readonly p99Ms: number;
+  readonly longest?: StallGap;
+  readonly longestOwn?: StallGap;
+}
+
+function phaseDelay(delay: LoopDelay): Omit<ReloadPhase, 'trigger' | 'landMs'> {
+  return {
+    loopDelayMaxMs: delay.maxMs,
+    loopDelayP99Ms: delay.p99Ms,
+    ...(delay.longest ? { longest: delay.longest } : {}),
+    ...(delay.longestOwn ? { longestOwn: delay.longestOwn } : {}),
+  };
+}
+
+/** "120 ms (ran 3, waited 117)": a stall and what filled it. */
+export function describeGap(gap: StallGap | undefined): string {
+  return gap ? `${gap.ms.toFixed(0)} ms (ran ${gap.ranMs.toFixed(0)}, waited ${gap.waitedMs.toFixed(0)})` : 'n/a';
 }
 
 async function writeAtomically(file: string, text: Buffer): Promise<void> {
@@ -205,8 +245,8 @@ export async function bench100k(
     }
     let landMs = performance.now() - t0;
     await sleep(Math.max(1000, landMs));
-    let delay = (await gate.request('loop-delay'))['value'] as Record<string, number>;
-    phases.push({ trigger: 'file rewritten, watcher reload', landMs, loopDelayMaxMs: delay['maxMs']!, loopDelayP99Ms: delay['p99Ms']! });
+    let delay = (await gate.request('loop-delay'))['value'] as LoopDelay;
+    phases.push({ trigger: 'file rewritten, watcher reload', landMs, ...phaseDelay(delay) });
 
     // (B) Rewritten again and POST /reload at once (the watcher's reload queues behind it).
     await gate.request('loop-delay-reset');
@@ -220,8 +260,8 @@ export async function bench100k(
     }
     // Let the queued watcher reload (same content, rebuilt then dropped) finish too.
     await sleep(Math.max(2000, 1.5 * landMs));
-    delay = (await gate.request('loop-delay'))['value'] as Record<string, number>;
-    phases.push({ trigger: 'file rewritten + POST /reload', landMs, loopDelayMaxMs: delay['maxMs']!, loopDelayP99Ms: delay['p99Ms']! });
+    delay = (await gate.request('loop-delay'))['value'] as LoopDelay;
+    phases.push({ trigger: 'file rewritten + POST /reload', landMs, ...phaseDelay(delay) });
 
     await sleep(500);
     load.stop();
@@ -236,7 +276,7 @@ export async function bench100k(
     const failed = reloadLoad.non2xx + reloadLoad.errors;
     const maxStallMs = Math.max(...phases.map((p) => p.loopDelayMaxMs));
     const startupRows = [
-      ['whitelist', 'spawn -> /readyz 200', 'in child: startService', 'in child: process start -> listening', 'RSS at ready', 'peak RSS'],
+      ['whitelist', 'spawn -> /readyz 200', 'in child: startService', 'in child: process start -> listening', 'RSS at ready', `RSS at rest (${REST_MS / 1000} s on)`, 'peak RSS'],
       ...[
         { ...small.startup, tenants: SMALL },
         { ...large.startup, tenants: LARGE },
@@ -246,6 +286,7 @@ export async function bench100k(
         `${s.startServiceMs.toFixed(0)} ms`,
         `${s.sinceProcessStartMs.toFixed(0)} ms`,
         mib(s.rss),
+        mib(s.rssAtRest),
         mib(s.hwm),
       ]),
     ];
@@ -260,17 +301,24 @@ export async function bench100k(
       }),
     ];
     const phaseRows = [
-      ['reload under load', 'write -> new version', 'loop delay max', 'loop delay p99'],
-      ...phases.map((p) => [p.trigger, `${p.landMs.toFixed(0)} ms`, `${p.loopDelayMaxMs.toFixed(1)} ms`, `${p.loopDelayP99Ms.toFixed(1)} ms`]),
+      ['reload under load', 'write -> new version', 'loop delay max', 'loop delay p99', 'longest stall: main thread ran, waited for a CPU', 'longest own block'],
+      ...phases.map((p) => [
+        p.trigger,
+        `${p.landMs.toFixed(0)} ms`,
+        `${p.loopDelayMaxMs.toFixed(1)} ms`,
+        `${p.loopDelayP99Ms.toFixed(1)} ms`,
+        describeGap(p.longest),
+        describeGap(p.longestOwn),
+      ]),
     ];
     const text = [
       `100k whitelist: ${LARGE.toLocaleString('en-US')} tenants, ${mib(largeText.length)} file; oingate forward-auth, OINGATE_LOG_LEVEL=warn, trusted proxy 127.0.0.0/8.`,
       '',
-      table(startupRows, new Set([1, 2, 3, 4, 5])),
+      table(startupRows, new Set([1, 2, 3, 4, 5, 6])),
       '',
       table(steadyRows, new Set([1, 2, 3, 4])),
       '',
-      table(phaseRows, new Set([1, 2, 3])),
+      table(phaseRows, new Set([1, 2, 3, 4, 5])),
       '',
       `load during the reloads: ${reloadLoad.seconds.toFixed(1)} s, ${thousands(reloadLoad.ok)} ok, ${reloadLoad.non2xx} non-2xx, ` +
         `${reloadLoad.errors} errors (${reloadLoad.timeouts} timeouts) ${JSON.stringify(reloadLoad.statusCodes)}; ` +

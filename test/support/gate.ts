@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { createGate, type Gate as EmbeddedGate } from '../../src/index.ts';
 import { createLogger } from '../../src/observe/logger.ts';
 import { startService, type Service } from '../../src/service.ts';
+import type { FileSourceOptions } from '../../src/store/file.ts';
 import { loadSettings } from '../../src/settings.ts';
 
 export const OIN_A = '00000001000000000001';
@@ -80,6 +81,8 @@ export interface GateOptions {
   jwksCa?: string;
   /** Smallest interval between unknown-kid JWKS refetches of one tenant. */
   jwksRefetchIntervalMs?: number;
+  /** Over the harness's quick debounce and poll (e.g. when files go to the reading thread). */
+  fileOptions?: FileSourceOptions;
 }
 
 export async function writeWhitelistFile(file: string, tenants: TenantSpec[] | string): Promise<void> {
@@ -114,7 +117,7 @@ export async function startGate(
   const logs = new LogCapture();
   const service = await startService(settings, {
     logger: createLogger(settings.logLevel, logs),
-    fileOptions: { debounceMs: 50, pollMs: 250 },
+    fileOptions: { debounceMs: 50, pollMs: 250, ...options.fileOptions },
     ...(options.jwksCa !== undefined ? { jwksCa: options.jwksCa } : {}),
     ...(options.jwksRefetchIntervalMs !== undefined ? { jwksRefetchIntervalMs: options.jwksRefetchIntervalMs } : {}),
   });

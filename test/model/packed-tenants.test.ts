@@ -1,0 +1,107 @@
+import { expect } from 'chai';
+import { digestOfDocument } from '../../src/model/document-digest.ts';
+import { PackedTenants, packTenants, tenantList, type PackedTenantFields } from '../../src/model/packed-tenants.ts';
+import { buildSnapshot, type Snapshot } from '../../src/model/snapshot.ts';
+import { parseStrictJson } from '../../src/json/strict-json.ts';
+import { DEFAULT_PATTERN, oinOf, tenant } from './helpers.ts';
+
+const options = { oinPattern: DEFAULT_PATTERN };
+
+/** Tenants as the strict parser gives them, including what JSON text alone would not carry back. */
+const ODD = parseStrictJson(`[
+  {"oin":"00000001234567890000","name":"caf\\u00e9 \\u20ac \\ud83d\\ude00","cidrs":["203.0.113.0/24"]},
+  {"oin":"00000001234567890001","rateLimit":{"perSecond":-0}},
+  {"oin":"00000001234567890002","rateLimit":{"perSecond":1e400}},
+  {"oin":"00000001234567890003","__proto__":{"polluted":true}},
+  {"oin":"a\\ud800","name":"lone surrogate in the OIN"},
+  {"oin":5},
+  {"name":"no OIN"},
+  "a string", 7, null, [1, 2],
+  {"oin":"00000001234567890004","deep":[[[[[[[[[[1]]]]]]]]]]},
+  {"1":"integer-like key first","oin":"00000001234567890005"}
+]`) as unknown[];
+
+/** The fields as another thread gets them: cloned, the buffers moved. */
+function handedOver(fields: PackedTenantFields): PackedTenantFields {
+  const buffers = [fields.texts, fields.textEnds, fields.oins, fields.oinEnds, fields.digests, fields.flags].map((a) => a.buffer as ArrayBuffer);
+  return structuredClone(fields, { transfer: buffers });
+}
+
+function packed(list: readonly unknown[]): PackedTenants {
+  return new PackedTenants(handedOver(packTenants(list)));
+}
+
+describe('packed tenants', () => {
+  it('give back every tenant exactly as parsed (-0, an infinite number and a __proto__ key included), with its digest', () => {
+    const tenants = packed(ODD);
+    expect(tenants.length).to.equal(ODD.length);
+    for (let i = 0; i < ODD.length; i++) {
+      const document = tenants.document(i);
+      expect(document, `tenant ${i}`).to.deep.equal(ODD[i]);
+      expect(JSON.stringify(document)).to.equal(JSON.stringify(ODD[i]));
+      expect(tenants.digest(i), `digest of tenant ${i}`).to.equal(digestOfDocument(ODD[i]));
+    }
+    expect(Object.is((tenants.document(1) as { rateLimit: { perSecond: number } }).rateLimit.perSecond, -0)).to.equal(true);
+    expect((tenants.document(2) as { rateLimit: { perSecond: number } }).rateLimit.perSecond).to.equal(Infinity);
+    const proto = tenants.document(3) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(proto)).to.equal(Object.prototype);
+    expect(Object.keys(proto)).to.deep.equal(['oin', '__proto__']);
+  });
+
+  it('name a tenant by its OIN only when it is an object whose "oin" is a string UTF-8 carries exactly', () => {
+    const tenants = packed(ODD);
+    const oins = Array.from({ length: tenants.length }, (_, i) => tenants.oin(i));
+    expect(oins).to.deep.equal([
+      '00000001234567890000',
+      '00000001234567890001',
+      '00000001234567890002',
+      '00000001234567890003',
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      '00000001234567890004',
+      '00000001234567890005',
+    ]);
+  });
+
+  it('are read by buildSnapshot like the parsed array: the same version, or the same issues in the same places', async () => {
+    const good = Array.from({ length: 50 }, (_, i) => tenant({ oin: oinOf(i), name: `tenant ${i}` }));
+    const fromArray = await buildSnapshot({ $schema: 'x', tenants: good }, options);
+    const fromPacked = await buildSnapshot({ $schema: 'x', tenants: packed(good) }, options);
+    expect(fromPacked.version).to.equal(fromArray.version);
+    expect([...fromPacked.tenants.keys()]).to.deep.equal([...fromArray.tenants.keys()]);
+
+    const bad = [...good.slice(0, 3), ...ODD, tenant({ oin: oinOf(1) })];
+    const refusal = async (tenants: unknown): Promise<string> =>
+      buildSnapshot({ tenants, other: 1 }, options).then(
+        () => 'accepted',
+        (error: Error & { issues?: unknown }) => JSON.stringify(error.issues ?? error.message),
+      );
+    const issues = await refusal(bad);
+    expect(issues).to.include('tenants[4].rateLimit').and.include('duplicate OIN');
+    expect(await refusal(packed(bad))).to.equal(issues);
+  });
+
+  it('let a rebuild take every unchanged tenant over from the previous snapshot, and build only the changed one', async () => {
+    const list = Array.from({ length: 20 }, (_, i) => tenant({ oin: oinOf(i) }));
+    const first: Snapshot = await buildSnapshot({ tenants: packed(list) }, options);
+    const changed = list.map((t, i) => (i === 7 ? { ...t, name: 'renamed' } : t));
+    const next = await buildSnapshot({ tenants: packed(changed) }, { ...options, previous: first });
+    const fromArray = await buildSnapshot({ tenants: changed }, options);
+    expect(next.version).to.equal(fromArray.version);
+    for (let i = 0; i < list.length; i++) {
+      const same = next.tenants.get(oinOf(i)) === first.tenants.get(oinOf(i));
+      expect(same, `tenant ${i} taken over`).to.equal(i !== 7);
+    }
+  });
+
+  it('are told apart from a parsed array, and anything else is no list of tenants', () => {
+    expect(tenantList([1, 2])?.length).to.equal(2);
+    expect(tenantList(packed([1, 2, 3]))?.length).to.equal(3);
+    for (const value of [undefined, null, {}, 'tenants', { length: 1 }]) expect(tenantList(value)).to.equal(undefined);
+  });
+});

@@ -1,0 +1,172 @@
+/**
+ * The reading thread against the main thread's reader, on real files: the
+ * same document (hence the same version) or the same refusal, word for word;
+ * and a thread that runs out of memory, cannot start or is stopped refuses
+ * the read instead of giving anything partial.
+ */
+import { expect } from 'chai';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WhitelistError } from '../../src/model/errors.ts';
+import { PackedTenants } from '../../src/model/packed-tenants.ts';
+import { buildSnapshot, type Snapshot } from '../../src/model/snapshot.ts';
+import { readWhitelistFile, WhitelistFileError } from '../../src/store/read-file.ts';
+import { readWhitelistFileInWorker, workerHeapMb } from '../../src/store/read-in-worker.ts';
+import { refusalCause } from '../../src/store/source.ts';
+import { makeTenants, whitelistText } from '../bench/lib/fixtures.ts';
+import { DEFAULT_PATTERN, oinOf, tenant } from '../model/helpers.ts';
+
+const options = { oinPattern: DEFAULT_PATTERN };
+const HEAP_MB = 64;
+
+function json(value: unknown): string {
+  return JSON.stringify(value, null, 2);
+}
+
+const good = (count: number) => Array.from({ length: count }, (_, i) => tenant({ oin: oinOf(i), name: `tenant ${i}` }));
+
+/** Files as an operator may write them, good and bad in every way the readers and the build tell apart. */
+const FILES: Record<string, string | Buffer> = {
+  'three good tenants': json({ tenants: good(3) }),
+  'with $schema, tenants last': json({ $schema: './whitelist.schema.json', tenants: good(2) }),
+  'an unknown top-level field': json({ tenants: good(1), revokedToken: [{ jti: 'j', oin: oinOf(0) }] }),
+  'no tenants array': json({ tenant: good(1) }),
+  'tenants not an array': json({ tenants: { a: 1 } }),
+  'a top-level array': json([good(1)]),
+  'a top-level string': '"tenants"',
+  'a bad CIDR, a duplicate OIN and a duplicate kid': json({
+    tenants: [
+      tenant({ cidrs: ['10.0.0.1/8'] }),
+      tenant(),
+      tenant({ oin: oinOf(9), keys: [{ kid: 'k', alg: 'HS256', secret: 'x'.repeat(32) }, { kid: 'k', alg: 'HS256', secret: 'y'.repeat(32) }] }),
+    ],
+  }),
+  'numbers JSON text cannot carry (-0, 1e400)': `{"tenants":[${json(tenant({ rateLimit: { perSecond: 1e400 } })).replace('Infinity', '1e400')},` +
+    `{"oin":"${oinOf(1)}","cidrs":["192.0.2.0/24"],"rateLimit":{"perSecond":-0,"burst":-0}}]}`,
+  'a __proto__ field in a tenant': `{"tenants":[{"oin":"${oinOf(1)}","cidrs":["192.0.2.0/24"],"__proto__":{"enabled":false}}]}`,
+  'a duplicate key': `{"tenants":[{"oin":"${oinOf(1)}","oin":"${oinOf(2)}","cidrs":[]}]}`,
+  'a syntax error': '{"tenants":[{"oin":"1"},]}',
+  'a byte order mark': '\ufeff{"tenants":[]}',
+  'half of a file': json({ tenants: good(3) }).slice(0, 300),
+  'invalid UTF-8': Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]),
+  'nesting deeper than 64 levels': `{"tenants":[${'['.repeat(70)}${']'.repeat(70)}]}`,
+};
+
+/** What a read and a build of `file` end in: the version, or the refusal word for word. */
+async function outcome(read: () => Promise<unknown>, previous?: Snapshot): Promise<{ version?: string; refused?: string; cause?: string }> {
+  let document: unknown;
+  try {
+    document = await read();
+  } catch (error) {
+    expect(error).to.be.instanceOf(WhitelistFileError);
+    return { refused: (error as Error).message, cause: refusalCause(error) };
+  }
+  try {
+    return { version: (await buildSnapshot(document, { ...options, ...(previous ? { previous } : {}) })).version };
+  } catch (error) {
+    expect(error).to.be.instanceOf(WhitelistError);
+    return { refused: JSON.stringify((error as WhitelistError).issues), cause: refusalCause(error) };
+  }
+}
+
+describe('reading a whitelist file in a worker thread', function () {
+  this.timeout(60_000);
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'oingate-worker-'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('ends every file as the main thread does: the same version, or the same refusal, cause and place', async () => {
+    const accepted: string[] = [];
+    for (const [name, text] of Object.entries(FILES)) {
+      const file = join(dir, `${name.replace(/\W+/g, '-')}.json`);
+      await writeFile(file, text);
+      const main = await outcome(() => readWhitelistFile(file));
+      const worker = await outcome(() => readWhitelistFileInWorker(file, { maxHeapMb: HEAP_MB }));
+      expect(worker, name).to.deep.equal(main);
+      if (main.version !== undefined) accepted.push(name);
+    }
+    // Both readers let the UTF-8 decoder drop a byte order mark; every other bad file is refused.
+    expect(accepted).to.deep.equal(['three good tenants', 'with $schema, tenants last', 'a byte order mark']);
+    const missing = join(dir, 'missing.json');
+    expect(await outcome(() => readWhitelistFileInWorker(missing, { maxHeapMb: HEAP_MB }))).to.deep.equal(
+      await outcome(() => readWhitelistFile(missing)),
+    );
+  });
+
+  it('gives the tenants packed and the other top-level fields as parsed, in the file’s order', async () => {
+    const file = join(dir, 'order.json');
+    await writeFile(file, `{"$schema":"s","tenants":${JSON.stringify(good(2))},"revokedTokens":[{"jti":"j","oin":"${oinOf(0)}"}]}`);
+    const document = (await readWhitelistFileInWorker(file, { maxHeapMb: HEAP_MB })) as Record<string, unknown>;
+    expect(Object.keys(document)).to.deep.equal(['$schema', 'tenants', 'revokedTokens']);
+    expect(document['tenants']).to.be.instanceOf(PackedTenants);
+    expect(document['revokedTokens']).to.deep.equal([{ jti: 'j', oin: oinOf(0) }]);
+  });
+
+  it('lets a rebuild of a rewritten file take over every unchanged tenant, as a rebuild from the main thread does', async () => {
+    const tenants = makeTenants(2_000);
+    const file = join(dir, 'large.json');
+    await writeFile(file, whitelistText(tenants));
+    const first = await buildSnapshot(await readWhitelistFileInWorker(file, { maxHeapMb: HEAP_MB }), options);
+    expect(first.version).to.equal((await buildSnapshot(await readWhitelistFile(file), options)).version);
+    tenants[5] = { ...tenants[5]!, name: 'renamed' };
+    await writeFile(file, whitelistText(tenants));
+    const next = await buildSnapshot(await readWhitelistFileInWorker(file, { maxHeapMb: HEAP_MB }), { ...options, previous: first });
+    const viaMain = await buildSnapshot(await readWhitelistFile(file), { ...options, previous: first });
+    expect(next.version).to.equal(viaMain.version).and.not.equal(first.version);
+    let shared = 0;
+    for (const [oin, one] of next.tenants) if (one === first.tenants.get(oin) && one === viaMain.tenants.get(oin)) shared++;
+    expect(shared).to.equal(tenants.length - 1);
+    expect(next.tenants.get(tenants[5]!.oin)?.name).to.equal('renamed');
+  });
+
+  it('refuses the read, as unreachable, when the thread runs out of its heap while parsing', async () => {
+    const file = join(dir, 'too-large.json');
+    await writeFile(file, whitelistText(makeTenants(20_000)));
+    const error = await readWhitelistFileInWorker(file, { maxHeapMb: 16 }).then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    expect(error).to.be.instanceOf(WhitelistFileError);
+    expect((error as Error).message).to.equal(`cannot read ${file}: the reading thread ran out of its 16 MiB heap`);
+    expect(refusalCause(error)).to.equal('unreachable');
+  });
+
+  it('refuses the read when the thread cannot even start within its heap', async () => {
+    const file = join(dir, 'small.json');
+    await writeFile(file, json({ tenants: good(1) }));
+    const error = await readWhitelistFileInWorker(file, { maxHeapMb: 1 }).then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    expect(error).to.be.instanceOf(WhitelistFileError);
+    expect(refusalCause(error)).to.equal('unreachable');
+  });
+
+  it('refuses the read when it is stopped, before the thread starts or while it works', async () => {
+    const file = join(dir, 'stopped.json');
+    await writeFile(file, whitelistText(makeTenants(20_000)));
+    const stopped = `cannot read ${file}: the reading thread was stopped`;
+    const before = new AbortController();
+    before.abort();
+    await readWhitelistFileInWorker(file, { maxHeapMb: HEAP_MB, signal: before.signal }).then(
+      () => expect.fail('read'),
+      (error: Error) => expect(error.message).to.equal(stopped),
+    );
+    const during = new AbortController();
+    const read = readWhitelistFileInWorker(file, { maxHeapMb: HEAP_MB, signal: during.signal });
+    setTimeout(() => during.abort(), 20);
+    await read.then(
+      () => expect.fail('read'),
+      (error: Error) => expect(error.message).to.equal(stopped),
+    );
+  });
+
+  it('bounds the thread’s heap in proportion to the file, never below 256 MiB', () => {
+    expect(workerHeapMb(0)).to.equal(256);
+    expect(workerHeapMb(19 * 2 ** 20)).to.equal(256);
+    expect(workerHeapMb(100 * 2 ** 20)).to.equal(1200);
+  });
+});
