@@ -31,9 +31,9 @@ export type WorkerAnswer =
 /**
  * The worker's heap bound for a file of `bytes`. A parsed document takes
  * about eight times its file (a 100,000-tenant file of 19 MiB needs some 150
- * MiB); the bound leaves room for that and refuses a file whose parse would
- * grow the process without limit (a pathological one), where the main
- * thread would have run out of memory as a whole.
+ * MiB); the bound leaves room for that, and a file whose parse needs more (a
+ * pathological one) is refused instead of running the whole process out of
+ * memory, as a parse on the main thread could.
  */
 export function workerHeapMb(bytes: number): number {
   return Math.max(256, Math.ceil((12 * bytes) / 2 ** 20));
