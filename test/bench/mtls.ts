@@ -19,7 +19,9 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeWhitelistFile } from '../support/gate.ts';
-import { NGINX, nginxAvailable, startNginxTls, type NginxTls } from '../support/nginx-tls.ts';
+import { existsSync } from 'node:fs';
+import { NGINX_BINARY as NGINX } from '../support/nginx.ts';
+import { startNginxTls, type NginxTls } from '../support/nginx-tls.ts';
 import { PKI_OIN_A, testPki, type Pki } from '../support/pki.ts';
 import { BenchChild, onBenchExit } from './lib/children.ts';
 import { freePort } from './lib/external.ts';
@@ -120,7 +122,7 @@ async function startNginxAlone(pki: Pki): Promise<{ url: string; stop(): Promise
 }
 
 async function main(): Promise<void> {
-  if (!nginxAvailable()) console.log(`nginx not found at ${NGINX}: only oingate is measured`);
+  if (!existsSync(NGINX)) console.log(`nginx not found at ${NGINX}: only oingate is measured`);
   const pki = await testPki();
   const dir = await mkdtemp(join(tmpdir(), 'oingate-bench-mtls-'));
   const file = join(dir, 'whitelist.json');
@@ -146,7 +148,7 @@ async function main(): Promise<void> {
   let recipe: NginxTls | undefined;
   let alone: { url: string; stop(): Promise<void> } | undefined;
   let upstream: BenchChild | undefined;
-  if (nginxAvailable()) {
+  if (existsSync(NGINX)) {
     // The recipe's API behind nginx, for allowed requests.
     upstream = await BenchChild.start({ name: 'upstream', script: 'test/bench/servers/upstream.ts' });
     recipe = await startNginxTls({

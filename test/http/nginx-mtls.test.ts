@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { signToken, startGate, type Gate, type TenantSpec } from '../support/gate.ts';
-import { nginxAvailable, startNginxTls, type NginxTls } from '../support/nginx-tls.ts';
+import { startNginxTls, type NginxTls } from '../support/nginx-tls.ts';
 import { PKI_OIN_A, PKI_OIN_B, testPki, type Issued, type Pki } from '../support/pki.ts';
 import { headerValues, startUpstream, type Upstream } from '../support/upstream.ts';
 import { tlsCall } from '../support/tls-client.ts';
@@ -22,7 +22,6 @@ describe('nginx terminating mutual TLS in front of forward-auth (README recipe)'
   const secretB = 'nginx-mtls-secret-b-0123456789abcdefghij';
 
   before(async function () {
-    if (!nginxAvailable()) this.skip();
     pki = await testPki();
     const tenants: TenantSpec[] = [
       { oin: PKI_OIN_A, cidrs: ['127.0.0.0/8'], authentication: 'certificate' } as TenantSpec,

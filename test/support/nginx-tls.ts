@@ -4,19 +4,7 @@
  * certificate, hands it to oingate in `X-Client-Cert` as
  * `$ssl_client_escaped_cert`, and oingate verifies it itself.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { freePort } from '../bench/lib/external.ts';
-
-export const NGINX = '/usr/sbin/nginx';
-
-export function nginxAvailable(): boolean {
-  return existsSync(NGINX);
-}
+import { startNginx } from './nginx.ts';
 
 export interface NginxTlsOptions {
   readonly gateUrl: string;
@@ -30,7 +18,6 @@ export interface NginxTlsOptions {
 export interface NginxTls {
   readonly url: string;
   readonly port: number;
-  readonly process: ChildProcess;
   stop(): Promise<void>;
 }
 
@@ -72,67 +59,11 @@ export function nginxMtlsServer(options: NginxTlsOptions & { readonly port: numb
 `;
 }
 
-function config(prefix: string, server: string): string {
-  return `daemon off;
-master_process on;
-worker_processes 1;
-${typeof process.getuid === 'function' && process.getuid() === 0 ? 'user root;' : ''}
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path ${prefix}/client_body;
-  proxy_temp_path ${prefix}/proxy;
-  fastcgi_temp_path ${prefix}/fastcgi;
-  uwsgi_temp_path ${prefix}/uwsgi;
-  scgi_temp_path ${prefix}/scgi;
-${server}}
-`;
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-/** Starts nginx with the recipe on a free loopback port; resolves once it accepts connections. */
+/**
+ * Starts nginx with the recipe on a free loopback port, through the same
+ * starter as the plain recipe tests; resolves once it accepts connections.
+ */
 export async function startNginxTls(options: NginxTlsOptions): Promise<NginxTls> {
-  const prefix = await mkdtemp(join(tmpdir(), 'oingate-nginx-tls-'));
-  await mkdir(prefix, { recursive: true });
-  const port = await freePort();
-  const conf = join(prefix, 'nginx.conf');
-  await writeFile(conf, config(prefix, nginxMtlsServer({ ...options, port })));
-  const args = ['-e', join(prefix, 'error.log'), '-p', prefix, '-c', conf];
-  const test = spawnSync(NGINX, ['-t', '-q', ...args], { encoding: 'utf8' });
-  if (test.status !== 0) throw new Error(`nginx -t failed: ${(test.stderr || test.stdout).trim()}`);
-  const child = spawn(NGINX, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGQUIT');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    await rm(prefix, { recursive: true, force: true });
-  };
-  const deadline = Date.now() + 10_000;
-  while (!(await portOpen(port))) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      await stop();
-      throw new Error(`nginx did not start: ${stderr}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return { url: `https://127.0.0.1:${port}`, port, process: child, stop };
+  const nginx = await startNginx((port) => nginxMtlsServer({ ...options, port }));
+  return { url: `https://127.0.0.1:${nginx.port}`, port: nginx.port, stop: () => nginx.close() };
 }
