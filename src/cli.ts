@@ -11,6 +11,8 @@ import { createSource } from './store/create.ts';
 import { passwordScrubber } from './store/postgres/errors.ts';
 import { readWhitelistFile } from './store/read-file.ts';
 import { describeIssues } from './store/source.ts';
+import { MAX_REVOCATION_TEXT_LENGTH } from './model/limits.ts';
+import { isoTimeMs } from './model/values.ts';
 import { newJti } from './token/jti.ts';
 import { isUsable, type TenantKey } from './token/key.ts';
 import type { WhitelistDocument } from './model/document.ts';
@@ -227,9 +229,6 @@ async function issueSecond(tokensIssuedAfter: number | undefined, now: number): 
   return first;
 }
 
-// Full date-time with an explicit zone, as the whitelist takes it.
-const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
-
 async function revoke(settings: Settings, args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
@@ -252,13 +251,16 @@ async function revoke(settings: Settings, args: string[]): Promise<void> {
   if (values.all && (values.oin === undefined || given.length > 1)) throw new CliError(`--all takes --oin OIN and nothing else; ${usage}`, 2);
   if (!values.prune && !values.all && values.jti === undefined) throw new CliError(usage, 2);
   if (values.expires !== undefined && values.oin === undefined) throw new CliError('--expires is for a token not in the record, named with --oin', 2);
-  const expiresAt = values.expires === undefined ? undefined : Date.parse(values.expires);
-  if (expiresAt !== undefined && (!ISO_WITH_ZONE.test(values.expires as string) || Number.isNaN(expiresAt))) {
+  // Read as the whitelist reads a time: ISO-8601 with a zone.
+  const expiresAt = values.expires === undefined ? undefined : isoTimeMs(values.expires);
+  if (expiresAt !== undefined && Number.isNaN(expiresAt)) {
     throw new CliError(`--expires "${values.expires}" is not an ISO-8601 date-time with a zone, e.g. 2026-12-01T00:00:00Z`, 2);
   }
   for (const name of ['jti', 'reason'] as const) {
     const value = values[name];
-    if (value !== undefined && (value.length === 0 || value.length > 1024)) throw new CliError(`--${name} must be 1 to 1024 characters`, 2);
+    if (value !== undefined && (value.length === 0 || value.length > MAX_REVOCATION_TEXT_LENGTH)) {
+      throw new CliError(`--${name} must be 1 to ${MAX_REVOCATION_TEXT_LENGTH} characters`, 2);
+    }
   }
   if (settings.store.kind !== 'postgres') {
     // The file is the operator's (often a ConfigMap): oingate does not rewrite it.

@@ -16,11 +16,16 @@ export function has(object: Record<string, unknown>, key: string): boolean {
   return Object.prototype.hasOwnProperty.call(object, key);
 }
 
+/** An ISO-8601 date-time with a zone in ms since the epoch, or NaN for anything else. */
+export function isoTimeMs(value: unknown): number {
+  return typeof value === 'string' && ISO_DATE_TIME.test(value) ? Date.parse(value) : NaN;
+}
+
 /** An optional ISO-8601 date-time with a zone, in ms since the epoch; absent or null: undefined. */
 export function readTime(raw: Record<string, unknown>, field: string, path: string, issues: ValidationIssue[]): number | undefined {
   if (!has(raw, field) || raw[field] === null) return undefined;
   const value = raw[field];
-  const ms = typeof value === 'string' && ISO_DATE_TIME.test(value) ? Date.parse(value) : NaN;
+  const ms = isoTimeMs(value);
   if (Number.isNaN(ms)) {
     issues.push({ path: `${path}.${field}`, message: `${describeValue(value)} is not an ISO-8601 date-time with a zone, e.g. 2026-12-01T00:00:00Z` });
     return undefined;

@@ -164,7 +164,21 @@ describe('PostgreSQL store: revoked tokens (migration 008)', function () {
       expect(wrong.code).to.equal(1);
       expect(wrong.stderr).to.include(`was issued to tenant ${OIN_A}, not ${OIN_B}`);
       expect((await client.query('SELECT count(*)::int AS n FROM oingate.revoked_tokens')).rows[0]).to.deep.equal({ n: 0 });
-      for (const args of [['revoke'], ['revoke', '--all'], ['revoke', '--prune', '--jti', 'x'], ['revoke', '--jti', 'x', '--expires', 'tomorrow', '--oin', OIN_A]]) {
+      const noTenantAll = await oingate(['revoke', '--oin', '00000009999999999999', '--all'], url);
+      expect(noTenantAll.code).to.equal(1);
+      expect(noTenantAll.stderr).to.include('no tenant with OIN 00000009999999999999');
+      const usage = [
+        ['revoke'],
+        ['revoke', '--all'],
+        ['revoke', '--prune', '--jti', 'x'],
+        ['revoke', '--jti', 'x', '--expires', 'tomorrow', '--oin', OIN_A],
+        ['revoke', '--jti', 'x', '--oin', OIN_A, '--expires', '2026-12-01T00:00:00'],
+        ['revoke', '--jti', 'x', '--expires', '2026-12-01T00:00:00Z'],
+        ['revoke', '--jti', 'x'.repeat(1025), '--oin', OIN_A],
+        ['revoke', '--jti', 'x', '--oin', OIN_A, '--reason', 'r'.repeat(1025)],
+        ['revoke', '--jti', 'x', '--oin', "x' OR '1'='1"],
+      ];
+      for (const args of usage) {
         const bad = await oingate(args, url);
         expect(bad.code, args.join(' ')).to.equal(2);
       }
