@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { parseAddress } from '../../src/ip/address.ts';
 import { WhitelistError } from '../../src/model/errors.ts';
+import { keysThatMayDiffer } from '../../src/model/layered-map.ts';
 import { applyChanges, buildSnapshot, type Snapshot, type Tenant } from '../../src/model/snapshot.ts';
 import { seededRandom as random } from '../bench/lib/fixtures.ts';
 import { DEFAULT_PATTERN, OIN, OIN_2, SECRET, doc, oinOf, tenant } from './helpers.ts';
@@ -25,6 +26,7 @@ function facts(t: Tenant): unknown {
     enabled: t.enabled,
     cidrs: [...t.cidrTexts].sort(),
     keys: t.keys.list.map((k) => `${k.kid}/${k.alg}/${k.enabled}`).sort(),
+    revoked: [...(t.revokedTokens ?? [])].sort(),
     contains: PROBES.map((ip) => t.cidrs.contains(ip)),
   };
 }
@@ -188,6 +190,71 @@ describe('buildSnapshot with the previous snapshot', () => {
     expect(next.tenants.get(OIN)).to.equal(first.tenants.get(OIN));
     expect(next.tenants.get(OIN_2)).to.not.equal(first.tenants.get(OIN_2));
     expect(next.version).to.equal((await buildSnapshot(doc(tenant(), tenant({ oin: OIN_2, name: 'renamed' })), options)).version);
+  });
+
+  it('gives the version and decisions of a fresh build after a long random sequence of whole documents', async function () {
+    this.timeout(120_000);
+    const next = random(4242);
+    const oins = Array.from({ length: 60 }, (_, i) => oinOf(i));
+    const state = new Map<string, Record<string, unknown>>();
+    for (const oin of oins.slice(0, 30)) state.set(oin, randomTenant(next, oin));
+    const documentOf = (): Record<string, unknown> => {
+      const tenants = [...state.values()];
+      // Order is not content: shuffled now and then.
+      if (next() < 0.3) tenants.reverse();
+      const revokedTokens = tenants.filter(() => next() < 0.1).map((t, i) => ({ jti: `jti-${i % 3}`, oin: t['oin'] }));
+      return { tenants, revokedTokens };
+    };
+    let snapshot = await buildSnapshot(documentOf(), options);
+    for (let step = 0; step < 300; step++) {
+      const touched = new Set<string>();
+      const count = Math.floor(next() * 4);
+      for (let i = 0; i < count; i++) {
+        const oin = oins[Math.floor(next() * oins.length)]!;
+        touched.add(oin);
+        if (next() < 0.3) state.delete(oin);
+        else state.set(oin, randomTenant(next, oin));
+      }
+      const document = documentOf();
+      const before = snapshot;
+      snapshot = await buildSnapshot(document, { ...options, previous: before });
+      const fresh = await buildSnapshot(document, options);
+      expectSameDecisions(snapshot, fresh);
+      expect(snapshot.revokedTokens).to.equal(fresh.revokedTokens);
+      for (const [oin, t] of before.tenants) {
+        const now = snapshot.tenants.get(oin);
+        // An untouched tenant whose revocations stayed is the very object the caches know.
+        if (!touched.has(oin) && now && (now.revokedTokens?.size ?? 0) === 0 && (t.revokedTokens?.size ?? 0) === 0) expect(now).to.equal(t);
+      }
+    }
+  });
+
+  it('shares the tenants map with the snapshot it was built over: only changed and removed tenants differ', async () => {
+    const many = Array.from({ length: 200 }, (_, i) => tenant({ oin: oinOf(i) }));
+    const first = await buildSnapshot(doc(...many), options);
+    const changed = many.map((t, i) => (i === 7 ? { ...t, name: 'renamed' } : t)).filter((_, i) => i !== 9);
+    const next = await buildSnapshot(doc(...changed, tenant({ oin: oinOf(500) })), { ...options, previous: first });
+    expect([...(keysThatMayDiffer(first.tenants, next.tenants) ?? ['not shared'])].sort()).to.deep.equal([oinOf(7), oinOf(500), oinOf(9)].sort());
+    expect(next.tenants.size).to.equal(200);
+    expect(next.tenants.has(oinOf(9))).to.equal(false);
+    expect(next.tenants.get(oinOf(7))!.name).to.equal('renamed');
+    expect(next.version).to.equal((await buildSnapshot(doc(...changed, tenant({ oin: oinOf(500) })), options)).version);
+  });
+
+  it('refuses a document over the previous snapshot with the issues a fresh build gives', async () => {
+    const first = await buildSnapshot(doc(tenant(), tenant({ oin: OIN_2 })), options);
+    const bad = {
+      tenants: [tenant(), tenant({ oin: OIN_2, cidrs: ['10.0.0.0/33'] }), tenant()],
+      revokedTokens: [{ jti: 'x', oin: oinOf(900) }],
+    };
+    const issuesOf = (promise: Promise<Snapshot>) =>
+      promise.then(
+        () => [] as unknown[],
+        (error: unknown) => (error as WhitelistError).issues,
+      );
+    const over = await issuesOf(buildSnapshot(bad, { ...options, previous: first }));
+    expect(over).to.have.length(3);
+    expect(over).to.deep.equal(await issuesOf(buildSnapshot(bad, options)));
   });
 
   it('never takes over a tenant for a document JSON cannot tell apart from it', async () => {
