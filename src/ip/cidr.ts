@@ -149,10 +149,14 @@ export function parseCidr(text: string): Cidr {
     );
   }
 
+  // The input itself when already canonical (the usual case): the formatted
+  // text is a tree of concatenations that would stay on the heap as such,
+  // some 100 bytes per range kept for every tenant.
+  const canonical = `${formatAddress(address)}/${prefix}`;
   return Object.freeze({
     family: address.family,
     prefix,
-    text: `${formatAddress(address)}/${prefix}`,
+    text: canonical === text ? text : canonical,
     network: address,
     mask: Object.freeze(mask),
   });
