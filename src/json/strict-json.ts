@@ -45,7 +45,17 @@ export class StrictJsonError extends Error {
 export interface StrictJsonOptions {
   /** Maximum number of nested objects/arrays; default 64. */
   maxDepth?: number;
+  /**
+   * String values never share memory with `text`. V8 makes a substring of 13
+   * or more characters a view of its parent, so without this one OIN kept
+   * from a whitelist keeps the whole file's text alive. Costs a copy per such
+   * string; default false (a parse whose result dies with its text).
+   */
+  detached?: boolean;
 }
+
+// V8's shortest substring that is a view of its parent (SlicedString::kMinLength).
+const SHORTEST_VIEW = 13;
 
 export const DEFAULT_MAX_DEPTH = 64;
 
@@ -141,6 +151,7 @@ class Parser {
   private readonly text: string;
   private readonly len: number;
   private readonly maxDepth: number;
+  private readonly detached: boolean;
   private pos = 0;
 
   // Open containers, innermost last. Parallel arrays indexed 0..depth-1;
@@ -151,10 +162,11 @@ class Parser {
   /** For objects: the key whose value is being parsed. */
   private readonly keys: string[] = [];
 
-  constructor(text: string, maxDepth: number) {
+  constructor(text: string, maxDepth: number, detached = false) {
     this.text = text;
     this.len = text.length;
     this.maxDepth = maxDepth;
+    this.detached = detached;
   }
 
   // ---- errors -----------------------------------------------------------
@@ -434,9 +446,13 @@ class Parser {
           this.open(arr, true, at);
           continue;
         }
-        case QUOTE:
+        case QUOTE: {
+          const quoteAt = this.pos;
           value = this.parseString();
+          // Validated above: the literal, escapes and all, decodes to the same string, in memory of its own.
+          if (this.detached && (value as string).length >= SHORTEST_VIEW) value = JSON.parse(this.text.slice(quoteAt, this.pos));
           break;
+        }
         case LOWER_T:
           value = this.parseLiteral('true', true);
           break;
@@ -527,7 +543,7 @@ export function parseStrictJson(text: string, options?: StrictJsonOptions): unkn
     throw new TypeError(`parseStrictJson expects a string, got ${text === null ? 'null' : typeof text}`);
   }
   const maxDepth = checkedMaxDepth(options?.maxDepth);
-  const parser = new Parser(text, maxDepth);
+  const parser = new Parser(text, maxDepth, options?.detached);
   parser.begin();
   return parser.run();
 }
@@ -538,7 +554,7 @@ export function parseStrictJson(text: string, options?: StrictJsonOptions): unkn
  * stall requests.
  */
 export async function parseStrictJsonSliced(text: string, options: StrictJsonOptions & { sliceMs: number }): Promise<unknown> {
-  const parser = new Parser(text, checkedMaxDepth(options.maxDepth));
+  const parser = new Parser(text, checkedMaxDepth(options.maxDepth), options.detached);
   parser.begin();
   for (;;) {
     parser.deadline = performance.now() + options.sliceMs;

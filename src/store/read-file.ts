@@ -32,8 +32,12 @@ export class WhitelistFileError extends Error implements ClassifiedError {
   }
 }
 
-/** Reads a whitelist file strictly: invalid UTF-8, duplicate keys or bad JSON refuse it. */
-export async function readWhitelistFile(path: string): Promise<unknown> {
+/**
+ * Reads a whitelist file strictly: invalid UTF-8, duplicate keys or bad JSON
+ * refuse it. Its strings are `detached` from the file's text (see
+ * StrictJsonOptions) unless the caller's heap ends with the document.
+ */
+export async function readWhitelistFile(path: string, options: { readonly detached?: boolean } = {}): Promise<unknown> {
   let bytes: Buffer;
   try {
     bytes = await readFile(path);
@@ -49,7 +53,7 @@ export async function readWhitelistFile(path: string): Promise<unknown> {
   }
   try {
     // Sliced: a whitelist of 100k tenants must not stall requests while it parses.
-    return await parseStrictJsonSliced(text, { sliceMs: 10 });
+    return await parseStrictJsonSliced(text, { sliceMs: 10, detached: options.detached ?? true });
   } catch (error) {
     throw new WhitelistFileError(`${path}: ${(error as Error).message}`, 'invalid');
   }

@@ -15,7 +15,8 @@ const port = parentPort!;
 let answer: WorkerAnswer;
 let transfer: ArrayBuffer[] = [];
 try {
-  const document = await readWhitelistFile(path);
+  // Its strings die with this thread: no need to copy them off the text.
+  const document = await readWhitelistFile(path, { detached: false });
   const tenants = typeof document === 'object' && document !== null && !Array.isArray(document) ? (document as Record<string, unknown>)['tenants'] : undefined;
   if (Array.isArray(tenants)) {
     const packed = packTenants(tenants);

@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { expect } from 'chai';
 import {
   parseStrictJsonSliced,
@@ -416,6 +418,38 @@ describe('parseStrictJson', () => {
       let depth = 0;
       for (let v = value; Array.isArray(v); v = v[0]) depth++;
       expect(depth).to.equal(100000);
+    });
+  });
+  describe('detached strings', () => {
+    // A real collection, to see what a kept string keeps alive.
+    setFlagsFromString('--expose-gc');
+    const collect = runInNewContext('gc') as () => void;
+
+    /** Heap bytes still held after parsing three 4 MB texts and keeping one 20-character value of each. */
+    function retainedBy(options: StrictJsonOptions): number {
+      const parseOne = (n: number): string => {
+        const text = JSON.stringify({ keep: `${n}`.padStart(20, 'x'), pad: Array.from({ length: 150_000 }, (_, i) => `padding number ${i}`) });
+        return (parseStrictJson(text, options) as { keep: string }).keep;
+      };
+      collect();
+      const before = process.memoryUsage().heapUsed;
+      const kept = [parseOne(1), parseOne(2), parseOne(3)];
+      collect();
+      const retained = process.memoryUsage().heapUsed - before;
+      expect(kept).to.deep.equal(['xxxxxxxxxxxxxxxxxxx1', 'xxxxxxxxxxxxxxxxxxx2', 'xxxxxxxxxxxxxxxxxxx3']);
+      return retained;
+    }
+
+    it('keeps no text alive through a kept value when detached', () => {
+      // The control: shared, each kept value holds its whole text (some 3 MB).
+      expect(retainedBy({})).to.be.greaterThan(6_000_000);
+      expect(retainedBy({ detached: true })).to.be.lessThan(1_000_000);
+    });
+
+    it('gives the same values detached, escapes and long strings included', () => {
+      const text = JSON.stringify({ a: 'plain string of some length', b: 'esc\\aped \u00e9 \n "quoted" long enough', c: ['\ud800 lone', 'short'], d: { e: 'x'.repeat(5000) } });
+      expect(parseStrictJson(text, { detached: true })).to.deep.equal(JSON.parse(text));
+      expect(parseStrictJson(text, { detached: true })).to.deep.equal(parseStrictJson(text));
     });
   });
 });
