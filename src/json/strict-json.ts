@@ -45,6 +45,21 @@ export class StrictJsonError extends Error {
 export interface StrictJsonOptions {
   /** Maximum number of nested objects/arrays; default 64. */
   maxDepth?: number;
+  /** Told of each element of one array of the top-level object as it completes (see {@link ArrayElements}). */
+  elements?: ArrayElements;
+}
+
+/**
+ * The elements of the array under `key` of the top-level object, one by one
+ * as each completes, with its text exactly as written. What `element`
+ * returns takes its place in the array: a caller that keeps what it needs of
+ * each element need not keep them all. The rest of the input may still be
+ * refused after an element was reported; only a parse that succeeds vouches
+ * for it.
+ */
+export interface ArrayElements {
+  readonly key: string;
+  element(value: unknown, text: string): unknown;
 }
 
 export const DEFAULT_MAX_DEPTH = 64;
@@ -150,11 +165,15 @@ class Parser {
   private readonly isArray: boolean[] = [];
   /** For objects: the key whose value is being parsed. */
   private readonly keys: string[] = [];
+  /** Where each open container starts. */
+  private readonly starts: number[] = [];
+  private readonly elements: ArrayElements | undefined;
 
-  constructor(text: string, maxDepth: number) {
+  constructor(text: string, maxDepth: number, elements: ArrayElements | undefined) {
     this.text = text;
     this.len = text.length;
     this.maxDepth = maxDepth;
+    this.elements = elements;
   }
 
   // ---- errors -----------------------------------------------------------
@@ -374,6 +393,7 @@ class Parser {
     }
     this.containers[d] = container;
     this.isArray[d] = array;
+    this.starts[d] = at;
     this.depth = d + 1;
   }
 
@@ -402,11 +422,15 @@ class Parser {
   run(): unknown {
     const text = this.text;
     const len = this.len;
+    // Elements are reported at depth 2: the top-level object holds the array, the array them.
+    const elementDepth = this.elements ? 2 : -1;
     let sinceClock = 0;
     let value: unknown;
+    let valueStart = 0;
     for (;;) {
       // ---- a value starts at this.pos (whitespace already skipped) ----
       const at = this.pos;
+      valueStart = at;
       const c = text.charCodeAt(at);
       switch (c) {
         case OPEN_BRACE: {
@@ -472,6 +496,9 @@ class Parser {
         const top = d - 1;
         const container = this.containers[top] as JsonObject | unknown[];
         const array = this.isArray[top] as boolean;
+        if (d === elementDepth && array && !this.isArray[0] && this.keys[0] === this.elements!.key) {
+          value = this.elements!.element(value, text.slice(valueStart, this.pos));
+        }
         if (array) (container as unknown[]).push(value);
         else {
           const key = this.keys[top] as string;
@@ -500,6 +527,7 @@ class Parser {
           this.pos = i + 1;
           this.depth = top;
           value = container;
+          valueStart = this.starts[top] as number;
           continue;
         }
         return this.unexpected(i, array ? ', expected "," or "]"' : ', expected "," or "}"');
@@ -527,7 +555,7 @@ export function parseStrictJson(text: string, options?: StrictJsonOptions): unkn
     throw new TypeError(`parseStrictJson expects a string, got ${text === null ? 'null' : typeof text}`);
   }
   const maxDepth = checkedMaxDepth(options?.maxDepth);
-  const parser = new Parser(text, maxDepth);
+  const parser = new Parser(text, maxDepth, options?.elements);
   parser.begin();
   return parser.run();
 }
@@ -538,7 +566,7 @@ export function parseStrictJson(text: string, options?: StrictJsonOptions): unkn
  * stall requests.
  */
 export async function parseStrictJsonSliced(text: string, options: StrictJsonOptions & { sliceMs: number }): Promise<unknown> {
-  const parser = new Parser(text, checkedMaxDepth(options.maxDepth));
+  const parser = new Parser(text, checkedMaxDepth(options.maxDepth), options.elements);
   parser.begin();
   for (;;) {
     parser.deadline = performance.now() + options.sliceMs;

@@ -18,6 +18,7 @@ import { refusalCause } from '../../src/store/source.ts';
 import { LOWEST_PRIORITY } from '../../src/store/thread-priority.ts';
 import { makeTenants, whitelistText } from '../bench/lib/fixtures.ts';
 import { DEFAULT_PATTERN, oinOf, tenant } from '../model/helpers.ts';
+import { oneHugeTenantText } from '../support/heavy-file.ts';
 import { HAS_THREAD_SELF, niceByThread, niceOf } from '../support/threads.ts';
 
 const options = { oinPattern: DEFAULT_PATTERN };
@@ -148,7 +149,7 @@ describe('reading a whitelist file in a worker thread', function () {
 
   it('refuses the read, as unreachable, when the thread runs out of its heap while parsing', async () => {
     const file = join(dir, 'too-large.json');
-    await writeFile(file, whitelistText(makeTenants(20_000)));
+    await writeFile(file, oneHugeTenantText());
     const error = await readWhitelistFileInWorker(file, { maxHeapMb: 16 }).then(
       () => undefined,
       (caught: unknown) => caught,
