@@ -52,6 +52,21 @@ export interface StrictJsonOptions {
    * string; default false (a parse whose result dies with its text).
    */
   detached?: boolean;
+  /** Told of each element of one array of the top-level object as it completes (see {@link ArrayElements}). */
+  elements?: ArrayElements;
+}
+
+/**
+ * The elements of the array under `key` of the top-level object, one by one
+ * as each completes, with its text exactly as written. What `element`
+ * returns takes its place in the array: a caller that keeps what it needs of
+ * each element need not keep them all. The rest of the input may still be
+ * refused after an element was reported; only a parse that succeeds vouches
+ * for it.
+ */
+export interface ArrayElements {
+  readonly key: string;
+  element(value: unknown, text: string): unknown;
 }
 
 // V8's shortest substring that is a view of its parent (SlicedString::kMinLength).
@@ -161,11 +176,15 @@ class Parser {
   private readonly isArray: boolean[] = [];
   /** For objects: the key whose value is being parsed. */
   private readonly keys: string[] = [];
+  /** Where each open container starts. */
+  private readonly starts: number[] = [];
+  private readonly elements: ArrayElements | undefined;
 
-  constructor(text: string, maxDepth: number, detached = false) {
+  constructor(text: string, maxDepth: number, elements: ArrayElements | undefined, detached = false) {
     this.text = text;
     this.len = text.length;
     this.maxDepth = maxDepth;
+    this.elements = elements;
     this.detached = detached;
   }
 
@@ -386,6 +405,7 @@ class Parser {
     }
     this.containers[d] = container;
     this.isArray[d] = array;
+    this.starts[d] = at;
     this.depth = d + 1;
   }
 
@@ -414,11 +434,15 @@ class Parser {
   run(): unknown {
     const text = this.text;
     const len = this.len;
+    // Elements are reported at depth 2: the top-level object holds the array, the array them.
+    const elementDepth = this.elements ? 2 : -1;
     let sinceClock = 0;
     let value: unknown;
+    let valueStart = 0;
     for (;;) {
       // ---- a value starts at this.pos (whitespace already skipped) ----
       const at = this.pos;
+      valueStart = at;
       const c = text.charCodeAt(at);
       switch (c) {
         case OPEN_BRACE: {
@@ -488,6 +512,9 @@ class Parser {
         const top = d - 1;
         const container = this.containers[top] as JsonObject | unknown[];
         const array = this.isArray[top] as boolean;
+        if (d === elementDepth && array && !this.isArray[0] && this.keys[0] === this.elements!.key) {
+          value = this.elements!.element(value, text.slice(valueStart, this.pos));
+        }
         if (array) (container as unknown[]).push(value);
         else {
           const key = this.keys[top] as string;
@@ -516,6 +543,7 @@ class Parser {
           this.pos = i + 1;
           this.depth = top;
           value = container;
+          valueStart = this.starts[top] as number;
           continue;
         }
         return this.unexpected(i, array ? ', expected "," or "]"' : ', expected "," or "}"');
@@ -543,7 +571,7 @@ export function parseStrictJson(text: string, options?: StrictJsonOptions): unkn
     throw new TypeError(`parseStrictJson expects a string, got ${text === null ? 'null' : typeof text}`);
   }
   const maxDepth = checkedMaxDepth(options?.maxDepth);
-  const parser = new Parser(text, maxDepth, options?.detached);
+  const parser = new Parser(text, maxDepth, options?.elements, options?.detached);
   parser.begin();
   return parser.run();
 }
@@ -554,7 +582,7 @@ export function parseStrictJson(text: string, options?: StrictJsonOptions): unkn
  * stall requests.
  */
 export async function parseStrictJsonSliced(text: string, options: StrictJsonOptions & { sliceMs: number }): Promise<unknown> {
-  const parser = new Parser(text, checkedMaxDepth(options.maxDepth), options.detached);
+  const parser = new Parser(text, checkedMaxDepth(options.maxDepth), options.elements, options.detached);
   parser.begin();
   for (;;) {
     parser.deadline = performance.now() + options.sliceMs;

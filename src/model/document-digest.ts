@@ -13,17 +13,8 @@ export function digestOfDocument(raw: unknown): string {
   return hash('sha256', JSON.stringify(raw), 'base64') as string;
 }
 
-/** Bytes of a document digest, from the document's JSON.stringify text. */
+/** Bytes of a document digest. */
 export const DIGEST_BYTES = 32;
-
-/**
- * The digest {@link digestOfDocument} gives, as bytes, from the document and
- * the JSON.stringify text of it the caller has already made; undefined where
- * that gives ''.
- */
-export function digestBytesOfDocument(raw: unknown, text: string): Buffer | undefined {
-  return plainJson(raw, 0) ? hash('sha256', text, 'buffer') : undefined;
-}
 
 function plainJson(value: unknown, depth: number): boolean {
   switch (typeof value) {

@@ -7,14 +7,15 @@
  * only when it is asked for, so one taken over from the enforced snapshot by
  * its digest is never parsed at all. Pure: no I/O.
  */
-import { DIGEST_BYTES, digestBytesOfDocument, digestOfDocument } from './document-digest.ts';
+import { hash } from 'node:crypto';
+import { DIGEST_BYTES, digestOfDocument } from './document-digest.ts';
 
 /** The tenants list as buildSnapshot walks it: a parsed array, or tenants packed by another thread. */
 export interface TenantList {
   readonly length: number;
   /** The tenant's OIN, when its document is an object whose `oin` is a string. */
   oin(index: number): string | undefined;
-  /** digestOfDocument of the tenant's document ('' for one never to be taken over). */
+  /** A digest of the tenant's document: equal digests, equal documents ('' for one never to be taken over). */
   digest(index: number): string;
   /** The tenant's document, exactly as parsed. */
   document(index: number): unknown;
@@ -28,21 +29,17 @@ export interface TenantList {
 export interface PackedTenantFields {
   /** Every tenant's JSON text in UTF-8, one after the other. */
   readonly texts: Uint8Array;
-  /** Where each tenant's text ends in `texts` (empty for a tenant in `values`). */
+  /** Where each tenant's text ends in `texts`. */
   readonly textEnds: Uint32Array;
   /** Every string OIN in UTF-8, one after the other. */
   readonly oins: Uint8Array;
   readonly oinEnds: Uint32Array;
-  /** DIGEST_BYTES per tenant, meaningful where flagged. */
+  /** DIGEST_BYTES per tenant: SHA-256 of its text. */
   readonly digests: Uint8Array;
   readonly flags: Uint8Array;
-  /** Tenants whose JSON text would not give back the same value (an infinite number, -0), by index. */
-  readonly values: ReadonlyMap<number, unknown>;
 }
 
 const HAS_OIN = 1;
-const HAS_DIGEST = 2;
-const AS_VALUE = 4;
 
 const SURROGATE = /[\ud800-\udfff]/;
 
@@ -50,58 +47,57 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Whether JSON.parse(JSON.stringify(value)) is value again: JSON keeps neither -0 nor an infinite number. */
-function survivesText(value: unknown): boolean {
-  if (typeof value === 'number') return Number.isFinite(value) && !Object.is(value, -0);
-  if (typeof value !== 'object' || value === null) return true;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) if (!survivesText(value[i])) return false;
-    return true;
-  }
-  for (const key in value) if (!survivesText((value as Record<string, unknown>)[key])) return false;
-  return true;
-}
+/**
+ * Packs the tenants of a whitelist as the strict parser reports them (its
+ * `elements` option, for the top-level `tenants`): from each one's text as
+ * written, so that no tenant stays parsed on the packing thread's heap and
+ * none is written out again. JSON.parse of the text of a value the strict
+ * parser accepted gives that very value (-0, 1e400, a "__proto__" key), so
+ * the text is all that crosses. Its digest is that of the text: equal text,
+ * equal document; a tenant written otherwise than before is simply built
+ * again (one written as JSON.stringify writes it has the digest
+ * digestOfDocument gives, as when the file is read on the main thread).
+ */
+export class TenantPacker {
+  readonly key = 'tenants';
+  readonly #texts: string[] = [];
+  readonly #oins: (string | undefined)[] = [];
 
-/** Packs parsed tenants (strict JSON values: no depth beyond the parser's limit) for another thread. */
-export function packTenants(list: readonly unknown[]): PackedTenantFields {
-  const count = list.length;
-  const texts: string[] = [];
-  const oins: string[] = [];
-  const textEnds = new Uint32Array(count);
-  const oinEnds = new Uint32Array(count);
-  const digests = new Uint8Array(count * DIGEST_BYTES);
-  const flags = new Uint8Array(count);
-  const values = new Map<number, unknown>();
-  let textAt = 0;
-  let oinAt = 0;
-  for (let index = 0; index < count; index++) {
-    const raw = list[index];
-    let flag = 0;
-    const oin = isRecord(raw) ? raw['oin'] : undefined;
+  element(value: unknown, text: string): null {
+    const oin = isRecord(value) ? value['oin'] : undefined;
     // An OIN UTF-8 cannot carry exactly (a lone surrogate) is left out: that tenant is built, never taken over.
-    if (typeof oin === 'string' && !SURROGATE.test(oin)) {
-      oins.push(oin);
-      oinAt += Buffer.byteLength(oin, 'utf8');
-      flag |= HAS_OIN;
-    }
-    oinEnds[index] = oinAt;
-    const text = JSON.stringify(raw);
-    const digest = digestBytesOfDocument(raw, text);
-    if (digest) {
-      digests.set(digest, index * DIGEST_BYTES);
-      flag |= HAS_DIGEST;
-    }
-    if (survivesText(raw)) {
-      texts.push(text);
-      textAt += Buffer.byteLength(text, 'utf8');
-    } else {
-      values.set(index, raw);
-      flag |= AS_VALUE;
-    }
-    textEnds[index] = textAt;
-    flags[index] = flag;
+    this.#oins.push(typeof oin === 'string' && !SURROGATE.test(oin) ? oin : undefined);
+    this.#texts.push(text);
+    return null;
   }
-  return { texts: utf8(texts, textAt), textEnds, oins: utf8(oins, oinAt), oinEnds, digests, flags, values };
+
+  /** The tenants reported, packed (once the parse has succeeded). */
+  fields(): PackedTenantFields {
+    const count = this.#texts.length;
+    const flags = new Uint8Array(count);
+    const oins: string[] = [];
+    const oinEnds = new Uint32Array(count);
+    let oinAt = 0;
+    for (let index = 0; index < count; index++) {
+      const oin = this.#oins[index];
+      if (oin !== undefined) {
+        oins.push(oin);
+        oinAt += Buffer.byteLength(oin, 'utf8');
+        flags[index] = HAS_OIN;
+      }
+      oinEnds[index] = oinAt;
+    }
+    const textEnds = new Uint32Array(count);
+    let textAt = 0;
+    for (let index = 0; index < count; index++) textEnds[index] = textAt += Buffer.byteLength(this.#texts[index] as string, 'utf8');
+    const texts = utf8(this.#texts, textAt);
+    const digests = new Uint8Array(count * DIGEST_BYTES);
+    for (let index = 0; index < count; index++) {
+      const text = texts.subarray(index === 0 ? 0 : textEnds[index - 1], textEnds[index]);
+      digests.set(hash('sha256', text, 'buffer'), index * DIGEST_BYTES);
+    }
+    return { texts, textEnds, oins: utf8(oins, oinAt), oinEnds, digests, flags };
+  }
 }
 
 /** The pieces' UTF-8 one after the other, in a buffer of its own. */
@@ -135,14 +131,12 @@ export class PackedTenants implements TenantList {
   }
 
   digest(index: number): string {
-    const { flags, digests } = this.#fields;
-    if (!((flags[index] as number) & HAS_DIGEST)) return '';
+    const { digests } = this.#fields;
     return Buffer.from(digests.buffer, digests.byteOffset + index * DIGEST_BYTES, DIGEST_BYTES).toString('base64');
   }
 
   document(index: number): unknown {
-    const { flags, textEnds, values } = this.#fields;
-    if ((flags[index] as number) & AS_VALUE) return values.get(index);
+    const { textEnds } = this.#fields;
     return JSON.parse(this.#texts.toString('utf8', index === 0 ? 0 : textEnds[index - 1], textEnds[index]));
   }
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { parseStrictJsonSliced } from '../json/strict-json.ts';
+import { parseStrictJsonSliced, type ArrayElements } from '../json/strict-json.ts';
 import type { ClassifiedError, RefusalCause } from './source.ts';
 
 // Decoded in pieces, a turn of the event loop between them: 20 MB at once is a pause of tens of ms.
@@ -35,9 +35,14 @@ export class WhitelistFileError extends Error implements ClassifiedError {
 /**
  * Reads a whitelist file strictly: invalid UTF-8, duplicate keys or bad JSON
  * refuse it. Its strings are `detached` from the file's text (see
- * StrictJsonOptions) unless the caller's heap ends with the document.
+ * StrictJsonOptions) unless the caller's heap ends with the document;
+ * `elements` is told of each of a top-level array's elements (the strict
+ * parser's option of that name).
  */
-export async function readWhitelistFile(path: string, options: { readonly detached?: boolean } = {}): Promise<unknown> {
+export async function readWhitelistFile(
+  path: string,
+  options: { readonly detached?: boolean; readonly elements?: ArrayElements } = {},
+): Promise<unknown> {
   let bytes: Buffer;
   try {
     bytes = await readFile(path);
@@ -53,7 +58,7 @@ export async function readWhitelistFile(path: string, options: { readonly detach
   }
   try {
     // Sliced: a whitelist of 100k tenants must not stall requests while it parses.
-    return await parseStrictJsonSliced(text, { sliceMs: 10, detached: options.detached ?? true });
+    return await parseStrictJsonSliced(text, { sliceMs: 10, detached: options.detached ?? true, ...(options.elements ? { elements: options.elements } : {}) });
   } catch (error) {
     throw new WhitelistFileError(`${path}: ${(error as Error).message}`, 'invalid');
   }

@@ -5,9 +5,13 @@
  * document never lives on the heap whose pauses stall requests.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { packTenants } from '../model/packed-tenants.ts';
+import { TenantPacker } from '../model/packed-tenants.ts';
 import { readWhitelistFile, WhitelistFileError } from './read-file.ts';
 import type { WorkerAnswer, WorkerTask } from './read-in-worker.ts';
+import { lowerThreadPriority } from './thread-priority.ts';
+
+// The main thread serves requests meanwhile: on a busy CPU it goes first.
+lowerThreadPriority();
 
 const { path } = workerData as WorkerTask;
 const port = parentPort!;
@@ -15,11 +19,14 @@ const port = parentPort!;
 let answer: WorkerAnswer;
 let transfer: ArrayBuffer[] = [];
 try {
-  // Its strings die with this thread: no need to copy them off the text.
-  const document = await readWhitelistFile(path, { detached: false });
+  // The tenants are packed from their text as the parser reports them, and
+  // dropped from the document meanwhile. Its strings die with this thread:
+  // no need to copy them off the text.
+  const packer = new TenantPacker();
+  const document = await readWhitelistFile(path, { detached: false, elements: packer });
   const tenants = typeof document === 'object' && document !== null && !Array.isArray(document) ? (document as Record<string, unknown>)['tenants'] : undefined;
   if (Array.isArray(tenants)) {
-    const packed = packTenants(tenants);
+    const packed = packer.fields();
     // In its own place, so the main thread's document keeps the file's field order.
     (document as Record<string, unknown>)['tenants'] = null;
     answer = { kind: 'packed', document, tenants: packed };

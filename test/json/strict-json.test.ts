@@ -454,6 +454,61 @@ describe('parseStrictJson', () => {
   });
 });
 
+describe('parseStrictJson told of the elements of a top-level array', () => {
+  /** Parses with an `elements` option that records each element and its text and keeps `kept(value)` in its place. */
+  function reported(text: string, key = 'tenants', kept: (value: unknown) => unknown = () => null) {
+    const seen: Array<{ value: unknown; text: string }> = [];
+    const value = parseStrictJson(text, { elements: { key, element: (element, source) => (seen.push({ value: element, text: source }), kept(element)) } });
+    return { value, seen };
+  }
+
+  it('reports each element of the named array of the top-level object with its text exactly as written, in order', () => {
+    const elements = ['{ "oin" : "A", "n" : [1, {"x": -0}] }', '"\\u0041"', '1e400', '[ ]', '{}', 'null', '-0.5e-3', '"caf\u00e9"'];
+    const text = `{"$schema":"s","tenants":[\n ${elements.join(' ,\r\n\t')} \n],"other":[1]}`;
+    const { value, seen } = reported(text);
+    expect(seen.map((s) => s.text)).to.deep.equal(elements);
+    expect(seen.map((s) => s.value)).to.deep.equal(elements.map((e) => JSON.parse(e)));
+    expect(Object.is((seen[0]!.value as { n: [number, { x: number }] }).n[1].x, -0)).to.equal(true);
+    // What the callback returns takes each element's place; everything else is as parsed.
+    expect(value).to.deep.equal({ $schema: 's', tenants: elements.map(() => null), other: [1] });
+    expect(reported(text, 'tenants', (element) => element).value).to.deep.equal(parseStrictJson(text));
+  });
+
+  it('reports nothing of another key, of a nested array of that name, of a top-level array or of a non-array', () => {
+    for (const text of ['{"other":[1,2]}', '{"a":{"tenants":[1]}}', '[[1],{"tenants":[1]}]', '{"tenants":{"a":[1]}}', '{"tenants":"x"}', '{"tenants":[]}']) {
+      const { value, seen } = reported(text);
+      expect(seen, text).to.deep.equal([]);
+      expect(value, text).to.deep.equal(parseStrictJson(text));
+    }
+  });
+
+  it('refuses exactly what the parse without it refuses, with the same code, message and place', () => {
+    const refused = [
+      '{"tenants":[{"oin":"A"},{"oin":"A","cidrs":[],"oin":"B"}]}',
+      '{"tenants":[{"oin":"A","o\\u0069n":"B"}]}',
+      '{"tenants":[1],"tenants":[2]}',
+      `{"tenants":[${'['.repeat(70)}${']'.repeat(70)}]}`,
+      '{"tenants":[{"oin":"A"},]}',
+      '{"tenants":[{"oin":"A"}',
+      '{"tenants":[{"oin":"A"}]} x',
+      '{"tenants":[{"a":1,"a":2}] , "b":[{"c":[{"d":1,"d":1}]}]}',
+    ];
+    for (const text of refused) {
+      const without = failure(text);
+      const withElements = failure(text, { elements: { key: 'tenants', element: () => null } });
+      expect([withElements.code, withElements.message, withElements.position], text).to.deep.equal([without.code, without.message, without.position]);
+    }
+  });
+
+  it('reports the same elements when the parse is sliced', async () => {
+    const elements = Array.from({ length: 5000 }, (_, i) => JSON.stringify({ oin: String(i), cidrs: [`10.0.${i >> 8}.${i & 255}/32`] }));
+    const text = `{"tenants":[${elements.join(',')}]}`;
+    const seen: string[] = [];
+    await parseStrictJsonSliced(text, { sliceMs: 0, elements: { key: 'tenants', element: (_, source) => seen.push(source) } });
+    expect(seen).to.deep.equal(elements);
+  });
+});
+
 describe('getPath', () => {
   const doc = parseStrictJson('{"oin":"A","meta":{"tenant":{"oin":"B","n":null}},"list":[{"oin":"C"}],"s":"str"}');
 

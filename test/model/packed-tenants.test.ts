@@ -1,25 +1,28 @@
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import { digestOfDocument } from '../../src/model/document-digest.ts';
-import { PackedTenants, packTenants, tenantList, type PackedTenantFields } from '../../src/model/packed-tenants.ts';
+import { PackedTenants, TenantPacker, tenantList, type PackedTenantFields } from '../../src/model/packed-tenants.ts';
 import { buildSnapshot, type Snapshot } from '../../src/model/snapshot.ts';
 import { parseStrictJson } from '../../src/json/strict-json.ts';
 import { DEFAULT_PATTERN, oinOf, tenant } from './helpers.ts';
 
 const options = { oinPattern: DEFAULT_PATTERN };
 
-/** Tenants as the strict parser gives them, including what JSON text alone would not carry back. */
-const ODD = parseStrictJson(`[
-  {"oin":"00000001234567890000","name":"caf\\u00e9 \\u20ac \\ud83d\\ude00","cidrs":["203.0.113.0/24"]},
-  {"oin":"00000001234567890001","rateLimit":{"perSecond":-0}},
-  {"oin":"00000001234567890002","rateLimit":{"perSecond":1e400}},
-  {"oin":"00000001234567890003","__proto__":{"polluted":true}},
-  {"oin":"a\\ud800","name":"lone surrogate in the OIN"},
-  {"oin":5},
-  {"name":"no OIN"},
-  "a string", 7, null, [1, 2],
-  {"oin":"00000001234567890004","deep":[[[[[[[[[[1]]]]]]]]]]},
-  {"1":"integer-like key first","oin":"00000001234567890005"}
-]`) as unknown[];
+/** Tenants as written, including what a rewrite of the parsed value as JSON text would not carry back. */
+const ODD_TEXTS = [
+  '{"oin":"00000001234567890000","name":"caf\\u00e9 \\u20ac \\ud83d\\ude00","cidrs":["203.0.113.0/24"]}',
+  '{"oin":"00000001234567890001","rateLimit":{"perSecond":-0}}',
+  '{"oin":"00000001234567890002","rateLimit":{"perSecond":1e400}}',
+  '{"oin":"00000001234567890003","__proto__":{"polluted":true}}',
+  '{"oin":"a\\ud800","name":"lone surrogate in the OIN"}',
+  '{"oin":5}',
+  '{ "name" : "no OIN" }',
+  '"a string"', '7', 'null', '[1, 2]',
+  '{"oin":"00000001234567890004","deep":[[[[[[[[[[1]]]]]]]]]]}',
+  '{"1":"integer-like key first","oin":"00000001234567890005"}',
+];
+const ODD_FILE = `{"tenants": [\n  ${ODD_TEXTS.join(',\n  ')}\n]}`;
+const ODD = (parseStrictJson(ODD_FILE) as { tenants: unknown[] }).tenants;
 
 /** The fields as another thread gets them: cloned, the buffers moved. */
 function handedOver(fields: PackedTenantFields): PackedTenantFields {
@@ -27,19 +30,27 @@ function handedOver(fields: PackedTenantFields): PackedTenantFields {
   return structuredClone(fields, { transfer: buffers });
 }
 
+/** The tenants of a whitelist file's text, packed as the reading thread packs them. */
+function packedFile(text: string): PackedTenants {
+  const packer = new TenantPacker();
+  const document = parseStrictJson(text, { elements: packer }) as { tenants: unknown[] };
+  expect(document.tenants.every((t) => t === null), 'tenants dropped from the parsed document').to.equal(true);
+  return new PackedTenants(handedOver(packer.fields()));
+}
+
+/** Tenants written as JSON.stringify writes them, packed. */
 function packed(list: readonly unknown[]): PackedTenants {
-  return new PackedTenants(handedOver(packTenants(list)));
+  return packedFile(JSON.stringify({ tenants: list }));
 }
 
 describe('packed tenants', () => {
-  it('give back every tenant exactly as parsed (-0, an infinite number and a __proto__ key included), with its digest', () => {
-    const tenants = packed(ODD);
+  it('give back every tenant exactly as parsed (-0, an infinite number and a __proto__ key included)', () => {
+    const tenants = packedFile(ODD_FILE);
     expect(tenants.length).to.equal(ODD.length);
     for (let i = 0; i < ODD.length; i++) {
       const document = tenants.document(i);
       expect(document, `tenant ${i}`).to.deep.equal(ODD[i]);
       expect(JSON.stringify(document)).to.equal(JSON.stringify(ODD[i]));
-      expect(tenants.digest(i), `digest of tenant ${i}`).to.equal(digestOfDocument(ODD[i]));
     }
     expect(Object.is((tenants.document(1) as { rateLimit: { perSecond: number } }).rateLimit.perSecond, -0)).to.equal(true);
     expect((tenants.document(2) as { rateLimit: { perSecond: number } }).rateLimit.perSecond).to.equal(Infinity);
@@ -48,8 +59,19 @@ describe('packed tenants', () => {
     expect(Object.keys(proto)).to.deep.equal(['oin', '__proto__']);
   });
 
+  it('digest each tenant’s text as written: the digestOfDocument of one written as JSON.stringify writes it', () => {
+    const tenants = packedFile(ODD_FILE);
+    for (let i = 0; i < ODD.length; i++) {
+      expect(tenants.digest(i), `digest of tenant ${i}`).to.equal(createHash('sha256').update(ODD_TEXTS[i]!, 'utf8').digest('base64'));
+    }
+    // Written otherwise (whitespace, an escape), the same tenant has another digest: it is built again, never mistaken.
+    expect(tenants.digest(6)).to.not.equal(digestOfDocument(ODD[6]));
+    const compact = packed([ODD[0], ODD[6], ODD[12]]);
+    expect([0, 1, 2].map((i) => compact.digest(i))).to.deep.equal([ODD[0], ODD[6], ODD[12]].map((t) => digestOfDocument(t)));
+  });
+
   it('name a tenant by its OIN only when it is an object whose "oin" is a string UTF-8 carries exactly', () => {
-    const tenants = packed(ODD);
+    const tenants = packedFile(ODD_FILE);
     const oins = Array.from({ length: tenants.length }, (_, i) => tenants.oin(i));
     expect(oins).to.deep.equal([
       '00000001234567890000',
@@ -75,7 +97,9 @@ describe('packed tenants', () => {
     expect(fromPacked.version).to.equal(fromArray.version);
     expect([...fromPacked.tenants.keys()]).to.deep.equal([...fromArray.tenants.keys()]);
 
-    const bad = [...good.slice(0, 3), ...ODD, tenant({ oin: oinOf(1) })];
+    const badTexts = [...good.slice(0, 3).map((t) => JSON.stringify(t)), ...ODD_TEXTS, JSON.stringify(tenant({ oin: oinOf(1) }))];
+    const badFile = `{"tenants":[${badTexts.join(',')}]}`;
+    const bad = (parseStrictJson(badFile) as { tenants: unknown[] }).tenants;
     const refusal = async (tenants: unknown): Promise<string> =>
       buildSnapshot({ tenants, other: 1 }, options).then(
         () => 'accepted',
@@ -83,7 +107,7 @@ describe('packed tenants', () => {
       );
     const issues = await refusal(bad);
     expect(issues).to.include('tenants[4].rateLimit').and.include('duplicate OIN');
-    expect(await refusal(packed(bad))).to.equal(issues);
+    expect(await refusal(packedFile(badFile))).to.equal(issues);
   });
 
   it('let a rebuild take every unchanged tenant over from the previous snapshot, and build only the changed one', async () => {

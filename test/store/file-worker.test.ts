@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { FileSource } from '../../src/store/file.ts';
 import { readWhitelistFile } from '../../src/store/read-file.ts';
 import { makeTenants, whitelistText } from '../bench/lib/fixtures.ts';
+import { oneHugeTenantText } from '../support/heavy-file.ts';
 import { call, eventually, OIN_A, send, signToken, startGate, tokenFor, twoTenants, type Gate, type TenantSpec } from '../support/gate.ts';
 
 const OIN_C = '00000001000000000003';
@@ -88,7 +89,7 @@ describe('file store reading in a worker thread', function () {
 
     it('refuses a file whose parse the thread’s heap cannot hold, keeps the last good whitelist, then loads the next good file', async () => {
       const before = await readyz(gate);
-      await gate.writeWhitelist(whitelistText(makeTenants(20_000)));
+      await gate.writeWhitelist(oneHugeTenantText());
       await refusedKeepingLastGood(gate, before, `cannot read ${gate.file}: the reading thread ran out of its 16 MiB heap`);
       const metrics = (await send(gate.adminUrl, { method: 'GET', path: '/metrics' })).text;
       expect(metrics).to.match(/^oingate_reloads_refused_total\{cause="unreachable"\} [1-9]/m);
