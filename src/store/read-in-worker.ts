@@ -29,11 +29,12 @@ export type WorkerAnswer =
   | { readonly kind: 'refused'; readonly message: string; readonly refusal: RefusalCause };
 
 /**
- * The worker's heap bound for a file of `bytes`. A parsed document takes
- * about eight times its file (a 100,000-tenant file of 19 MiB needs some 150
- * MiB); the bound leaves room for that, and a file whose parse needs more (a
- * pathological one) is refused instead of running the whole process out of
- * memory, as a parse on the main thread could.
+ * The worker's heap bound for a file of `bytes`. The tenants are packed as
+ * they are parsed (a 100,000-tenant file of 19 MiB needs some 60 MiB), but a
+ * document parsed whole takes about eight times its file; the bound leaves
+ * room for that, and a file whose parse needs more (a pathological one) is
+ * refused instead of running the whole process out of memory, as a parse on
+ * the main thread could.
  */
 export function workerHeapMb(bytes: number): number {
   return Math.max(256, Math.ceil((12 * bytes) / 2 ** 20));
