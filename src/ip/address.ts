@@ -196,6 +196,9 @@ export function hasZoneId(text: string): boolean {
   return text.includes('%') && text.includes(':');
 }
 
+// formatAddress's scratch groups: it is synchronous and never re-entered.
+const GROUPS = new Uint16Array(8);
+
 function formatIpv4(v: number): string {
   return `${v >>> 24}.${(v >>> 16) & 0xff}.${(v >>> 8) & 0xff}.${v & 0xff}`;
 }
@@ -207,12 +210,15 @@ function formatIpv4(v: number): string {
  */
 export function formatAddress(a: IpAddress): string {
   if (a.family === 4) return formatIpv4(a.w0);
-  const g = [
-    a.w0 >>> 16, a.w0 & 0xffff,
-    a.w1 >>> 16, a.w1 & 0xffff,
-    a.w2 >>> 16, a.w2 & 0xffff,
-    a.w3 >>> 16, a.w3 & 0xffff,
-  ];
+  const g = GROUPS;
+  g[0] = a.w0 >>> 16;
+  g[1] = a.w0 & 0xffff;
+  g[2] = a.w1 >>> 16;
+  g[3] = a.w1 & 0xffff;
+  g[4] = a.w2 >>> 16;
+  g[5] = a.w2 & 0xffff;
+  g[6] = a.w3 >>> 16;
+  g[7] = a.w3 & 0xffff;
   let bestStart = -1;
   let bestLength = 1; // a single zero group is not compressed
   for (let k = 0; k < 8; ) {
@@ -228,11 +234,15 @@ export function formatAddress(a: IpAddress): string {
     }
     k = j;
   }
-  const hex = (k: number): string => g[k]!.toString(16);
-  if (bestStart < 0) return g.map((_, k) => hex(k)).join(':');
+  // Plain loops, no closure: this runs for every decision's log line.
+  if (bestStart < 0) {
+    let all = g[0]!.toString(16);
+    for (let k = 1; k < 8; k++) all += `:${g[k]!.toString(16)}`;
+    return all;
+  }
   let head = '';
-  for (let k = 0; k < bestStart; k++) head += (k > 0 ? ':' : '') + hex(k);
+  for (let k = 0; k < bestStart; k++) head += (k > 0 ? ':' : '') + g[k]!.toString(16);
   let tail = '';
-  for (let k = bestStart + bestLength; k < 8; k++) tail += ':' + hex(k);
+  for (let k = bestStart + bestLength; k < 8; k++) tail += `:${g[k]!.toString(16)}`;
   return `${head}:${tail === '' ? ':' : tail}`;
 }

@@ -152,7 +152,8 @@ export function parseCidr(text: string): Cidr {
   // The input itself when already canonical (the usual case): the formatted
   // text is a tree of concatenations that would stay on the heap as such,
   // some 100 bytes per range kept for every tenant.
-  const canonical = `${formatAddress(address)}/${prefix}`;
+  // Dotted IPv4 passed the canonical check and the prefix has no leading zero: the text is canonical as given.
+  const canonical = address.family === 4 ? text : `${formatAddress(address)}/${prefix}`;
   return Object.freeze({
     family: address.family,
     prefix,
