@@ -182,10 +182,16 @@ export async function startCore(settings: Settings, options: CoreOptions): Promi
     ...(options.jwksRefetchIntervalMs !== undefined ? { refetchIntervalMs: options.jwksRefetchIntervalMs } : {}),
   });
   metrics.trackJwks(() => jwks.status());
-  const rateLimiter = createRateLimiter({
+  const rateLimiter = await createRateLimiter({
     ...(settings.rateLimitRedis !== undefined ? { redisUrl: settings.rateLimitRedis } : {}),
     commandTimeoutMs: settings.rateLimitTimeoutMs,
     logger: logger.child({ component: 'rate-limit' }),
+  }).catch(async (error: unknown) => {
+    // The Redis limiter that cannot load must not leave the store or the CA watcher open.
+    ownCas?.close();
+    await jwks.close();
+    await source.close();
+    throw error;
   });
   registerRateLimitMetrics(metrics.registry, rateLimiter);
   // Connects while the whitelist loads; waited for below, at most RATE_LIMIT_READY_MS.

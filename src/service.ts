@@ -6,7 +6,7 @@ import { publicApp } from './http/app.ts';
 import { Drain } from './http/drain.ts';
 import { preflightLogFields } from './http/gate.ts';
 import { OPS_BODY_LIMIT, opsApp } from './http/ops.ts';
-import { UpstreamProxy } from './http/proxy.ts';
+import { openUpstreamProxy, type UpstreamProxy } from './http/proxy.ts';
 import { checkingInterval, closeServer, listen, urlOf } from './http/server.ts';
 import { createTlsServer, type TlsServer } from './http/tls-server.ts';
 import type { TlsCounters } from './observe/metrics.ts';
@@ -73,14 +73,22 @@ export async function startService(settings: Settings, options: ServiceOptions =
   }
   counters = core.tlsCounters;
   const { holder, metrics } = core;
-  const proxy = settings.upstream
-    ? new UpstreamProxy({
-        upstream: settings.upstream,
-        timeoutMs: settings.upstreamTimeoutMs,
-        trustedProxies: settings.trustedProxies,
-        metrics,
-      })
-    : undefined;
+  let proxy: UpstreamProxy | undefined;
+  try {
+    proxy = settings.upstream
+      ? await openUpstreamProxy({
+          upstream: settings.upstream,
+          timeoutMs: settings.upstreamTimeoutMs,
+          trustedProxies: settings.trustedProxies,
+          metrics,
+        })
+      : undefined;
+  } catch (error) {
+    // undici that cannot load must not leave the store or the TLS files watched.
+    tls?.close();
+    await core.close();
+    throw error;
+  }
   const drain = new Drain();
 
   // A listener that cannot open (port in use) must not leave the watcher,

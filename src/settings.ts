@@ -1,6 +1,6 @@
 import { CidrError, CidrSet, parseCidr } from './ip/cidr.ts';
 import { splitDottedPath } from './json/strict-json.ts';
-import { DEFAULT_COMMAND_TIMEOUT_MS, describeUrl, RedisUrlError } from './limit/redis.ts';
+import { DEFAULT_COMMAND_TIMEOUT_MS, describeUrl, RedisUrlError } from './limit/redis-url.ts';
 
 export interface ListenAddress {
   readonly host: string;

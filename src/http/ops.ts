@@ -1,6 +1,5 @@
 import Router from '@koa/router';
-import Koa, { type Context, type Next } from 'koa';
-import { HttpMethodEnum, koaBody } from 'koa-body';
+import Koa, { type Context, type Middleware, type Next } from 'koa';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import { parsePeerAddress } from '../ip/address.ts';
@@ -104,15 +103,24 @@ export function opsApp(options: OpsOptions): Koa {
   };
   // JSON only, strict (an object or array at the top), small: for the POST
   // routes that take a body. A body of another type is left unparsed.
-  const parseJson = koaBody({
-    json: true,
-    jsonStrict: true,
-    jsonLimit: OPS_BODY_LIMIT,
-    urlencoded: false,
-    text: false,
-    multipart: false,
-    parsedMethods: [HttpMethodEnum.POST],
-  });
+  // koa-body (with formidable, ~200 ms to import) is loaded by the first
+  // authorised POST, not at start; a missing one fails that request (500, logged).
+  let jsonParser: Middleware | undefined;
+  const parseJson = async (ctx: Context, next: Next): Promise<void> => {
+    if (jsonParser === undefined) {
+      const { HttpMethodEnum, koaBody } = await import('koa-body');
+      jsonParser ??= koaBody({
+        json: true,
+        jsonStrict: true,
+        jsonLimit: OPS_BODY_LIMIT,
+        urlencoded: false,
+        text: false,
+        multipart: false,
+        parsedMethods: [HttpMethodEnum.POST],
+      });
+    }
+    await jsonParser(ctx, next);
+  };
 
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };

@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Verdict } from './gcra.ts';
 import { LocalLimiter } from './local.ts';
 import type { RateLimit } from './rate.ts';
-import { RedisLimiter, type LimitLogger, type RateLimitStats, type RateLimitStatus } from './redis.ts';
+import type { LimitLogger, RateLimitStats, RateLimitStatus } from './redis.ts';
 
 export type { Verdict } from './gcra.ts';
 export type { RateLimit } from './rate.ts';
@@ -38,7 +38,12 @@ export interface RateLimiter {
 /** The Redis key per tenant; OINs are validated digits before they get here. */
 export const KEY_PREFIX = 'oingate:rl:';
 
-export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter {
+/**
+ * The local count, or with `redisUrl` the shared one. The Redis limiter
+ * (and ioredis, ~150 ms to import) is loaded only then: a start without
+ * Redis does not pay for it, and a start with Redis fails if it is missing.
+ */
+export async function createRateLimiter(options: RateLimiterOptions = {}): Promise<RateLimiter> {
   const local = new LocalLimiter({ maxEntries: options.maxEntries });
   if (!options.redisUrl) {
     return {
@@ -52,6 +57,7 @@ export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter
       },
     };
   }
+  const { RedisLimiter } = await import('./redis.ts');
   const shared = new RedisLimiter({
     url: options.redisUrl,
     commandTimeoutMs: options.commandTimeoutMs,

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { verdictOf, type Verdict } from './gcra.ts';
 import { LocalLimiter } from './local.ts';
+import { DEFAULT_COMMAND_TIMEOUT_MS, describeUrl } from './redis-url.ts';
 import type { RateLimit } from './rate.ts';
 
 /** What /readyz shows under `rateLimit`. Never a password. */
@@ -49,16 +50,6 @@ export interface RedisLimiterOptions {
   batch?: boolean;
 }
 
-/** OINGATE_RATE_LIMIT_REDIS is not a redis:// or rediss:// URL. */
-export class RedisUrlError extends Error {
-  readonly code = 'ERR_INVALID_REDIS_URL';
-  constructor(shown: string) {
-    super(`rate limit Redis ${shown} is not a redis:// or rediss:// URL`);
-    this.name = 'RedisUrlError';
-  }
-}
-
-export const DEFAULT_COMMAND_TIMEOUT_MS = 50;
 
 /**
  * GCRA on Redis's own clock (TIME), so instances whose clocks disagree still
@@ -336,22 +327,4 @@ export class RedisLimiter {
     if (this.#secret) text = text.split(this.#secret).join('***');
     return text.length > 200 ? `${text.slice(0, 200)}…` : text;
   }
-}
-
-/** The URL as shown in logs and /readyz (no credentials, no query), and the password to scrub. */
-export function describeUrl(raw: string): { shown: string; secret: string } {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new RedisUrlError('(unparsable URL)');
-  }
-  const secret = decodeURIComponent(url.password) || url.searchParams.get('password') || '';
-  url.username = '';
-  url.password = '';
-  url.search = '';
-  url.hash = '';
-  const shown = url.toString();
-  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new RedisUrlError(shown);
-  return { shown, secret };
 }

@@ -1,5 +1,5 @@
 import { readPemFile } from './files.ts';
-import { CertificateVerifier } from './verify.ts';
+import { createCertificateVerifier, type CertificateVerifier } from './verify.ts';
 import { WatchedMaterial } from './watched.ts';
 
 export interface ClientCaFiles {
@@ -12,7 +12,7 @@ export interface ClientCaFiles {
 
 /** A verifier from the CA bundle and CRL files; refuses them with an error naming the file. */
 export async function loadClientCas(files: ClientCaFiles): Promise<CertificateVerifier> {
-  return new CertificateVerifier({
+  return createCertificateVerifier({
     caPem: await readPemFile(files.clientCaFile),
     caSource: files.clientCaFile,
     ...(files.crlFile !== undefined ? { crlPem: await readPemFile(files.crlFile), crlSource: files.crlFile } : {}),

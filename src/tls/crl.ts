@@ -1,5 +1,5 @@
-import { AsnConvert } from '@peculiar/asn1-schema';
-import { Certificate, CertificateList } from '@peculiar/asn1-x509';
+import type { AsnConvert } from '@peculiar/asn1-schema';
+import type { Certificate, CertificateList } from '@peculiar/asn1-x509';
 import { verify as verifySignature, type X509Certificate } from 'node:crypto';
 import { CrlError } from './errors.ts';
 
@@ -33,7 +33,28 @@ export function normalSerial(hex: string): string {
   return hex.toUpperCase().replace(/^0+(?=.)/, '');
 }
 
-function subjectDer(certificate: X509Certificate, source: string): Buffer {
+/** The ASN.1 parser, loaded by crlReader. */
+interface Asn1 {
+  readonly AsnConvert: typeof AsnConvert;
+  readonly Certificate: typeof Certificate;
+  readonly CertificateList: typeof CertificateList;
+}
+
+/** Reads the CRLs of a file against the CA bundle: loadCrls, the parser loaded. */
+export type CrlReader = (ders: readonly Buffer[], source: string, cas: readonly X509Certificate[]) => LoadedCrl[];
+
+/**
+ * The CRL reader. Only CRLs need @peculiar/asn1-x509, which takes ~230 ms to
+ * import: it is loaded by the first call, never by a start without CRLs,
+ * and a missing one fails the load of the CRL file.
+ */
+export async function crlReader(): Promise<CrlReader> {
+  const [schema, x509] = await Promise.all([import('@peculiar/asn1-schema'), import('@peculiar/asn1-x509')]);
+  const asn1: Asn1 = { AsnConvert: schema.AsnConvert, Certificate: x509.Certificate, CertificateList: x509.CertificateList };
+  return (ders, source, cas) => loadCrls(asn1, ders, source, cas);
+}
+
+function subjectDer({ AsnConvert, Certificate }: Asn1, certificate: X509Certificate, source: string): Buffer {
   try {
     const parsed = AsnConvert.parse(certificate.raw, Certificate);
     return Buffer.from(AsnConvert.serialize(parsed.tbsCertificate.subject));
@@ -54,8 +75,9 @@ function subjectDer(certificate: X509Certificate, source: string): Buffer {
  * critical extension (a delta or partitioned CRL would be misread as
  * complete), or a second CRL for a CA that already has one.
  */
-export function loadCrls(ders: readonly Buffer[], source: string, cas: readonly X509Certificate[]): LoadedCrl[] {
-  const names = cas.map((ca) => ({ ca, name: subjectDer(ca, source) }));
+function loadCrls(asn1: Asn1, ders: readonly Buffer[], source: string, cas: readonly X509Certificate[]): LoadedCrl[] {
+  const { AsnConvert, CertificateList } = asn1;
+  const names = cas.map((ca) => ({ ca, name: subjectDer(asn1, ca, source) }));
   const taken = new Map<string, number>();
   return ders.map((der, index) => {
     const position = index + 1;

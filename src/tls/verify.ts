@@ -1,5 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
-import { loadCrls, normalSerial, oneLine, type LoadedCrl } from './crl.ts';
+import { crlReader, normalSerial, oneLine, type CrlReader, type LoadedCrl } from './crl.ts';
 import { CaBundleError } from './errors.ts';
 import { certificateOin, type OinProblem } from './oin.ts';
 import { certificatesFromPem, parsePem, toPem } from './pem.ts';
@@ -33,6 +33,12 @@ export interface VerifierOptions {
   /** PEM file with one or more CRLs, one per issuing CA. */
   readonly crlPem?: string;
   readonly crlSource?: string;
+  /**
+   * Reads `crlPem`, required with it: crlReader()'s, which loads the ASN.1
+   * parser (~230 ms to import) and so is asynchronous. createCertificateVerifier
+   * gets it only when there are CRLs.
+   */
+  readonly readCrls?: CrlReader;
   readonly oinPattern: RegExp;
   /** Certificates in a chain, leaf and root included (default 8). */
   readonly maxChainLength?: number;
@@ -116,7 +122,8 @@ export class CertificateVerifier {
     if (options.crlPem !== undefined) {
       const source = options.crlSource ?? 'CRL';
       const blocks = parsePem(options.crlPem, source, ['X509 CRL']);
-      const crls = loadCrls(blocks.map((block) => block.der), source, this.#cas);
+      if (options.readCrls === undefined) throw new TypeError('CertificateVerifier: crlPem needs readCrls (createCertificateVerifier gets it)');
+      const crls = options.readCrls(blocks.map((block) => block.der), source, this.#cas);
       const byCa = new Map<string, LoadedCrl>();
       for (const crl of crls) for (const issuer of crl.issuers) byCa.set(issuer, crl);
       this.#crls = byCa;
@@ -217,9 +224,14 @@ export class CertificateVerifier {
   }
 }
 
-/** Builds a verifier from a CA bundle and optional CRLs; throws PemError, CaBundleError or CrlError naming the file. */
-export function createCertificateVerifier(options: VerifierOptions): CertificateVerifier {
-  return new CertificateVerifier(options);
+/**
+ * Builds a verifier from a CA bundle and optional CRLs, loading the CRL
+ * reader only for CRLs; rejects with PemError, CaBundleError or CrlError
+ * naming the file.
+ */
+export async function createCertificateVerifier(options: VerifierOptions): Promise<CertificateVerifier> {
+  if (options.crlPem === undefined || options.readCrls !== undefined) return new CertificateVerifier(options);
+  return new CertificateVerifier({ ...options, readCrls: await crlReader() });
 }
 
 /**

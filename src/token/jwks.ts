@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
-import { Agent, request } from 'undici';
+import type { Agent, request as undiciRequest } from 'undici';
 import type { Tenant } from '../model/snapshot.ts';
 import { createLogger, type Logger } from '../observe/logger.ts';
 import { keySet, type KeySet, type TenantKey } from './key.ts';
@@ -153,7 +153,13 @@ function fingerprintOf(keys: readonly TenantKey[]): string {
 
 export class JwksCache {
   readonly #entries = new Map<string, Entry>();
-  readonly #agent: Agent;
+  readonly #agentOptions: Agent.Options;
+  /**
+   * undici (~130 ms to import) and the agent: made by the first fetch, so a
+   * whitelist without a jwksUri never loads it; a missing undici fails that
+   * fetch, logged as the set being unavailable.
+   */
+  #http: Promise<{ readonly agent: Agent; readonly request: typeof undiciRequest }> | undefined;
   readonly #ttlMs: number;
   readonly #maxStaleMs: number;
   readonly #refetchIntervalMs: number;
@@ -196,14 +202,14 @@ export class JwksCache {
     this.#slotHoldMs = options.slotHoldMs ?? SLOT_HOLD_MS;
     if (!(this.#slotHoldMs > 0)) throw new RangeError('JwksCache: slotHoldMs must be > 0');
     this.#maxOpen = positiveInteger('maxOpenFetches', options.maxOpenFetches ?? MAX_OPEN_FETCHES);
-    this.#agent = new Agent({
+    this.#agentOptions = {
       headersTimeout: this.#timeoutMs,
       bodyTimeout: this.#timeoutMs,
       connect: {
         timeout: this.#timeoutMs,
         ...(options.ca !== undefined ? { ca: [...rootCertificates, options.ca] } : {}),
       },
-    });
+    };
   }
 
   /**
@@ -400,7 +406,10 @@ export class JwksCache {
     for (const entry of this.#entries.values()) this.#stop(entry);
     this.#entries.clear();
     for (const queue of this.#waiting) queue.clear();
-    await this.#agent.destroy();
+    await this.#http?.then(
+      ({ agent }) => agent.destroy(),
+      () => undefined,
+    );
   }
 
   /**
@@ -530,12 +539,14 @@ export class JwksCache {
     if (!isAllowedJwksUrl(url)) {
       throw new FetchFailure('error', 'jwksUri must use https (plain http only to a loopback address)');
     }
+    // Loaded before the timeout starts: the import is not the endpoint's time.
+    const { agent, request } = await (this.#http ??= import('undici').then((undici) => ({ agent: new undici.Agent(this.#agentOptions), request: undici.request })));
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     let response: Awaited<ReturnType<typeof request>>;
     try {
       response = await request(url, {
         method: 'GET',
-        dispatcher: this.#agent,
+        dispatcher: agent,
         signal: AbortSignal.any([signal, timeout]),
         headers: { accept: 'application/jwk-set+json, application/json' },
       });

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { certificateSource } from '../../src/http/client-cert.ts';
 import { parsePeerAddress } from '../../src/ip/address.ts';
 import { CidrSet, parseCidr } from '../../src/ip/cidr.ts';
-import { CertificateVerifier } from '../../src/tls/verify.ts';
+import { createCertificateVerifier, type CertificateVerifier } from '../../src/tls/verify.ts';
 import { testPki, type Pki } from '../support/pki.ts';
 import { headerForms } from '../tls/header-forms.ts';
 
@@ -20,12 +20,12 @@ describe('http/client-cert: the certificate of a request', () => {
   const other = parsePeerAddress('127.0.0.1')!;
 
   const verifier = (crlPem: string) =>
-    new CertificateVerifier({ caPem: pki.caBundle, caSource: 'bundle', crlPem, crlSource: 'crl', oinPattern: /^[0-9]{20}$/ });
+    createCertificateVerifier({ caPem: pki.caBundle, caSource: 'bundle', crlPem, crlSource: 'crl', oinPattern: /^[0-9]{20}$/ });
 
   it('judges a header value it has parsed before with the verifier now in use', async () => {
     pki = await testPki();
-    before = verifier(pki.rootCrl + pki.intermediateCrlBefore);
-    after = verifier(pki.crl);
+    before = await verifier(pki.rootCrl + pki.intermediateCrlBefore);
+    after = await verifier(pki.crl);
     let current = before;
     const source = certificateSource({ verifier: () => current, header: 'x-client-cert', trustedProxies: new CidrSet([parseCidr('127.0.0.2/32')]) });
     const request = requestWith([headerForms(pki.clients.revoked.cert).nginx]);

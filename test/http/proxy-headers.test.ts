@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { parseCidrList } from '../../src/ip/cidr.ts';
-import { UpstreamProxy } from '../../src/http/proxy.ts';
+import { openUpstreamProxy, type UpstreamProxy } from '../../src/http/proxy.ts';
 import { call, OIN_A, OIN_B, send, startGate, tokenFor, type Gate } from '../support/gate.ts';
 import { rawExchange } from '../support/socket.ts';
 import { headerNames, headerValues, startProxyFront, startUpstream, type RecordedRequest, type Upstream } from '../support/upstream.ts';
@@ -93,7 +93,7 @@ describe('proxy: extra headers set by the gate', () => {
   let front: Awaited<ReturnType<typeof startProxyFront>>;
   before(async () => {
     upstream = await startUpstream();
-    proxy = new UpstreamProxy({ upstream: new URL(upstream.url), timeoutMs: 2_000, trustedProxies: parseCidrList([]) });
+    proxy = await openUpstreamProxy({ upstream: new URL(upstream.url), timeoutMs: 2_000, trustedProxies: parseCidrList([]) });
     front = await startProxyFront(proxy, OIN_A, ['x-authenticated-claim-sub', 'alice', 'x-authenticated-claim-level', '3']);
   });
   after(async () => {

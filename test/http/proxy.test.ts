@@ -28,7 +28,7 @@ import {
   type RecordedRequest,
   type Upstream,
 } from '../support/upstream.ts';
-import { UpstreamProxy } from '../../src/http/proxy.ts';
+import { openUpstreamProxy, type UpstreamProxy } from '../../src/http/proxy.ts';
 import { parseCidrList } from '../../src/ip/cidr.ts';
 import { rawSession } from '../support/socket.ts';
 
@@ -617,7 +617,7 @@ describe('proxy: the queue of requests waiting for an upstream connection', () =
   before(async () => {
     upstream = await startUpstream();
     // One connection, one waiting place: a slow upstream fills both at once.
-    proxy = new UpstreamProxy({
+    proxy = await openUpstreamProxy({
       upstream: new URL(upstream.url),
       timeoutMs: 5_000,
       trustedProxies: parseCidrList([]),
@@ -699,7 +699,7 @@ describe('proxy: a client that leaves before its request is forwarded', () => {
   let front: ProxyFront;
   before(async () => {
     upstream = await startUpstream();
-    proxy = new UpstreamProxy({ upstream: new URL(upstream.url), timeoutMs: 5_000, trustedProxies: parseCidrList([]) });
+    proxy = await openUpstreamProxy({ upstream: new URL(upstream.url), timeoutMs: 5_000, trustedProxies: parseCidrList([]) });
     front = await startProxyFront(proxy, OIN_A, undefined, 200);
   });
   after(async () => {

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { createGate } from '../../src/index.ts';
-import { describeUrl } from '../../src/limit/redis.ts';
+import { describeUrl } from '../../src/limit/redis-url.ts';
 import { readyz, metricValue } from '../support/pg-gate.ts';
 import {
   call,

@@ -26,7 +26,7 @@ const LIMIT = { perSecond: 1_000_000, burst: 1_000_000 };
 const OIN = '00000001234567890000';
 
 async function serve(mode: string, port: number, redisUrl: string | undefined): Promise<void> {
-  const limiter = mode === 'none' ? undefined : createRateLimiter({ redisUrl: mode === 'redis' ? redisUrl : undefined });
+  const limiter = mode === 'none' ? undefined : await createRateLimiter({ redisUrl: mode === 'redis' ? redisUrl : undefined });
   if (limiter && !(await limiter.ready(5000))) throw new Error('Redis did not answer');
   const server = createServer(async (_req, res) => {
     if (limiter) {

@@ -27,7 +27,7 @@ function report(name: string, ops: number, wallMs: number, cpu: number): void {
   console.log(`${name.padEnd(44)} ${String(perSecond).padStart(9)} ops/s   ${((cpu * 1000) / ops).toFixed(2).padStart(6)} µs CPU/op`);
 }
 
-function benchLocal(): void {
+async function benchLocal(): Promise<void> {
   const local = new LocalLimiter();
   let ops = 0;
   const cpu0 = cpuMs();
@@ -37,7 +37,7 @@ function benchLocal(): void {
     ops += 10_000;
   }
   report('local take()', ops, performance.now() - started, cpuMs() - cpu0);
-  const facade = createRateLimiter();
+  const facade = await createRateLimiter();
   ops = 0;
   const cpu1 = cpuMs();
   const started1 = performance.now();
@@ -86,7 +86,7 @@ async function benchShared(url: string, admin: Redis, inFlight: number, batch: b
   await limiter.close();
 }
 
-benchLocal();
+await benchLocal();
 const redis = await startRedis();
 const admin = new Redis(redis.url);
 try {

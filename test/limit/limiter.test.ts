@@ -9,7 +9,7 @@ const OIN = '00000001234567890000';
 
 describe('limit/limiter: the facade the gate calls', () => {
   it('counts locally and synchronously without Redis, and has no status', async () => {
-    const limiter = createRateLimiter();
+    const limiter = await createRateLimiter();
     const limit = { perSecond: 5, burst: 2 };
     const first = limiter.take(OIN, limit, 0);
     expect(first).to.not.be.instanceOf(Promise);
@@ -22,15 +22,15 @@ describe('limit/limiter: the facade the gate calls', () => {
     await limiter.close();
   });
 
-  it('uses a monotonic clock when none is given', () => {
-    const limiter = createRateLimiter();
+  it('uses a monotonic clock when none is given', async () => {
+    const limiter = await createRateLimiter();
     const limit = { perSecond: 1, burst: 3 };
     const allowed = [1, 2, 3, 4].map(() => (limiter.take(OIN, limit) as { allowed: boolean }).allowed);
     expect(allowed).to.deep.equal([true, true, true, false]);
   });
 
-  it('builds Retry-After and RateLimit headers for a refusal', () => {
-    const limiter = createRateLimiter();
+  it('builds Retry-After and RateLimit headers for a refusal', async () => {
+    const limiter = await createRateLimiter();
     const limit = { perSecond: 1, burst: 1 };
     const allowed = limiter.take(OIN, limit, 0) as Parameters<typeof rateLimitHeaders>[0];
     expect(rateLimitHeaders(allowed)).to.deep.equal({ 'ratelimit-limit': '1', 'ratelimit-remaining': '0', 'ratelimit-reset': '1' });
@@ -43,8 +43,8 @@ describe('limit/limiter: the facade the gate calls', () => {
     });
   });
 
-  it('rounds Retry-After up to whole seconds for slow refills', () => {
-    const limiter = createRateLimiter();
+  it('rounds Retry-After up to whole seconds for slow refills', async () => {
+    const limiter = await createRateLimiter();
     const limit = { perSecond: 1, burst: 1 };
     limiter.take(OIN, limit, 0);
     expect(limiter.take(OIN, limit, 100)).to.include({ allowed: false, retryAfterSeconds: 1 });
@@ -56,7 +56,7 @@ describe('limit/limiter: the facade the gate calls', () => {
   it('reports each change between shared and local counting', async () => {
     const redis = await startRedis();
     const changes: RateLimitStatus[] = [];
-    const limiter = createRateLimiter({ redisUrl: redis.url, commandTimeoutMs: 50, onStateChange: (s) => changes.push(s) });
+    const limiter = await createRateLimiter({ redisUrl: redis.url, commandTimeoutMs: 50, onStateChange: (s) => changes.push(s) });
     const registry = new Registry();
     registerRateLimitMetrics(registry, limiter);
     try {

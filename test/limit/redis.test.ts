@@ -3,7 +3,8 @@ import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { createRateLimiter, KEY_PREFIX, type RateLimiter, type Verdict } from '../../src/limit/limiter.ts';
 import { registerRateLimitMetrics } from '../../src/limit/metrics.ts';
-import { describeUrl, RedisLimiter, RedisUrlError } from '../../src/limit/redis.ts';
+import { RedisLimiter } from '../../src/limit/redis.ts';
+import { describeUrl, RedisUrlError } from '../../src/limit/redis-url.ts';
 import { freePort } from '../bench/lib/external.ts';
 import { eventually } from '../support/gate.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
@@ -34,7 +35,7 @@ async function admittedOf(limiter: RateLimiter, oin: string, limit: { perSecond:
 }
 
 async function sharedLimiter(redis: TestRedis, lines: Line[] = []): Promise<RateLimiter> {
-  const limiter = createRateLimiter({ redisUrl: redis.url, commandTimeoutMs: TIMEOUT_MS, logger: recordingLogger(lines) });
+  const limiter = await createRateLimiter({ redisUrl: redis.url, commandTimeoutMs: TIMEOUT_MS, logger: recordingLogger(lines) });
   expect(await limiter.ready(5000), 'limiter connects to Redis').to.equal(true);
   return limiter;
 }
@@ -289,7 +290,7 @@ describe('limit/redis: an unreachable Redis', () => {
     const port = await freePort();
     const before = process.getActiveResourcesInfo().length;
     const lines: Line[] = [];
-    const l = createRateLimiter({ redisUrl: `redis://127.0.0.1:${port}`, commandTimeoutMs: TIMEOUT_MS, logger: recordingLogger(lines) });
+    const l = await createRateLimiter({ redisUrl: `redis://127.0.0.1:${port}`, commandTimeoutMs: TIMEOUT_MS, logger: recordingLogger(lines) });
     const limit = { perSecond: 1, burst: 2 };
     const verdicts = [];
     for (let i = 0; i < 3; i++) verdicts.push(await l.take(OIN, limit));
@@ -306,7 +307,7 @@ describe('limit/redis: an unreachable Redis', () => {
     const port = await freePort();
     const lines: Line[] = [];
     const url = `redis://admin:s3cr%40t@127.0.0.1:${port}/2?password=s3cr@t`;
-    const l = createRateLimiter({ redisUrl: url, commandTimeoutMs: TIMEOUT_MS, logger: recordingLogger(lines) });
+    const l = await createRateLimiter({ redisUrl: url, commandTimeoutMs: TIMEOUT_MS, logger: recordingLogger(lines) });
     try {
       await l.take(OIN, { perSecond: 1, burst: 1 });
       await until(() => expect(l.status()?.lastError).to.match(/ECONNREFUSED/), 3000);

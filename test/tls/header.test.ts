@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { X509Certificate } from 'node:crypto';
 import { factsOfHeader } from '../../src/tls/facts.ts';
 import { parseClientCertHeader, type HeaderCertificate } from '../../src/tls/header.ts';
-import { CertificateVerifier } from '../../src/tls/verify.ts';
+import { createCertificateVerifier, type CertificateVerifier } from '../../src/tls/verify.ts';
 import { PKI_OIN_A, testPki, type Pki } from '../support/pki.ts';
 import { headerForms } from './header-forms.ts';
 
@@ -118,8 +118,8 @@ describe('tls/header', () => {
 
   describe('facts', () => {
     let verifier: CertificateVerifier;
-    before(() => {
-      verifier = new CertificateVerifier({ caPem: pki.caBundle, caSource: 'ca', crlPem: pki.crl, crlSource: 'crl', oinPattern: /^[0-9]{20}$/ });
+    before(async () => {
+      verifier = await createCertificateVerifier({ caPem: pki.caBundle, caSource: 'ca', crlPem: pki.crl, crlSource: 'crl', oinPattern: /^[0-9]{20}$/ });
     });
 
     it('verifies a header certificate and gives its OIN and digest', () => {

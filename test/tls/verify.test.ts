@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { X509Certificate } from 'node:crypto';
+import { crlReader, type CrlReader } from '../../src/tls/crl.ts';
 import { CaBundleError, CrlError, PemError } from '../../src/tls/errors.ts';
 import { CertificateVerifier, createCertificateVerifier, problemOfTlsError, type VerifierOptions } from '../../src/tls/verify.ts';
 import { PKI_OIN_A, PKI_OIN_B, testPki, type Issued, type Pki } from '../support/pki.ts';
@@ -14,13 +15,15 @@ describe('tls/verify', () => {
   let pki: Pki;
   let verifier: CertificateVerifier;
   let now: number;
+  let readCrls: CrlReader;
 
   function make(options: Partial<VerifierOptions> = {}): CertificateVerifier {
-    return createCertificateVerifier({ caPem: pki.caBundle, caSource: 'ca.pem', crlPem: pki.crl, crlSource: 'crl.pem', oinPattern: OIN, ...options });
+    return new CertificateVerifier({ caPem: pki.caBundle, caSource: 'ca.pem', crlPem: pki.crl, crlSource: 'crl.pem', readCrls, oinPattern: OIN, ...options });
   }
 
   before(async () => {
     pki = await testPki();
+    readCrls = await crlReader();
     now = Date.now();
     verifier = make();
   });
@@ -159,6 +162,15 @@ describe('tls/verify', () => {
 
     it('refuses two CRLs of the same CA', () => {
       expect(() => make({ crlPem: pki.crl + pki.intermediateCrlBefore })).to.throw(CrlError, /CRLs 2 and 3 are from the same CA/);
+    });
+
+    it('loads the CRL reader itself when given CRLs, and refuses CRLs without one when built directly', async () => {
+      const loaded = await createCertificateVerifier({ caPem: pki.caBundle, caSource: 'ca.pem', crlPem: pki.crl, crlSource: 'crl.pem', oinPattern: OIN });
+      expect(loaded.verifyChain(x509(pki.clients.revoked), [], now)).to.include({ ok: false, reason: 'revoked' });
+      expect(loaded.crlPems).to.have.length(make().crlPems.length);
+      expect(() => make({ readCrls: undefined })).to.throw(TypeError, /crlPem needs readCrls/);
+      const withoutCrls = await createCertificateVerifier({ caPem: pki.caBundle, caSource: 'ca.pem', oinPattern: OIN });
+      expect(withoutCrls.crlPems).to.deep.equal([]);
     });
 
     it('refuses a CRL file with a certificate in it', () => {

@@ -1,0 +1,128 @@
+/**
+ * `oingate serve` loads a heavy dependency only when its configuration uses
+ * it (start-up time): a real child process with a resolve hook that records
+ * every module it loads.
+ */
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { eventually, twoTenants, type TenantSpec } from './support/gate.ts';
+import { testPki } from './support/pki.ts';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const HOOK = fileURLToPath(new URL('./support/record-modules.mjs', import.meta.url));
+
+/** What a plain file-store forward-auth start must not load (each takes ~90-230 ms to import). */
+const HEAVY = ['ioredis', 'undici', '@peculiar/asn1-x509', 'pg', 'koa-body'];
+
+/** The packages (by node_modules directory) of the module URLs the process resolved. */
+function packagesOf(log: string): Set<string> {
+  const packages = new Set<string>();
+  for (const url of log.split('\n')) {
+    const match = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
+    if (match) packages.add(match[1] as string);
+  }
+  return packages;
+}
+
+interface Started {
+  readonly child: ChildProcess;
+  readonly adminUrl: string;
+  loaded(): Promise<Set<string>>;
+}
+
+describe('oingate serve: heavy dependencies only when configured', function () {
+  this.timeout(60_000);
+  let dir: string;
+  const children: ChildProcess[] = [];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'oingate-modules-'));
+  });
+  after(async () => {
+    for (const child of children) child.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function serve(name: string, tenants: TenantSpec[], env: Record<string, string> = {}): Promise<Started> {
+    const whitelist = join(dir, `${name}.json`);
+    const log = join(dir, `${name}.modules`);
+    await writeFile(whitelist, JSON.stringify({ tenants }));
+    await writeFile(log, '');
+    const base: NodeJS.ProcessEnv = { ...process.env };
+    for (const variable of Object.keys(base)) if (variable.startsWith('OINGATE_')) delete base[variable];
+    const child = spawn(process.execPath, ['--import', HOOK, 'src/bin.js', 'serve'], {
+      cwd: ROOT,
+      env: {
+        ...base,
+        RECORD_MODULES_TO: log,
+        OINGATE_LISTEN: '127.0.0.1:0',
+        OINGATE_ADMIN_LISTEN: '127.0.0.1:0',
+        OINGATE_STORE: `file:${whitelist}`,
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    let adminUrl = '';
+    await eventually(() => {
+      expect(child.exitCode, `oingate exited: ${stderr}${stdout}`).to.equal(null);
+      const listening = stdout
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .find((line) => line['msg'] === 'oingate listening');
+      expect(listening, 'the listening line').to.not.equal(undefined);
+      adminUrl = listening?.['admin'] as string;
+    }, 30_000);
+    await eventually(async () => {
+      expect((await fetch(`${adminUrl}/readyz`)).status).to.equal(200);
+    }, 10_000);
+    return { child, adminUrl, loaded: async () => packagesOf(await readFile(log, 'utf8')) };
+  }
+
+  it('loads none of ioredis, undici, the ASN.1 parser, pg or koa-body for a file-store forward-auth start; koa-body at the first ops POST', async () => {
+    const gate = await serve('plain', twoTenants());
+    const atReady = await gate.loaded();
+    expect([...atReady], 'the hook records what is loaded').to.include.members(['koa', 'pino', 'prom-client']);
+    for (const name of HEAVY) expect(atReady.has(name), `${name} loaded`).to.equal(false);
+
+    const reload = await fetch(`${gate.adminUrl}/reload`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(reload.status).to.equal(200);
+    expect((await gate.loaded()).has('koa-body'), 'koa-body loaded by the first POST').to.equal(true);
+    gate.child.kill('SIGTERM');
+  });
+
+  it('loads ioredis for a Redis URL, undici for proxy mode and the ASN.1 parser for CRLs', async () => {
+    const pki = await testPki();
+    const gate = await serve('configured', twoTenants(), {
+      // Nothing listens there: the limiter counts locally, but its module is loaded.
+      OINGATE_RATE_LIMIT_REDIS: 'redis://127.0.0.1:1/0',
+      OINGATE_UPSTREAM: 'http://127.0.0.1:1',
+      OINGATE_TRUSTED_PROXIES: '127.0.0.1/32',
+      OINGATE_CLIENT_CERT_HEADER: 'x-client-cert',
+      OINGATE_TLS_CLIENT_CA: pki.caBundleFile,
+      OINGATE_TLS_CRL: pki.crlFile,
+    });
+    const loaded = await gate.loaded();
+    for (const name of ['ioredis', 'undici', '@peculiar/asn1-x509']) expect(loaded.has(name), `${name} loaded`).to.equal(true);
+    gate.child.kill('SIGTERM');
+  });
+
+  it('loads undici in forward-auth mode once a tenant names a jwksUri', async () => {
+    const [a, b] = twoTenants() as [TenantSpec, TenantSpec];
+    const gate = await serve('jwks', [a, { ...b, jwksUri: 'http://127.0.0.1:1/jwks.json' }]);
+    await eventually(async () => {
+      expect((await gate.loaded()).has('undici'), 'undici loaded for the JWKS fetch').to.equal(true);
+    });
+    expect((await gate.loaded()).has('ioredis')).to.equal(false);
+    gate.child.kill('SIGTERM');
+  });
+});
