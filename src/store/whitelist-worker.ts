@@ -8,10 +8,6 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { TenantPacker } from '../model/packed-tenants.ts';
 import { readWhitelistFile, WhitelistFileError } from './read-file.ts';
 import type { WorkerAnswer, WorkerTask } from './read-in-worker.ts';
-import { lowerThreadPriority } from './thread-priority.ts';
-
-// The main thread serves requests meanwhile: on a busy CPU it goes first.
-lowerThreadPriority();
 
 const { path } = workerData as WorkerTask;
 const port = parentPort!;

@@ -8,18 +8,15 @@ import { expect } from 'chai';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setImmediate as turn } from 'node:timers/promises';
 import { WhitelistError } from '../../src/model/errors.ts';
 import { PackedTenants } from '../../src/model/packed-tenants.ts';
 import { buildSnapshot, type Snapshot } from '../../src/model/snapshot.ts';
 import { readWhitelistFile, WhitelistFileError } from '../../src/store/read-file.ts';
 import { readWhitelistFileInWorker, workerHeapMb } from '../../src/store/read-in-worker.ts';
 import { refusalCause } from '../../src/store/source.ts';
-import { READER_NICE } from '../../src/store/thread-priority.ts';
 import { makeTenants, whitelistText } from '../bench/lib/fixtures.ts';
 import { DEFAULT_PATTERN, oinOf, tenant } from '../model/helpers.ts';
 import { oneHugeTenantText } from '../support/heavy-file.ts';
-import { HAS_THREAD_SELF, niceByThread, niceOf } from '../support/threads.ts';
 
 const options = { oinPattern: DEFAULT_PATTERN };
 const HEAP_MB = 64;
@@ -124,27 +121,6 @@ describe('reading a whitelist file in a worker thread', function () {
     for (const [oin, one] of next.tenants) if (one === first.tenants.get(oin) && one === viaMain.tenants.get(oin)) shared++;
     expect(shared).to.equal(tenants.length - 1);
     expect(next.tenants.get(tenants[5]!.oin)?.name).to.equal('renamed');
-  });
-
-  it('reads at a low CPU priority, in a thread of its own: the main thread keeps its priority', async function () {
-    if (!HAS_THREAD_SELF) this.skip();
-    const tenants = makeTenants(20_000);
-    const file = join(dir, 'lowered.json');
-    await writeFile(file, whitelistText(tenants));
-    const before = niceByThread();
-    let settled = false;
-    const read = readWhitelistFileInWorker(file, { maxHeapMb: HEAP_MB }).finally(() => (settled = true));
-    // Looked at from here while the thread works: by the kernel's account, not by the thread's word.
-    const lowered = new Set<number>();
-    while (!settled && lowered.size === 0) {
-      for (const [thread, nice] of niceByThread()) if (nice === READER_NICE && before.get(thread) !== READER_NICE) lowered.add(thread);
-      await turn();
-    }
-    const document = (await read) as Record<string, unknown>;
-    expect((document['tenants'] as PackedTenants).length).to.equal(tenants.length);
-    expect(lowered.size, 'threads lowered while reading').to.equal(1);
-    expect(lowered.has(process.pid)).to.equal(false);
-    expect(niceOf(process.pid)).to.equal(before.get(process.pid));
   });
 
   it('refuses the read, as unreachable, when the thread runs out of its heap while parsing', async () => {
