@@ -5,7 +5,7 @@ import type { Metrics } from './observe/metrics.ts';
 import { publicApp } from './http/app.ts';
 import { Drain } from './http/drain.ts';
 import { preflightLogFields } from './http/gate.ts';
-import { OPS_BODY_LIMIT, opsApp } from './http/ops.ts';
+import { jsonBodyParser, OPS_BODY_LIMIT, opsApp } from './http/ops.ts';
 import { openUpstreamProxy, type UpstreamProxy } from './http/proxy.ts';
 import { checkingInterval, closeServer, listen, urlOf } from './http/server.ts';
 import { createTlsServer, type TlsServer } from './http/tls-server.ts';
@@ -58,6 +58,10 @@ export async function startService(settings: Settings, options: ServiceOptions =
   // A store that is down at start-up must not keep the listeners closed:
   // /healthz answers and requests get 503 until the first load succeeds.
   let core: GateCore;
+  // Loaded while the first whitelist loads (mostly a wait for the reading
+  // thread or the database), never on the loop that serves requests.
+  const opsBody = jsonBodyParser();
+  opsBody.catch(() => undefined); // awaited below, once the core stands
   try {
     core = await startCore(settings, {
       logger,
@@ -96,6 +100,7 @@ export async function startService(settings: Settings, options: ServiceOptions =
   let ops: Server | undefined;
   let server: Server;
   try {
+    await opsBody;
     ops = await listen(
       opsApp({ holder, metrics, logger, adminToken: settings.adminToken, adminHosts: settings.adminHosts, stopping: () => drain.stopping }).callback(),
       settings.adminListen.host,

@@ -75,6 +75,32 @@ function clientErrorStatus(error: unknown): RefusalStatusCode | undefined {
 }
 
 /** The ops listener: health, readiness, reload, metrics. */
+let jsonParser: Promise<Middleware> | undefined;
+
+/**
+ * The ops listener's JSON body parser (koa-body, with formidable: some
+ * 200 ms to import), loaded once. `oingate serve` asks for it while the first
+ * whitelist loads, before the listeners open: importing it later, at the
+ * first POST, would pause every request on the loop for that long (measured:
+ * 57 and 157 ms). A missing package fails start-up, or that request (500).
+ */
+export function jsonBodyParser(): Promise<Middleware> {
+  jsonParser ??= import('koa-body').then(({ HttpMethodEnum, koaBody }) =>
+    koaBody({
+      json: true,
+      jsonStrict: true,
+      jsonLimit: OPS_BODY_LIMIT,
+      urlencoded: false,
+      text: false,
+      multipart: false,
+      parsedMethods: [HttpMethodEnum.POST],
+    }),
+  );
+  // A failed import is tried again by the next caller, not remembered.
+  jsonParser.catch(() => (jsonParser = undefined));
+  return jsonParser;
+}
+
 export function opsApp(options: OpsOptions): Koa {
   const { holder, metrics, logger } = options;
   const expected = options.adminToken === undefined ? undefined : digest(options.adminToken);
@@ -103,23 +129,8 @@ export function opsApp(options: OpsOptions): Koa {
   };
   // JSON only, strict (an object or array at the top), small: for the POST
   // routes that take a body. A body of another type is left unparsed.
-  // koa-body (with formidable, ~200 ms to import) is loaded by the first
-  // authorised POST, not at start; a missing one fails that request (500, logged).
-  let jsonParser: Middleware | undefined;
   const parseJson = async (ctx: Context, next: Next): Promise<void> => {
-    if (jsonParser === undefined) {
-      const { HttpMethodEnum, koaBody } = await import('koa-body');
-      jsonParser ??= koaBody({
-        json: true,
-        jsonStrict: true,
-        jsonLimit: OPS_BODY_LIMIT,
-        urlencoded: false,
-        text: false,
-        multipart: false,
-        parsedMethods: [HttpMethodEnum.POST],
-      });
-    }
-    await jsonParser(ctx, next);
+    await (await jsonBodyParser())(ctx, next);
   };
 
   router.get('/healthz', (ctx) => {
