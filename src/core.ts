@@ -244,8 +244,12 @@ export async function startCore(settings: Settings, options: CoreOptions): Promi
     return status === undefined ? undefined : { rateLimit: status };
   });
 
+  // Imported while the first whitelist loads (mostly a wait), not at a first fetch on the serving loop.
+  const jwksReady = jwks.prepare();
+  jwksReady.catch(() => undefined); // awaited below
   try {
     await holder.start();
+    await jwksReady;
   } catch (error) {
     // A watcher that cannot start must not leave the source open.
     await holder.close();

@@ -16,7 +16,7 @@ const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const HOOK = fileURLToPath(new URL('./support/record-modules.mjs', import.meta.url));
 
 /** What a plain file-store forward-auth start must not load (each takes ~90-230 ms to import). */
-const HEAVY = ['ioredis', 'undici', '@peculiar/asn1-x509', 'pg'];
+const HEAVY = ['ioredis', '@peculiar/asn1-x509', 'pg'];
 
 /** The packages (by node_modules directory) of the module URLs the process resolved. */
 function packagesOf(log: string): Set<string> {
@@ -88,20 +88,22 @@ describe('oingate serve: heavy dependencies only when configured', function () {
     return { child, adminUrl, loaded: async () => packagesOf(await readFile(log, 'utf8')) };
   }
 
-  it('loads none of ioredis, undici, the ASN.1 parser or pg for a file-store forward-auth start, and koa-body before it listens, so no POST pays for it', async () => {
+  it('loads none of ioredis, the ASN.1 parser or pg for a file-store forward-auth start, and koa-body and undici before it listens, so no request waits for them', async () => {
     const gate = await serve('plain', twoTenants());
     const atReady = await gate.loaded();
     expect([...atReady], 'the hook records what is loaded').to.include.members(['koa', 'pino', 'prom-client']);
     for (const name of HEAVY) expect(atReady.has(name), `${name} loaded`).to.equal(false);
-    // Imported while the first whitelist loaded: a first POST /reload must not pause the loop for it.
+    // Imported while the first whitelist loaded: a first POST /reload, or a
+    // tenant given a jwksUri later, must not pause the loop for an import.
     expect(atReady.has('koa-body'), 'koa-body loaded before the listeners opened').to.equal(true);
+    expect(atReady.has('undici'), 'undici loaded before the listeners opened').to.equal(true);
 
     const reload = await fetch(`${gate.adminUrl}/reload`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     expect(reload.status).to.equal(200);
     gate.child.kill('SIGTERM');
   });
 
-  it('loads ioredis for a Redis URL, undici for proxy mode and the ASN.1 parser for CRLs', async () => {
+  it('loads ioredis for a Redis URL and the ASN.1 parser for CRLs (and undici, as always)', async () => {
     const pki = await testPki();
     const gate = await serve('configured', twoTenants(), {
       // Nothing listens there: the limiter counts locally, but its module is loaded.
@@ -114,16 +116,6 @@ describe('oingate serve: heavy dependencies only when configured', function () {
     });
     const loaded = await gate.loaded();
     for (const name of ['ioredis', 'undici', '@peculiar/asn1-x509']) expect(loaded.has(name), `${name} loaded`).to.equal(true);
-    gate.child.kill('SIGTERM');
-  });
-
-  it('loads undici in forward-auth mode once a tenant names a jwksUri', async () => {
-    const [a, b] = twoTenants() as [TenantSpec, TenantSpec];
-    const gate = await serve('jwks', [a, { ...b, jwksUri: 'http://127.0.0.1:1/jwks.json' }]);
-    await eventually(async () => {
-      expect((await gate.loaded()).has('undici'), 'undici loaded for the JWKS fetch').to.equal(true);
-    });
-    expect((await gate.loaded()).has('ioredis')).to.equal(false);
     gate.child.kill('SIGTERM');
   });
 });

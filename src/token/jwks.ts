@@ -155,8 +155,8 @@ export class JwksCache {
   readonly #entries = new Map<string, Entry>();
   readonly #agentOptions: Agent.Options;
   /**
-   * undici (~130 ms to import) and the agent: made by the first fetch, so a
-   * whitelist without a jwksUri never loads it; a missing undici fails that
+   * undici (~130 ms to import) and the agent: made by {@link prepare} while
+   * the gate starts, or else by the first fetch; a missing undici fails that
    * fetch, logged as the set being unavailable.
    */
   #http: Promise<{ readonly agent: Agent; readonly request: typeof undiciRequest }> | undefined;
@@ -184,6 +184,20 @@ export class JwksCache {
   readonly #waiting: readonly [Set<Entry>, Set<Entry>, Set<Entry>] = [new Set(), new Set(), new Set()];
   readonly #onFetch: ((oin: string, outcome: JwksFetchOutcome) => void) | undefined;
   #closed = false;
+
+  #client(): Promise<{ readonly agent: Agent; readonly request: typeof undiciRequest }> {
+    this.#http ??= import('undici').then((undici) => ({ agent: new undici.Agent(this.#agentOptions), request: undici.request }));
+    return this.#http;
+  }
+
+  /**
+   * Imports undici now, before any fetch: called while the first whitelist
+   * loads, so that a tenant given a jwksUri later never makes the loop that
+   * serves requests wait for an import. Rejects when undici cannot load.
+   */
+  async prepare(): Promise<void> {
+    await this.#client();
+  }
 
   constructor(options: JwksCacheOptions) {
     if (!(options.ttlSeconds > 0)) throw new RangeError('JwksCache: ttlSeconds must be > 0');
@@ -540,7 +554,7 @@ export class JwksCache {
       throw new FetchFailure('error', 'jwksUri must use https (plain http only to a loopback address)');
     }
     // Loaded before the timeout starts: the import is not the endpoint's time.
-    const { agent, request } = await (this.#http ??= import('undici').then((undici) => ({ agent: new undici.Agent(this.#agentOptions), request: undici.request })));
+    const { agent, request } = await this.#client();
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     let response: Awaited<ReturnType<typeof request>>;
     try {
