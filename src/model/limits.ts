@@ -1,3 +1,5 @@
+import type { ValidationIssue } from './errors.ts';
+
 /**
  * The limits the README states for a whitelist. Over any of them the whole
  * whitelist is refused, naming the tenant, before the excess is parsed.
@@ -22,3 +24,13 @@ export const MAX_REVOKED_TOKENS = 1_000_000;
 
 /** Characters in a revoked token's `jti` or `reason`. */
 export const MAX_REVOCATION_TEXT_LENGTH = 1024;
+
+/** The whole whitelist's tenants over MAX_TENANTS, worded the same wherever they are counted. */
+export function tooManyTenants(count: number): ValidationIssue {
+  return { path: 'tenants', message: `holds ${count} tenants; at most ${MAX_TENANTS} are allowed` };
+}
+
+/** The whole whitelist's revoked tokens over MAX_REVOKED_TOKENS, likewise. */
+export function tooManyRevoked(path: string, count: number): ValidationIssue {
+  return { path, message: `holds ${count} revoked tokens; at most ${MAX_REVOKED_TOKENS} are allowed` };
+}

@@ -9,6 +9,7 @@
  */
 import { hash } from 'node:crypto';
 import { DIGEST_BYTES, digestOfDocument } from './document-digest.ts';
+import { isRecord } from './values.ts';
 
 /** The tenants list as buildSnapshot walks it: a parsed array, or tenants packed by another thread. */
 export interface TenantList {
@@ -31,21 +32,17 @@ export interface PackedTenantFields {
   readonly texts: Uint8Array;
   /** Where each tenant's text ends in `texts`. */
   readonly textEnds: Uint32Array;
-  /** Every string OIN in UTF-8, one after the other. */
+  /**
+   * Every string OIN in UTF-8, one after the other; a tenant without one has
+   * an empty span (an empty OIN is never valid, so nothing is lost).
+   */
   readonly oins: Uint8Array;
   readonly oinEnds: Uint32Array;
   /** DIGEST_BYTES per tenant: SHA-256 of its text. */
   readonly digests: Uint8Array;
-  readonly flags: Uint8Array;
 }
-
-const HAS_OIN = 1;
 
 const SURROGATE = /[\ud800-\udfff]/;
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /**
  * Packs the tenants of a whitelist as the strict parser reports them (its
@@ -74,7 +71,6 @@ export class TenantPacker {
   /** The tenants reported, packed (once the parse has succeeded). */
   fields(): PackedTenantFields {
     const count = this.#texts.length;
-    const flags = new Uint8Array(count);
     const oins: string[] = [];
     const oinEnds = new Uint32Array(count);
     let oinAt = 0;
@@ -83,7 +79,6 @@ export class TenantPacker {
       if (oin !== undefined) {
         oins.push(oin);
         oinAt += Buffer.byteLength(oin, 'utf8');
-        flags[index] = HAS_OIN;
       }
       oinEnds[index] = oinAt;
     }
@@ -96,7 +91,7 @@ export class TenantPacker {
       const text = texts.subarray(index === 0 ? 0 : textEnds[index - 1], textEnds[index]);
       digests.set(hash('sha256', text, 'buffer'), index * DIGEST_BYTES);
     }
-    return { texts, textEnds, oins: utf8(oins, oinAt), oinEnds, digests, flags };
+    return { texts, textEnds, oins: utf8(oins, oinAt), oinEnds, digests };
   }
 }
 
@@ -119,15 +114,16 @@ export class PackedTenants implements TenantList {
 
   constructor(fields: PackedTenantFields) {
     this.#fields = fields;
-    this.length = fields.flags.length;
+    this.length = fields.textEnds.length;
     this.#texts = Buffer.from(fields.texts.buffer, fields.texts.byteOffset, fields.texts.byteLength);
     this.#oins = Buffer.from(fields.oins.buffer, fields.oins.byteOffset, fields.oins.byteLength);
   }
 
   oin(index: number): string | undefined {
-    const { flags, oinEnds } = this.#fields;
-    if (!((flags[index] as number) & HAS_OIN)) return undefined;
-    return this.#oins.toString('utf8', index === 0 ? 0 : oinEnds[index - 1], oinEnds[index]);
+    const { oinEnds } = this.#fields;
+    const start = index === 0 ? 0 : (oinEnds[index - 1] as number);
+    const end = oinEnds[index] as number;
+    return start === end ? undefined : this.#oins.toString('utf8', start, end);
   }
 
   digest(index: number): string {

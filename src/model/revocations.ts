@@ -7,7 +7,7 @@
  */
 import { hash } from 'node:crypto';
 import { describeValue, type ValidationIssue } from './errors.ts';
-import { MAX_REVOKED_TOKENS, MAX_REVOCATION_TEXT_LENGTH } from './limits.ts';
+import { MAX_REVOKED_TOKENS, MAX_REVOCATION_TEXT_LENGTH, tooManyRevoked } from './limits.ts';
 import type { Work } from './pacing.ts';
 import { isRecord, readTime } from './values.ts';
 
@@ -54,7 +54,7 @@ export function* readRevocations(raw: unknown, where: string, oinPattern: RegExp
   }
   if (raw.length > MAX_REVOKED_TOKENS) {
     // Refused before any is read: the excess costs nothing.
-    issues.push({ path: where, message: `holds ${raw.length} revoked tokens; at most ${MAX_REVOKED_TOKENS} are allowed` });
+    issues.push(tooManyRevoked(where, raw.length));
     return NO_REVOCATIONS;
   }
   const byOin = new Map<string, Revocation[]>();

@@ -9,9 +9,16 @@ import { isAllowedJwksScheme } from '../token/jwks-url.ts';
 import { keySet, MAX_KID_LENGTH, type KeySet, type TenantKey } from '../token/key.ts';
 import { buildHmacKey, buildPublicKey, KeyMaterialError } from '../token/keys.ts';
 import { isAlgorithm, isHmac, ALGORITHMS } from './algorithms.ts';
-import { digestOfDocument } from './document-digest.ts';
 import { describeValue, WhitelistError, type ValidationIssue } from './errors.ts';
-import { MAX_CIDRS_PER_TENANT, MAX_ISSUER_AUDIENCE_LENGTH, MAX_KEYS_PER_TENANT, MAX_REVOKED_TOKENS, MAX_TENANTS } from './limits.ts';
+import {
+  MAX_CIDRS_PER_TENANT,
+  MAX_ISSUER_AUDIENCE_LENGTH,
+  MAX_KEYS_PER_TENANT,
+  MAX_REVOKED_TOKENS,
+  MAX_TENANTS,
+  tooManyRevoked,
+  tooManyTenants,
+} from './limits.ts';
 import { runSliced, sortIndices, type Work } from './pacing.ts';
 import { enforcedJtis, readRevocations, revocationsDigest, type Revocation, type RevocationsByTenant } from './revocations.ts';
 import { has, isRecord, readTime } from './values.ts';
@@ -116,8 +123,6 @@ interface Internals {
   readonly overlayUnion: IntervalSet | undefined;
   /** Tenants changed, added or removed since `base` was built. */
   readonly drift: number;
-  /** Enforced revoked jtis, all tenants together. */
-  readonly revoked: number;
 }
 
 /**
@@ -195,7 +200,7 @@ function* buildAll(document: unknown, options: SnapshotOptions): Work<Snapshot> 
     throw new WhitelistError([...issues, { path: 'tenants', message: 'must be an array' }]);
   }
   if (list.length > MAX_TENANTS) {
-    throw new WhitelistError([...issues, { path: 'tenants', message: `holds ${list.length} tenants; at most ${MAX_TENANTS} are allowed` }]);
+    throw new WhitelistError([...issues, tooManyTenants(list.length)]);
   }
 
   const revocations = yield* readRevocations(document['revokedTokens'], 'revokedTokens', options.oinPattern, issues);
@@ -218,8 +223,7 @@ function* buildAll(document: unknown, options: SnapshotOptions): Work<Snapshot> 
     overlay: new Map(),
     overlayUnion: undefined,
     drift: 0,
-    revoked,
-  });
+  }, revoked);
 }
 
 /**
@@ -349,13 +353,13 @@ function* buildTenantDigest(
   return built.tenant;
 }
 
-function seal(tenants: ReadonlyMap<string, Tenant>, state: Internals): Snapshot {
+function seal(tenants: ReadonlyMap<string, Tenant>, state: Internals, revokedTokens: number): Snapshot {
   const { base, overlayUnion } = state;
   const snapshot: Snapshot = Object.freeze({
     version: versionOf(state.sum, tenants.size),
     tenants,
     loadedAt: new Date(),
-    revokedTokens: state.revoked,
+    revokedTokens,
     covers: overlayUnion ? (ip: IpAddress) => base.contains(ip) || overlayUnion.contains(ip) : (ip: IpAddress) => base.contains(ip),
   });
   internals.set(snapshot, state);
@@ -405,7 +409,7 @@ function* changed(current: Snapshot, state: Internals, built: ReadonlyMap<string
   const sum = Uint32Array.from(state.sum);
   const overlay = new Map(state.overlay);
   let drift = state.drift;
-  let revoked = state.revoked;
+  let revoked = current.revokedTokens;
   const drop = (oin: string): void => {
     const old = lookup(oin);
     if (!old) return;
@@ -438,10 +442,10 @@ function* changed(current: Snapshot, state: Internals, built: ReadonlyMap<string
     if ((++steps & 1023) === 0) yield;
   }
   if (size > MAX_TENANTS) {
-    throw new WhitelistError([{ path: 'tenants', message: `holds ${size} tenants; at most ${MAX_TENANTS} are allowed` }]);
+    throw new WhitelistError([tooManyTenants(size)]);
   }
   if (revoked > MAX_REVOKED_TOKENS) {
-    throw new WhitelistError([{ path: 'revokedTokens', message: `holds ${revoked} revoked tokens; at most ${MAX_REVOKED_TOKENS} are allowed` }]);
+    throw new WhitelistError([tooManyRevoked('revokedTokens', revoked)]);
   }
   // Past a bound, the delta is folded into a new base (a copy in steps), so lookups stay two.
   const next = new LayeredMap<string, Tenant>(base, delta, size);
@@ -449,10 +453,10 @@ function* changed(current: Snapshot, state: Internals, built: ReadonlyMap<string
   const pattern = state.pattern;
   if (drift > MAX_DRIFT) {
     const union = yield* enabledUnion(tenants);
-    return seal(tenants, { pattern, sum, base: union, overlay: new Map(), overlayUnion: undefined, drift: 0, revoked });
+    return seal(tenants, { pattern, sum, base: union, overlay: new Map(), overlayUnion: undefined, drift: 0 }, revoked);
   }
   const overlayUnion = overlay.size > 0 ? yield* enabledUnion(overlay) : undefined;
-  return seal(tenants, { pattern, sum, base: state.base, overlay, overlayUnion, drift, revoked });
+  return seal(tenants, { pattern, sum, base: state.base, overlay, overlayUnion, drift }, revoked);
 }
 
 /** A copy of a map of 100k entries, in steps. */

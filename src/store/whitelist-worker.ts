@@ -26,7 +26,7 @@ try {
     // In its own place, so the main thread's document keeps the file's field order.
     (document as Record<string, unknown>)['tenants'] = null;
     answer = { kind: 'packed', document, tenants: packed };
-    transfer = [packed.texts, packed.textEnds, packed.oins, packed.oinEnds, packed.digests, packed.flags].map((array) => array.buffer as ArrayBuffer);
+    transfer = [packed.texts, packed.textEnds, packed.oins, packed.oinEnds, packed.digests].map((array) => array.buffer as ArrayBuffer);
   } else {
     answer = { kind: 'document', document };
   }

@@ -26,7 +26,7 @@ const ODD = (parseStrictJson(ODD_FILE) as { tenants: unknown[] }).tenants;
 
 /** The fields as another thread gets them: cloned, the buffers moved. */
 function handedOver(fields: PackedTenantFields): PackedTenantFields {
-  const buffers = [fields.texts, fields.textEnds, fields.oins, fields.oinEnds, fields.digests, fields.flags].map((a) => a.buffer as ArrayBuffer);
+  const buffers = [fields.texts, fields.textEnds, fields.oins, fields.oinEnds, fields.digests].map((a) => a.buffer as ArrayBuffer);
   return structuredClone(fields, { transfer: buffers });
 }
 
@@ -88,6 +88,9 @@ describe('packed tenants', () => {
       '00000001234567890004',
       '00000001234567890005',
     ]);
+    // An empty OIN is never valid: named like no OIN, so never taken over.
+    expect(packedFile('{"tenants":[{"oin":""},{"oin":"x"}]}').oin(0)).to.equal(undefined);
+    expect(packedFile('{"tenants":[{"oin":""},{"oin":"x"}]}').oin(1)).to.equal('x');
   });
 
   it('are read by buildSnapshot like the parsed array: the same version, or the same issues in the same places', async () => {
