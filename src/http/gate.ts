@@ -102,7 +102,8 @@ export interface RequestState {
  * one that grows a property at a time and differs by outcome.
  */
 export function newRequestState(requestId: string): RequestState {
-  return {
+  // Every key required here: a field added to RequestState and left out fails to compile.
+  const state = {
     requestId,
     decision: undefined,
     body: undefined,
@@ -121,7 +122,9 @@ export function newRequestState(requestId: string): RequestState {
     certificateOin: undefined,
     bodyUnread: undefined,
     rateLimit: undefined,
-  };
+    jti: undefined,
+  } satisfies Record<keyof RequestState, unknown>;
+  return state;
 }
 
 /** The gate's answer: the allowed decision, or the status and precise reason of a refusal. */

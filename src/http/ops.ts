@@ -74,7 +74,6 @@ function clientErrorStatus(error: unknown): RefusalStatusCode | undefined {
     : undefined;
 }
 
-/** The ops listener: health, readiness, reload, metrics. */
 let jsonParser: Promise<Middleware> | undefined;
 
 /**
@@ -101,6 +100,7 @@ export function jsonBodyParser(): Promise<Middleware> {
   return jsonParser;
 }
 
+/** The ops listener: health, readiness, reload, metrics. */
 export function opsApp(options: OpsOptions): Koa {
   const { holder, metrics, logger } = options;
   const expected = options.adminToken === undefined ? undefined : digest(options.adminToken);

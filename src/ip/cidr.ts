@@ -149,10 +149,11 @@ export function parseCidr(text: string): Cidr {
     );
   }
 
-  // The input itself when already canonical (the usual case): the formatted
-  // text is a tree of concatenations that would stay on the heap as such,
-  // some 100 bytes per range kept for every tenant.
-  // Dotted IPv4 passed the canonical check and the prefix has no leading zero: the text is canonical as given.
+  // Dotted IPv4 passed the canonical check and the prefix has no leading zero:
+  // the text is canonical as given. Otherwise the input itself is kept when
+  // it equals the canonical text (the usual case), not the equal formatted
+  // copy: that is a tree of concatenations that would stay on the heap as
+  // such, some 100 bytes per range kept for every tenant.
   const canonical = address.family === 4 ? text : `${formatAddress(address)}/${prefix}`;
   return Object.freeze({
     family: address.family,

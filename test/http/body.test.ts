@@ -116,6 +116,21 @@ describe('readBody', () => {
     expect(parseRaw(answer).status).to.equal(408);
     expect(server.reasons.at(-1)).to.equal('body_timeout');
     expect(answer.ms, 'cut near the 500 ms deadline').to.be.below(2_000);
+    // The sweep cuts between the deadline and a quarter of it later, never before.
+    expect(answer.ms, 'not cut before the deadline').to.be.at.least(500);
+  });
+
+  it('never cuts a body before its deadline: one complete at some 85 % of it is read', async () => {
+    const slow = await bodyServer({ limit: LIMIT, deadlineMs: 1_000 });
+    try {
+      // 7 bytes 120 ms apart: the last at about 840 ms of the 1,000 ms deadline.
+      const head = `POST /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n`;
+      const answer = parseRaw(await trickle(slow.url, head, '{"a":1}', 120, 5_000));
+      expect(answer.status).to.equal(200);
+      expect(answer.body?.['length']).to.equal(7);
+    } finally {
+      await slow.close();
+    }
   });
 
   it('reads a body that trickles in but is complete before the deadline', async () => {
