@@ -23,12 +23,11 @@ export interface Revocation {
 export interface RevocationsByTenant {
   readonly byOin: Map<string, Revocation[]>;
   readonly firstPlace: Map<string, string>;
-  readonly count: number;
 }
 
 const FIELDS = new Set(['jti', 'oin', 'expiresAt', 'reason']);
 
-export const NO_REVOCATIONS: RevocationsByTenant = Object.freeze({ byOin: new Map(), firstPlace: new Map(), count: 0 });
+export const NO_REVOCATIONS: RevocationsByTenant = Object.freeze({ byOin: new Map(), firstPlace: new Map() });
 
 function text(raw: Record<string, unknown>, field: string, path: string, issues: ValidationIssue[], optional: boolean): string | undefined {
   const value = raw[field];
@@ -59,8 +58,8 @@ export function* readRevocations(raw: unknown, where: string, oinPattern: RegExp
   }
   const byOin = new Map<string, Revocation[]>();
   const firstPlace = new Map<string, string>();
-  const seen = new Map<string, Set<string>>();
-  let count = 0;
+  // Tenant and jti, for the entry given twice.
+  const seen = new Set<string>();
   for (let index = 0; index < raw.length; index++) {
     if ((index & 1023) === 1023) yield;
     const path = `${where}[${index}]`;
@@ -80,22 +79,21 @@ export function* readRevocations(raw: unknown, where: string, oinPattern: RegExp
     const expiresAt = readTime(entry, 'expiresAt', path, issues);
     const reason = text(entry, 'reason', path, issues, true);
     if (issues.length > before || jti === undefined || typeof oin !== 'string') continue;
-    let jtis = seen.get(oin);
-    if (jtis === undefined) {
-      jtis = new Set();
-      seen.set(oin, jtis);
-      byOin.set(oin, []);
-      firstPlace.set(oin, `${path}.oin`);
-    }
-    if (jtis.has(jti)) {
+    const key = `${oin}\u0000${jti}`;
+    if (seen.has(key)) {
       issues.push({ path: `${path}.jti`, message: `${describeValue(jti)} is revoked twice for tenant ${oin}` });
       continue;
     }
-    jtis.add(jti);
-    byOin.get(oin)!.push({ jti, expiresAt, reason });
-    count++;
+    seen.add(key);
+    let list = byOin.get(oin);
+    if (list === undefined) {
+      list = [];
+      byOin.set(oin, list);
+      firstPlace.set(oin, `${path}.oin`);
+    }
+    list.push({ jti, expiresAt, reason });
   }
-  return { byOin, firstPlace, count };
+  return { byOin, firstPlace };
 }
 
 /**

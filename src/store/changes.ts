@@ -55,9 +55,14 @@ function listed(all: readonly string[]): Listed | undefined {
   return { items: all.slice(0, MAX_LISTED_ITEMS), more: Math.max(0, all.length - MAX_LISTED_ITEMS) };
 }
 
-function difference(a: readonly string[], b: readonly string[]): string[] {
-  const inB = new Set(b);
-  return a.filter((x) => !inB.has(x));
+const NONE: ReadonlySet<string> = new Set();
+
+/** The items of `a` not in `b`, in `a`'s order. */
+function difference(a: Iterable<string>, b: Iterable<string>): string[] {
+  const inB = b instanceof Set ? (b as ReadonlySet<string>) : new Set(b);
+  const out: string[] = [];
+  for (const x of a) if (!inB.has(x)) out.push(x);
+  return out;
 }
 
 function sameWindow(a: TenantKey, b: TenantKey): boolean {
@@ -119,16 +124,17 @@ function tenantChange(before: Tenant, after: Tenant): TenantChange | undefined {
   }
   const fields: string[] = FIELDS.filter((f) => before[f] !== after[f]);
   if (!sameRateLimit(before, after)) fields.push('rateLimit');
-  const revokedBefore = [...(before.revokedTokens ?? [])];
-  const revokedAfter = [...(after.revokedTokens ?? [])];
+  // The sets themselves: a tenant may hold 100,000 revoked jtis.
+  const revokedBefore = before.revokedTokens ?? NONE;
+  const revokedAfter = after.revokedTokens ?? NONE;
   const change = compact({
     oin: after.oin,
     change: 'changed',
     enabled: before.enabled !== after.enabled ? after.enabled : undefined,
     cidrsAdded: listed(difference(after.cidrTexts, before.cidrTexts)),
     cidrsRemoved: listed(difference(before.cidrTexts, after.cidrTexts)),
-    kidsAdded: listed(difference(afterKids, [...beforeKeys.keys()])),
-    kidsRemoved: listed(difference([...beforeKeys.keys()], afterKids)),
+    kidsAdded: listed(difference(afterKids, beforeKeys.keys())),
+    kidsRemoved: listed(difference(beforeKeys.keys(), afterKids)),
     kidsNewWindow: listed(newWindow),
     kidsReplaced: listed(replaced),
     fields: fields.length > 0 ? fields : undefined,

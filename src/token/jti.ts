@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 
 /** Bytes of randomness in a minted jti: 136 bits, 23 base64url characters. */
-export const JTI_BYTES = 17;
+const JTI_BYTES = 17;
 
 /**
  * A fresh jti that does not start with '-': a command line reads
