@@ -256,6 +256,10 @@ async function revoke(settings: Settings, args: string[]): Promise<void> {
   if (expiresAt !== undefined && Number.isNaN(expiresAt)) {
     throw new CliError(`--expires "${values.expires}" is not an ISO-8601 date-time with a zone, e.g. 2026-12-01T00:00:00Z`, 2);
   }
+  // The gate forgets such a revocation at once (the token is refused as expired): saying "revoked" would mislead.
+  if (expiresAt !== undefined && expiresAt < Date.now() - settings.clockToleranceSeconds * 1000) {
+    throw new CliError(`--expires ${values.expires} has passed (beyond OINGATE_CLOCK_TOLERANCE): that token is refused as expired already`, 2);
+  }
   for (const name of ['jti', 'reason'] as const) {
     const value = values[name];
     if (value !== undefined && (value.length === 0 || value.length > MAX_REVOCATION_TEXT_LENGTH)) {

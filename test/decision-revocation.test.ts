@@ -106,5 +106,20 @@ describe('decide(): revoked tokens', () => {
       expect(isRevoked(tenant, { iat: NOW + 10, jti: 'x' })).to.equal(true);
       expect(isRevoked(tenant, { iat: String(NOW + 10) })).to.equal(true);
     });
+
+    it('matches a jti as the string it must be, never a number or array that reads like one', async () => {
+      const snapshot = await buildSnapshot({ tenants: [A], revokedTokens: [{ jti: '42', oin: OIN_A }] }, { oinPattern });
+      const tenant = snapshot.tenants.get(OIN_A)!;
+      expect(isRevoked(tenant, { iat: NOW, jti: '42' })).to.equal(true);
+      for (const jti of [42, ['42'], { toString: () => '42' }, null]) expect(isRevoked(tenant, { iat: NOW, jti }), JSON.stringify(jti)).to.equal(false);
+    });
+  });
+
+  it('names a long revoked jti for the log cut to 128 characters', async () => {
+    const jti = 'j'.repeat(1024);
+    const snapshot = await buildSnapshot({ tenants: [A], revokedTokens: [{ jti, oin: OIN_A }] }, { oinPattern });
+    const decision = decide(facts(OIN_A, tokenA({ jti })), snapshot, policy, NOW_MS);
+    expect(outcome(decision)).to.equal('401 token_revoked');
+    expect(decision.allowed === false && decision.jti).to.equal(jti.slice(0, 128));
   });
 });

@@ -167,21 +167,28 @@ describe('PostgreSQL store: revoked tokens (migration 008)', function () {
       const noTenantAll = await oingate(['revoke', '--oin', '00000009999999999999', '--all'], url);
       expect(noTenantAll.code).to.equal(1);
       expect(noTenantAll.stderr).to.include('no tenant with OIN 00000009999999999999');
-      const usage = [
-        ['revoke'],
-        ['revoke', '--all'],
-        ['revoke', '--prune', '--jti', 'x'],
-        ['revoke', '--jti', 'x', '--expires', 'tomorrow', '--oin', OIN_A],
-        ['revoke', '--jti', 'x', '--oin', OIN_A, '--expires', '2026-12-01T00:00:00'],
-        ['revoke', '--jti', 'x', '--expires', '2026-12-01T00:00:00Z'],
-        ['revoke', '--jti', 'x'.repeat(1025), '--oin', OIN_A],
-        ['revoke', '--jti', 'x', '--oin', OIN_A, '--reason', 'r'.repeat(1025)],
-        ['revoke', '--jti', 'x', '--oin', "x' OR '1'='1"],
+      // Each refused for its own reason, before anything is written.
+      const usage: [string[], string][] = [
+        [['revoke'], 'revoke needs --jti JTI'],
+        [['revoke', '--all'], '--all takes --oin OIN and nothing else'],
+        [['revoke', '--all', '--oin', OIN_A, '--jti', 'y'], '--all takes --oin OIN and nothing else'],
+        [['revoke', '--prune', '--jti', 'x'], '--prune takes no other option'],
+        [['revoke', '--prune', '--all'], '--prune takes no other option'],
+        [['revoke', '--jti', 'x', '--expires', 'tomorrow', '--oin', OIN_A], '"tomorrow" is not an ISO-8601 date-time with a zone'],
+        [['revoke', '--jti', 'x', '--oin', OIN_A, '--expires', '2026-12-01T00:00:00'], 'is not an ISO-8601 date-time with a zone'],
+        [['revoke', '--jti', 'x', '--expires', '2026-12-01T00:00:00Z'], '--expires is for a token not in the record'],
+        [['revoke', '--jti', 'x', '--oin', OIN_A, '--expires', '2000-01-01T00:00:00Z'], 'has passed'],
+        [['revoke', '--jti='], '--jti must be 1 to 1024 characters'],
+        [['revoke', '--jti', 'x'.repeat(1025), '--oin', OIN_A], '--jti must be 1 to 1024 characters'],
+        [['revoke', '--jti', 'x', '--oin', OIN_A, '--reason', 'r'.repeat(1025)], '--reason must be 1 to 1024 characters'],
+        [['revoke', '--jti', 'x', '--oin', "x' OR '1'='1"], 'does not match OINGATE_OIN_PATTERN'],
       ];
-      for (const args of usage) {
+      for (const [args, why] of usage) {
         const bad = await oingate(args, url);
         expect(bad.code, args.join(' ')).to.equal(2);
+        expect(bad.stderr, args.join(' ')).to.include(why);
       }
+      expect((await client.query('SELECT count(*)::int AS n FROM oingate.revoked_tokens')).rows[0]).to.deep.equal({ n: 0 });
     });
 
     it('revokes every earlier token of a tenant with --all and accepts one minted after', async function () {
