@@ -691,6 +691,19 @@ describe('proxy: the queue of requests waiting for an upstream connection', () =
     upstream.handle();
     expect((await get('/after')).status).to.equal(200);
   });
+
+  it('gives the connection back when the client leaves in the middle of a streamed response body', async () => {
+    upstream.handle(streamBody(8 * 1024 * 1024, 16 * 1024).handler);
+    // Gone at the first bytes of the answer: the exchange is mid-body, the only connection in use.
+    await rawSession(front.url, (socket) => {
+      socket.write('GET /streamed HTTP/1.1\r\nHost: x\r\n\r\n');
+      socket.once('data', () => socket.destroy());
+    });
+    await until(() => expect(proxy.load.active, 'the connection given back').to.equal(0));
+    upstream.handle();
+    expect((await get('/after')).status).to.equal(200);
+    expect(upstream.requests.map((seen) => seen.url)).to.deep.equal(['/streamed', '/after']);
+  });
 });
 
 describe('proxy: a client that leaves before its request is forwarded', () => {
