@@ -9,7 +9,7 @@ import { hash } from 'node:crypto';
 import { describeValue, type ValidationIssue } from './errors.ts';
 import { MAX_REVOKED_TOKENS, MAX_REVOCATION_TEXT_LENGTH, tooManyRevoked } from './limits.ts';
 import type { Work } from './pacing.ts';
-import { isRecord, readTime } from './values.ts';
+import { isRecord, readText, readTime } from './values.ts';
 
 /** One revoked token of one tenant, validated. */
 export interface Revocation {
@@ -28,16 +28,6 @@ export interface RevocationsByTenant {
 const FIELDS = new Set(['jti', 'oin', 'expiresAt', 'reason']);
 
 export const NO_REVOCATIONS: RevocationsByTenant = Object.freeze({ byOin: new Map(), firstPlace: new Map() });
-
-function text(raw: Record<string, unknown>, field: string, path: string, issues: ValidationIssue[], optional: boolean): string | undefined {
-  const value = raw[field];
-  if (optional && (value === undefined || value === null)) return undefined;
-  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_REVOCATION_TEXT_LENGTH) {
-    issues.push({ path: `${path}.${field}`, message: `must be a non-empty string of at most ${MAX_REVOCATION_TEXT_LENGTH} characters, not ${describeValue(value)}` });
-    return undefined;
-  }
-  return value;
-}
 
 /**
  * Validates a list of revocation entries (`where` is its place, e.g.
@@ -72,12 +62,12 @@ export function* readRevocations(raw: unknown, where: string, oinPattern: RegExp
     for (const key of Object.keys(entry)) {
       if (!FIELDS.has(key)) issues.push({ path, message: `unknown field "${key}"` });
     }
-    const jti = text(entry, 'jti', path, issues, false);
+    const jti = readText(entry, 'jti', path, issues, MAX_REVOCATION_TEXT_LENGTH, 'required');
     const oin = entry['oin'];
     if (typeof oin !== 'string') issues.push({ path: `${path}.oin`, message: 'must be a string' });
     else if (!oinPattern.test(oin)) issues.push({ path: `${path}.oin`, message: `${describeValue(oin)} does not match the OIN pattern ${oinPattern.source}` });
     const expiresAt = readTime(entry, 'expiresAt', path, issues);
-    const reason = text(entry, 'reason', path, issues, true);
+    const reason = readText(entry, 'reason', path, issues, MAX_REVOCATION_TEXT_LENGTH, 'missing-or-null');
     if (issues.length > before || jti === undefined || typeof oin !== 'string') continue;
     const key = `${oin}\u0000${jti}`;
     if (seen.has(key)) {

@@ -21,7 +21,7 @@ import {
 } from './limits.ts';
 import { runSliced, sortIndices, type Work } from './pacing.ts';
 import { enforcedJtis, readRevocations, revocationsDigest, type Revocation, type RevocationsByTenant } from './revocations.ts';
-import { has, isRecord, readTime } from './values.ts';
+import { has, isRecord, readText, readTime } from './values.ts';
 
 /** How a tenant's callers prove who they are, besides the IP whitelist (contract §9). */
 export type Authentication = 'token' | 'certificate' | 'certificate+token';
@@ -510,8 +510,9 @@ function* buildTenant(
   const keys = has(raw, 'keys') ? yield* buildKeys(raw['keys'], `${path}.keys`, oin, issues) : { keys: [], material: [] };
   const jwksUri = has(raw, 'jwksUri') ? raw['jwksUri'] : undefined;
   if (jwksUri !== undefined) checkJwksUri(jwksUri, `${path}.jwksUri`, issues);
-  const issuer = optionalText(raw, 'issuer', path, issues);
-  const audience = optionalText(raw, 'audience', path, issues);
+  // A null issuer or audience is refused, as the schema says (a revocation's reason may be null).
+  const issuer = readText(raw, 'issuer', path, issues, MAX_ISSUER_AUDIENCE_LENGTH, 'missing');
+  const audience = readText(raw, 'audience', path, issues, MAX_ISSUER_AUDIENCE_LENGTH, 'missing');
   const rateLimit = readRateLimit(raw['rateLimit'], `${path}.rateLimit`, issues);
   const tokensIssuedAfter = readTime(raw, 'tokensIssuedAfter', path, issues);
   const authentication = has(raw, 'authentication') ? raw['authentication'] : 'token';
@@ -666,20 +667,6 @@ function buildKey(raw: unknown, path: string, issues: ValidationIssue[]): { key:
     key: { kid, alg, key: material, enabled: enabled as boolean, notBefore, expiresAt },
     material: (isHmac(alg) ? secret : publicKey) as string,
   };
-}
-
-/** An optional non-empty string of bounded length (a tenant's issuer or audience). */
-function optionalText(raw: Record<string, unknown>, field: string, path: string, issues: ValidationIssue[]): string | undefined {
-  if (!has(raw, field)) return undefined;
-  const value = raw[field];
-  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ISSUER_AUDIENCE_LENGTH) {
-    issues.push({
-      path: `${path}.${field}`,
-      message: `must be a non-empty string of at most ${MAX_ISSUER_AUDIENCE_LENGTH} characters, not ${describeValue(value)}`,
-    });
-    return undefined;
-  }
-  return value;
 }
 
 function checkJwksUri(raw: unknown, path: string, issues: ValidationIssue[]): void {

@@ -16,6 +16,29 @@ export function has(object: Record<string, unknown>, key: string): boolean {
   return Object.prototype.hasOwnProperty.call(object, key);
 }
 
+/**
+ * A non-empty string of at most `max` characters. `absent` says what may
+ * stand for none: nothing (a required field), a missing field, or a missing
+ * field or null.
+ */
+export function readText(
+  raw: Record<string, unknown>,
+  field: string,
+  path: string,
+  issues: ValidationIssue[],
+  max: number,
+  absent: 'required' | 'missing' | 'missing-or-null',
+): string | undefined {
+  const value = raw[field];
+  if (absent !== 'required' && !has(raw, field)) return undefined;
+  if (absent === 'missing-or-null' && value === null) return undefined;
+  if (typeof value !== 'string' || value.length === 0 || value.length > max) {
+    issues.push({ path: `${path}.${field}`, message: `must be a non-empty string of at most ${max} characters, not ${describeValue(value)}` });
+    return undefined;
+  }
+  return value;
+}
+
 /** An ISO-8601 date-time with a zone in ms since the epoch, or NaN for anything else. */
 export function isoTimeMs(value: unknown): number {
   return typeof value === 'string' && ISO_DATE_TIME.test(value) ? Date.parse(value) : NaN;

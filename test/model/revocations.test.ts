@@ -89,6 +89,12 @@ describe('revoked tokens in the whitelist', () => {
     expect(third.tenants.get(OIN)!.keys).to.equal(before.keys);
   });
 
+  it('reads a null reason and a null expiry as none, as the schema allows', async () => {
+    const snapshot = await buildSnapshot(withRevoked(two(), [{ jti: 'x', oin: OIN, reason: null, expiresAt: null }]), options);
+    expect(snapshot.tenants.get(OIN)!.revokedTokens?.has('x')).to.equal(true);
+    expect(snapshot.version).to.equal((await buildSnapshot(withRevoked(two(), [{ jti: 'x', oin: OIN }]), options)).version);
+  });
+
   describe('refuses the whitelist, naming the entry', () => {
     it('for a jti that is not a non-empty string of bounded length', async () => {
       for (const jti of [42, '', 'x'.repeat(MAX_REVOCATION_TEXT_LENGTH + 1), null]) {
@@ -100,6 +106,13 @@ describe('revoked tokens in the whitelist', () => {
     it('for an OIN that is not a tenant of the whitelist', async () => {
       const issue = await oneIssue(withRevoked(two(), [{ jti: 'x', oin: '00000009999999999999' }]), 'revokedTokens[0].oin');
       expect(issue.message).to.include('"00000009999999999999"').and.include('not a tenant');
+    });
+
+    it('for an OIN that is missing or not a string', async () => {
+      for (const entry of [{ jti: 'x' }, { jti: 'x', oin: 42 }, { jti: 'x', oin: null }]) {
+        const issue = await oneIssue(withRevoked(two(), [entry]), 'revokedTokens[0].oin');
+        expect(issue.message, JSON.stringify(entry)).to.equal('must be a string');
+      }
     });
 
     it('for an OIN that does not match the OIN pattern', async () => {
