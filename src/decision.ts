@@ -19,6 +19,8 @@ export interface HeaderFacts {
    * it per connection; otherwise `peer` is parsed here.
    */
   readonly peerAddress?: IpAddress | null;
+  /** `peerAddress` formatted, kept per connection with it: the client IP's text when no proxy hop is believed. */
+  readonly peerText?: string;
   /** X-Forwarded-For as Node joins it, or undefined. */
   readonly forwardedFor: string | undefined;
   /**
@@ -269,7 +271,7 @@ export function decideBeforeBody(facts: HeaderFacts, snapshot: Snapshot | undefi
     }
     ip = client.ip;
   }
-  const clientIp = formatAddress(ip);
+  const clientIp = ip === peer && facts.peerText !== undefined ? facts.peerText : formatAddress(ip);
   if (snapshot === undefined) return refuse(503, 'not_ready', clientIp);
   if (!snapshot.covers(ip)) return refuse(403, 'ip_no_tenant', clientIp);
   if (facts.repeatedHeader === 'authorization') return refuse(400, 'authorization_repeated', clientIp);

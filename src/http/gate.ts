@@ -293,10 +293,12 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
     }
     const scan = scanHeaders(request.rawHeaders, options.oinHeader);
     const forwardedFor = request.headers['x-forwarded-for'];
-    const peerAddress = peerOf(request.socket);
+    const connection = connectionPeer(request.socket);
+    const peerAddress = connection.address;
     const headerFacts: HeaderFacts = {
       peer: request.socket.remoteAddress,
       peerAddress,
+      peerText: connection.text,
       // Node joins repeated X-Forwarded-For lines into one string.
       forwardedFor: typeof forwardedFor === 'string' ? forwardedFor : undefined,
       repeatedHeader: scan.repeated,
@@ -332,6 +334,7 @@ export function gate(options: GateOptions): (request: IncomingMessage, state: Re
     const facts: RequestFacts = {
       peer: headerFacts.peer,
       peerAddress: headerFacts.peerAddress,
+      peerText: headerFacts.peerText,
       forwardedFor: headerFacts.forwardedFor,
       repeatedHeader: headerFacts.repeatedHeader,
       oinHeader: scan.oin,
