@@ -3,7 +3,7 @@
  * O(log n) by binary search (a scan for a handful), built in O(n log n) in
  * steps. Pure: no I/O.
  */
-import { sortIndices, type Work } from '../model/pacing.ts';
+import { runNow, sortIndices, type Work } from '../model/pacing.ts';
 import type { IpAddress } from './address.ts';
 
 // Up to this many intervals of a family, a scan is as fast as a search.
@@ -148,52 +148,96 @@ export class IntervalCollector {
     this.#v6.push(s0, s1, s2, s3, e0, e1, e2, e3);
   }
 
+  /** Builds the set in steps (sorting and merging yield every few thousand moves). */
   *build(): Work<IntervalSet> {
-    const v4 = this.#v4;
-    const v6 = this.#v6;
-    const n4 = v4.length / 2;
-    const n6 = v6.length / 8;
-    const order4 = yield* sortIndices(n4, (i, j) => compareRun(v4, 2 * i, 2 * j, 2));
-    const order6 = yield* sortIndices(n6, (i, j) => compareRun(v6, 8 * i, 8 * j, 8));
-
-    let distinct = 0;
-    const out4: number[] = [];
-    for (let k = 0; k < n4; k++) {
-      const i = 2 * order4[k]!;
-      const start = v4[i]!;
-      const end = v4[i + 1]!;
-      if (k === 0 || compareRun(v4, i, 2 * order4[k - 1]!, 2) !== 0) distinct++;
-      const last = out4.length - 1;
-      if (last > 0 && start <= out4[last]! + 1) {
-        if (end > out4[last]!) out4[last] = end;
-      } else {
-        out4.push(start, end);
-      }
-      if (k % PER_STEP === PER_STEP - 1) yield;
+    const n4 = this.#v4.length / 2;
+    const n6 = this.#v6.length / 8;
+    const order4 = n4 < 2 ? TRIVIAL[n4]! : yield* sortIndices(n4, byWords4(this.#v4));
+    const order6 = n6 < 2 ? TRIVIAL[n6]! : yield* sortIndices(n6, byWords6(this.#v6));
+    const merged = new Merged();
+    for (let from = 0; from < n4; from += PER_STEP) {
+      merge4(this.#v4, order4, from, Math.min(from + PER_STEP, n4), merged);
+      if (from + PER_STEP < n4) yield;
     }
-
-    const out6: number[] = [];
-    for (let k = 0; k < n6; k++) {
-      const i = 8 * order6[k]!;
-      if (k === 0 || compareRun(v6, i, 8 * order6[k - 1]!, 8) !== 0) distinct++;
-      const lastEnd = out6.length - 4; // where the last merged interval's end words are
-      const s0 = v6[i]!;
-      const s1 = v6[i + 1]!;
-      const s2 = v6[i + 2]!;
-      const s3 = v6[i + 3]!;
-      if (lastEnd > 0 && (compare6(out6, lastEnd, s0, s1, s2, s3) >= 0 || precedes6(out6, lastEnd, s0, s1, s2, s3))) {
-        if (compare6(out6, lastEnd, v6[i + 4]!, v6[i + 5]!, v6[i + 6]!, v6[i + 7]!) < 0) {
-          for (let w = 0; w < 4; w++) out6[lastEnd + w] = v6[i + 4 + w]!;
-        }
-      } else {
-        for (let w = 0; w < 8; w++) out6.push(v6[i + w]!);
-      }
-      if (k % PER_STEP === PER_STEP - 1) yield;
+    for (let from = 0; from < n6; from += PER_STEP) {
+      merge6(this.#v6, order6, from, Math.min(from + PER_STEP, n6), merged);
+      if (from + PER_STEP < n6) yield;
     }
+    return merged.set();
+  }
 
-    const table = new Uint32Array(out4.length + out6.length);
-    table.set(out4);
-    table.set(out6, out4.length);
-    return new IntervalSet(table, out4.length / 2, out6.length / 8, distinct);
+  /**
+   * Builds a small set at once, without the generators of {@link build}: a
+   * tenant of a 100k whitelist has a range or two, and each generator made
+   * and resumed per tenant cost a reload measurable time.
+   */
+  buildNow(): IntervalSet {
+    const n4 = this.#v4.length / 2;
+    const n6 = this.#v6.length / 8;
+    const order4 = n4 < 2 ? TRIVIAL[n4]! : runNow(sortIndices(n4, byWords4(this.#v4)));
+    const order6 = n6 < 2 ? TRIVIAL[n6]! : runNow(sortIndices(n6, byWords6(this.#v6)));
+    const merged = new Merged();
+    merge4(this.#v4, order4, 0, n4, merged);
+    merge6(this.#v6, order6, 0, n6, merged);
+    return merged.set();
+  }
+}
+
+// Comparators over a collector's words, made only for a family with two or more intervals.
+const byWords4 = (v4: readonly number[]) => (i: number, j: number): number => compareRun(v4, 2 * i, 2 * j, 2);
+const byWords6 = (v6: readonly number[]) => (i: number, j: number): number => compareRun(v6, 8 * i, 8 * j, 8);
+
+// The orders of zero and one interval; only read.
+const TRIVIAL: readonly Uint32Array[] = [new Uint32Array(0), Uint32Array.of(0)];
+
+/** Intervals merged so far, and how many distinct ones were seen. */
+class Merged {
+  distinct = 0;
+  readonly out4: number[] = [];
+  readonly out6: number[] = [];
+
+  set(): IntervalSet {
+    const table = new Uint32Array(this.out4.length + this.out6.length);
+    table.set(this.out4);
+    table.set(this.out6, this.out4.length);
+    return new IntervalSet(table, this.out4.length / 2, this.out6.length / 8, this.distinct);
+  }
+}
+
+/** Merges the IPv4 intervals at order[from..to) (sorted) into `into`. */
+function merge4(v4: readonly number[], order: Uint32Array, from: number, to: number, into: Merged): void {
+  const out4 = into.out4;
+  for (let k = from; k < to; k++) {
+    const i = 2 * order[k]!;
+    const start = v4[i]!;
+    const end = v4[i + 1]!;
+    if (k === 0 || compareRun(v4, i, 2 * order[k - 1]!, 2) !== 0) into.distinct++;
+    const last = out4.length - 1;
+    if (last > 0 && start <= out4[last]! + 1) {
+      if (end > out4[last]!) out4[last] = end;
+    } else {
+      out4.push(start, end);
+    }
+  }
+}
+
+/** Merges the IPv6 intervals at order[from..to) (sorted) into `into`. */
+function merge6(v6: readonly number[], order: Uint32Array, from: number, to: number, into: Merged): void {
+  const out6 = into.out6;
+  for (let k = from; k < to; k++) {
+    const i = 8 * order[k]!;
+    if (k === 0 || compareRun(v6, i, 8 * order[k - 1]!, 8) !== 0) into.distinct++;
+    const lastEnd = out6.length - 4; // where the last merged interval's end words are
+    const s0 = v6[i]!;
+    const s1 = v6[i + 1]!;
+    const s2 = v6[i + 2]!;
+    const s3 = v6[i + 3]!;
+    if (lastEnd > 0 && (compare6(out6, lastEnd, s0, s1, s2, s3) >= 0 || precedes6(out6, lastEnd, s0, s1, s2, s3))) {
+      if (compare6(out6, lastEnd, v6[i + 4]!, v6[i + 5]!, v6[i + 6]!, v6[i + 7]!) < 0) {
+        for (let w = 0; w < 4; w++) out6[lastEnd + w] = v6[i + 4 + w]!;
+      }
+    } else {
+      for (let w = 0; w < 8; w++) out6.push(v6[i + w]!);
+    }
   }
 }

@@ -278,6 +278,8 @@ function* eachTenant(
       if (taken.has(tenant.oin)) issues.push({ path: `tenants[${index}].oin`, message: `duplicate OIN "${tenant.oin}"` });
       else take(tenant);
     }
+    // A step per tenant; a large one yields within (per 64 ranges, per key).
+    // Leaf steps are kept few: each resumes every generator up to runSliced.
     yield;
   }
 }
@@ -473,9 +475,10 @@ function* copyMap<K, V>(from: ReadonlyMap<K, V>): Work<Map<K, V>> {
 /** Every enabled tenant's ranges as one merged set, from the tenants' intervals (no texts re-parsed). */
 function* enabledUnion(tenants: ReadonlyMap<string, Tenant>): Work<IntervalSet> {
   const into = new IntervalCollector();
+  let count = 0;
   for (const tenant of tenants.values()) {
     if (tenant.enabled) yield* tenant.cidrs.intervals.copyInto(into);
-    yield;
+    if ((++count & 63) === 0) yield;
   }
   return yield* into.build();
 }
@@ -581,7 +584,7 @@ function* buildCidrs(raw: unknown, path: string, oin: unknown, issues: Validatio
       if (!(error instanceof CidrError)) throw error;
       issues.push({ path: `${path}[${index}]`, message: error.message });
     }
-    yield;
+    if ((index & 63) === 63) yield;
   }
   return cidrs;
 }
@@ -604,8 +607,9 @@ function* buildKeys(raw: unknown, path: string, oin: unknown, issues: Validation
   const built: BuiltKeys = { keys: [], material: [] };
   const kids = new Set<string>();
   for (let index = 0; index < raw.length; index++) {
-    // A step per key: an RSA key takes a good fraction of a millisecond to build.
-    yield;
+    // A step per key after the first (the tenant's own step precedes it): an
+    // RSA key takes a good fraction of a millisecond to build.
+    if (index > 0) yield;
     const entry = buildKey(raw[index], `${path}[${index}]`, issues);
     if (!entry) continue;
     if (kids.has(entry.key.kid)) {

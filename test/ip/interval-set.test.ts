@@ -85,12 +85,16 @@ describe('ip/interval-set', () => {
     }
   });
 
-  it('builds the same set in steps as at once', () => {
-    const cidrs = Array.from({ length: 500 }, randomV4Cidr);
-    const stepped = runNow(CidrSet.build(cidrs));
-    const direct = new CidrSet(cidrs);
-    expect(stepped.size).to.equal(direct.size);
-    for (const a of probes(cidrs)) expect(stepped.contains(a)).to.equal(direct.contains(a));
+  it('builds the same set in steps as at once, across the merge steps of both families', () => {
+    // Past the size built at once (64), and past one merge step (1024 intervals) of each family.
+    for (const count of [65, 500, 2500, 5000]) {
+      const cidrs = Array.from({ length: count }, () => (random32() % 2 === 0 ? randomV4Cidr() : randomV6Cidr()));
+      const stepped = runNow(CidrSet.build(cidrs));
+      const direct = new CidrSet(cidrs);
+      expect(stepped.size, `${count} ranges`).to.equal(direct.size);
+      expect(stepped.intervals.intervals, `${count} ranges`).to.equal(direct.intervals.intervals);
+      for (const a of probes(cidrs)) expect(stepped.contains(a), `${count} ranges, ${JSON.stringify(a)}`).to.equal(naiveContains(cidrs, a));
+    }
   });
 
   it('merges overlapping and adjacent ranges, and counts distinct ones before merging', () => {
