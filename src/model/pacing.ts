@@ -6,14 +6,19 @@
  * slice of time is used up. Pure: no I/O.
  */
 
-/** Work done in steps: yields between steps, returns its result. */
-export type Work<T> = Generator<void, T, void>;
+/**
+ * Work done in steps: yields between steps, returns its result. A step that
+ * yields a promise waits for it (input still arriving, e.g. tenants from the
+ * thread that parses the file): only {@link runSliced} can run such work.
+ */
+export type Work<T> = Generator<void | Promise<void>, T, void>;
 
 /** Runs work to its end at once: for small inputs and synchronous callers. */
 export function runNow<T>(work: Work<T>): T {
   for (;;) {
     const step = work.next();
     if (step.done) return step.value;
+    if (step.value !== undefined) throw new TypeError('this work waits for its input: run it with runSliced');
   }
 }
 
@@ -26,7 +31,11 @@ export async function runSliced<T>(work: Work<T>, sliceMs: number): Promise<T> {
   for (;;) {
     const step = work.next();
     if (step.done) return step.value;
-    if (performance.now() - sliceStart > sliceMs) {
+    if (step.value !== undefined) {
+      // Rejects into the work's caller: what failed upstream fails the work.
+      await step.value;
+      sliceStart = performance.now();
+    } else if (performance.now() - sliceStart > sliceMs) {
       await new Promise<void>((resolve) => setImmediate(resolve));
       sliceStart = performance.now();
     }

@@ -20,6 +20,8 @@ export interface TenantList {
   digest(index: number): string;
   /** The tenant's document, exactly as parsed. */
   document(index: number): unknown;
+  /** For a list still arriving: undefined once complete, else settled when more came (see StreamedTenants). */
+  arrival?(): Promise<void> | undefined;
 }
 
 /**
@@ -57,42 +59,63 @@ const SURROGATE = /[\ud800-\udfff]/;
  */
 export class TenantPacker {
   readonly key = 'tenants';
-  readonly #texts: string[] = [];
-  readonly #oins: (string | undefined)[] = [];
+  #texts: string[] = [];
+  #oins: (string | undefined)[] = [];
+  readonly #chunk: ((fields: PackedTenantFields) => void) | undefined;
+  readonly #perChunk: number;
+
+  /**
+   * With `chunk`, every `perChunk` tenants are packed and handed to it as
+   * they are parsed (the rest by {@link fields}), so that a build can start
+   * on them meanwhile; they are vouched for only once the parse succeeds.
+   */
+  constructor(chunk?: (fields: PackedTenantFields) => void, perChunk = Infinity) {
+    this.#chunk = chunk;
+    this.#perChunk = perChunk;
+  }
 
   element(value: unknown, text: string): null {
     const oin = isRecord(value) ? value['oin'] : undefined;
     // An OIN UTF-8 cannot carry exactly (a lone surrogate) is left out: that tenant is built, never taken over.
     this.#oins.push(typeof oin === 'string' && !SURROGATE.test(oin) ? oin : undefined);
     this.#texts.push(text);
+    if (this.#chunk && this.#texts.length >= this.#perChunk) this.#chunk(this.fields());
     return null;
   }
 
-  /** The tenants reported, packed (once the parse has succeeded). */
+  /** The tenants reported and not yet handed out, packed (once the parse has succeeded). */
   fields(): PackedTenantFields {
-    const count = this.#texts.length;
-    const oins: string[] = [];
-    const oinEnds = new Uint32Array(count);
-    let oinAt = 0;
-    for (let index = 0; index < count; index++) {
-      const oin = this.#oins[index];
-      if (oin !== undefined) {
-        oins.push(oin);
-        oinAt += Buffer.byteLength(oin, 'utf8');
-      }
-      oinEnds[index] = oinAt;
-    }
-    const textEnds = new Uint32Array(count);
-    let textAt = 0;
-    for (let index = 0; index < count; index++) textEnds[index] = textAt += Buffer.byteLength(this.#texts[index] as string, 'utf8');
-    const texts = utf8(this.#texts, textAt);
-    const digests = new Uint8Array(count * DIGEST_BYTES);
-    for (let index = 0; index < count; index++) {
-      const text = texts.subarray(index === 0 ? 0 : textEnds[index - 1], textEnds[index]);
-      digests.set(hash('sha256', text, 'buffer'), index * DIGEST_BYTES);
-    }
-    return { texts, textEnds, oins: utf8(oins, oinAt), oinEnds, digests };
+    const packed = pack(this.#texts, this.#oins);
+    this.#texts = [];
+    this.#oins = [];
+    return packed;
   }
+}
+
+/** Tenants' texts and OINs packed (see PackedTenantFields). */
+function pack(texts: readonly string[], oinList: readonly (string | undefined)[]): PackedTenantFields {
+  const count = texts.length;
+  const oins: string[] = [];
+  const oinEnds = new Uint32Array(count);
+  let oinAt = 0;
+  for (let index = 0; index < count; index++) {
+    const oin = oinList[index];
+    if (oin !== undefined) {
+      oins.push(oin);
+      oinAt += Buffer.byteLength(oin, 'utf8');
+    }
+    oinEnds[index] = oinAt;
+  }
+  const textEnds = new Uint32Array(count);
+  let textAt = 0;
+  for (let index = 0; index < count; index++) textEnds[index] = textAt += Buffer.byteLength(texts[index] as string, 'utf8');
+  const bytes = utf8(texts, textAt);
+  const digests = new Uint8Array(count * DIGEST_BYTES);
+  for (let index = 0; index < count; index++) {
+    const text = bytes.subarray(index === 0 ? 0 : textEnds[index - 1], textEnds[index]);
+    digests.set(hash('sha256', text, 'buffer'), index * DIGEST_BYTES);
+  }
+  return { texts: bytes, textEnds, oins: utf8(oins, oinAt), oinEnds, digests };
 }
 
 /** The pieces' UTF-8 one after the other, in a buffer of its own. */
@@ -137,6 +160,121 @@ export class PackedTenants implements TenantList {
   }
 }
 
+/**
+ * Tenants still arriving, chunk by chunk, from the thread that parses the
+ * file (read-in-worker.ts): a build walks them as they come, so that on two
+ * cores it runs while the rest of the file is parsed instead of after it.
+ * `length` grows; {@link arrival} says when to look again. Complete once the
+ * whole file parsed, with the rest of the document; failed (every wait
+ * rejects) when it did not: nothing built from the chunks may then be used.
+ */
+export class StreamedTenants implements TenantList {
+  readonly #chunks: PackedTenants[] = [];
+  /** The index of each chunk's first tenant. */
+  readonly #starts: number[] = [];
+  #length = 0;
+  /** The chunk last read: a build reads the tenants in order. */
+  #current = 0;
+  #rest: Record<string, unknown> | undefined;
+  #failed: { readonly error: unknown } | undefined;
+  #waiting: { promise: Promise<void>; resolve: () => void; reject: (error: unknown) => void } | undefined;
+
+  get length(): number {
+    return this.#length;
+  }
+
+  /** More tenants, in document order. */
+  add(fields: PackedTenantFields): void {
+    if (this.#rest || this.#failed) throw new Error('tenants added after the stream ended');
+    const chunk = new PackedTenants(fields);
+    if (chunk.length === 0) return;
+    this.#chunks.push(chunk);
+    this.#starts.push(this.#length);
+    this.#length += chunk.length;
+    this.#wake();
+  }
+
+  /** The whole file parsed: `rest` is its document, with `tenants` null in its place. */
+  finish(rest: Record<string, unknown>): void {
+    if (this.#rest || this.#failed) return;
+    this.#rest = rest;
+    this.#wake();
+  }
+
+  /** The file could not be read or parsed after all. */
+  fail(error: unknown): void {
+    if (this.#rest || this.#failed) return;
+    this.#failed = { error };
+    const waiting = this.#waiting;
+    this.#waiting = undefined;
+    waiting?.reject(error);
+  }
+
+  /**
+   * Undefined once every tenant is here; otherwise a promise settled when
+   * more arrive or the stream ends (rejected when it failed).
+   */
+  arrival(): Promise<void> | undefined {
+    if (this.#failed) return Promise.reject(this.#failed.error);
+    if (this.#rest) return undefined;
+    if (!this.#waiting) {
+      let resolve!: () => void;
+      let reject!: (error: unknown) => void;
+      const promise = new Promise<void>((yes, no) => {
+        resolve = yes;
+        reject = no;
+      });
+      this.#waiting = { promise, resolve, reject };
+    }
+    return this.#waiting.promise;
+  }
+
+  /** The document around the tenants, once {@link arrival} says they are all here. */
+  rest(): Record<string, unknown> {
+    if (!this.#rest) throw new Error('the tenants are still arriving');
+    return this.#rest;
+  }
+
+  oin(index: number): string | undefined {
+    const chunk = this.#at(index);
+    return this.#chunks[chunk]!.oin(index - this.#starts[chunk]!);
+  }
+
+  digest(index: number): string {
+    const chunk = this.#at(index);
+    return this.#chunks[chunk]!.digest(index - this.#starts[chunk]!);
+  }
+
+  document(index: number): unknown {
+    const chunk = this.#at(index);
+    return this.#chunks[chunk]!.document(index - this.#starts[chunk]!);
+  }
+
+  #wake(): void {
+    const waiting = this.#waiting;
+    this.#waiting = undefined;
+    waiting?.resolve();
+  }
+
+  /** The chunk holding tenant `index` (< length). */
+  #at(index: number): number {
+    if (!(index >= 0 && index < this.#length)) throw new RangeError(`no tenant ${index} (of ${this.#length})`);
+    const starts = this.#starts;
+    let chunk = this.#current;
+    if (index < starts[chunk]! || (chunk + 1 < starts.length && index >= starts[chunk + 1]!)) {
+      let lo = 0;
+      let hi = starts.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >>> 1;
+        if (starts[mid]! <= index) lo = mid;
+        else hi = mid - 1;
+      }
+      chunk = this.#current = lo;
+    }
+    return chunk;
+  }
+}
+
 /** A parsed array of tenants, read the same way. */
 class ParsedTenants implements TenantList {
   constructor(readonly list: readonly unknown[]) {}
@@ -162,6 +300,6 @@ class ParsedTenants implements TenantList {
 
 /** The document's `tenants` as a list, or undefined when it is neither an array nor packed tenants. */
 export function tenantList(value: unknown): TenantList | undefined {
-  if (value instanceof PackedTenants) return value;
+  if (value instanceof PackedTenants || value instanceof StreamedTenants) return value;
   return Array.isArray(value) ? new ParsedTenants(value) : undefined;
 }

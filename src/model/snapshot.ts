@@ -4,7 +4,7 @@ import { CidrError, CidrSet, parseCidr, type Cidr } from '../ip/cidr.ts';
 import { IntervalCollector, type IntervalSet } from '../ip/interval-set.ts';
 import { readRateLimit, type RateLimit } from '../limit/rate.ts';
 import { LayeredMap } from './layered-map.ts';
-import { tenantList, type TenantList } from './packed-tenants.ts';
+import { StreamedTenants, tenantList, type TenantList } from './packed-tenants.ts';
 import { isAllowedJwksScheme } from '../token/jwks-url.ts';
 import { keySet, MAX_KID_LENGTH, type KeySet, type TenantKey } from '../token/key.ts';
 import { buildHmacKey, buildPublicKey, KeyMaterialError } from '../token/keys.ts';
@@ -186,77 +186,131 @@ export async function buildSnapshot(document: unknown, options: SnapshotOptions)
 }
 
 function* buildAll(document: unknown, options: SnapshotOptions): Work<Snapshot> {
-  const issues: ValidationIssue[] = [];
-  const tenants = new Map<string, Tenant>();
-
   if (!isRecord(document)) {
     throw new WhitelistError([{ path: '$', message: 'must be an object with a "tenants" array' }]);
   }
-  for (const key of Object.keys(document)) {
-    if (!TOP_FIELDS.has(key)) issues.push({ path: '$', message: `unknown field "${key}"` });
-  }
   const list = tenantList(document['tenants']);
+  if (list instanceof StreamedTenants) return yield* buildStreamed(list, options);
+  const issues = topLevelIssues(document);
   if (!list) {
     throw new WhitelistError([...issues, { path: 'tenants', message: 'must be an array' }]);
   }
   if (list.length > MAX_TENANTS) {
     throw new WhitelistError([...issues, tooManyTenants(list.length)]);
   }
-
   const revocations = yield* readRevocations(document['revokedTokens'], 'revokedTokens', options.oinPattern, issues);
-  const previous = reusable(options);
-  if (previous) return yield* rebuildOver(previous, list, revocations, options, issues);
-  const sum = new Uint32Array(8);
-  let revoked = 0;
-  yield* eachTenant(list, undefined, revocations, options, issues, tenants, (tenant) => {
-    tenants.set(tenant.oin, tenant);
-    addDigest(sum, fingerprintOf(tenant));
-    revoked += tenant.revokedTokens?.size ?? 0;
-  });
-  unknownRevoked(revocations, tenants, issues, 'is not a tenant of this whitelist');
+  const built = yield* tenantsOf(list, reusable(options), revocations, options, issues);
+  unknownRevoked(revocations, built.oins, issues, NOT_A_TENANT);
   if (issues.length > 0) throw new WhitelistError(issues);
-  const union = yield* enabledUnion(tenants);
-  return seal(tenants, {
-    pattern: options.oinPattern.source,
-    sum,
-    base: union,
-    overlay: new Map(),
-    overlayUnion: undefined,
-    drift: 0,
-  }, revoked);
+  return yield* built.seal();
+}
+
+const NOT_A_TENANT = 'is not a tenant of this whitelist';
+
+/** An issue for each top-level field that is not one of the document's. */
+function topLevelIssues(document: Record<string, unknown>): ValidationIssue[] {
+  const issues: ValidationIssue[] = [];
+  for (const key of Object.keys(document)) {
+    if (!TOP_FIELDS.has(key)) issues.push({ path: '$', message: `unknown field "${key}"` });
+  }
+  return issues;
 }
 
 /**
- * A whole document built over the snapshot now enforced, as a change to it:
- * every tenant is validated as in a full build, but the result shares the
- * current tenants' map and range union, and only tenants that differ (or
- * are gone) are added to it, as applyChanges does. A reload of 100,000
- * tenants of which a few changed thus allocates in proportion to those few,
- * not a new map and union each time (whose garbage cost full collections
- * that paused requests), and gives the same version a full build would.
+ * A document whose tenants are still arriving from the parsing thread: they
+ * are built as they come, and what the file holds around them (top-level
+ * fields, the revoked tokens, which follow the tenants) is read once the
+ * parse completed. The issues, and the snapshot, are exactly those of
+ * buildAll on the parsed document: its issues in its order, and revocations
+ * applied by a second walk that takes every tenant over from the first.
  */
-function* rebuildOver(
-  previous: Snapshot,
+function* buildStreamed(list: StreamedTenants, options: SnapshotOptions): Work<Snapshot> {
+  const tenantIssues: ValidationIssue[] = [];
+  const built = yield* tenantsOf(list, reusable(options), undefined, options, tenantIssues);
+  // Past MAX_TENANTS the walk stopped building; the rest still has to parse.
+  for (let arrival = list.arrival(); arrival !== undefined; arrival = list.arrival()) yield arrival;
+  const document = list.rest();
+  const issues = topLevelIssues(document);
+  if (list.length > MAX_TENANTS) {
+    throw new WhitelistError([...issues, tooManyTenants(list.length)]);
+  }
+  const revocations = yield* readRevocations(document['revokedTokens'], 'revokedTokens', options.oinPattern, issues);
+  issues.push(...tenantIssues);
+  unknownRevoked(revocations, built.oins, issues, NOT_A_TENANT);
+  if (issues.length > 0) throw new WhitelistError(issues);
+  const first = yield* built.seal();
+  // Taken-over tenants kept the revocations they had; new ones have none.
+  if (revocations.byOin.size === 0 && !built.revoking) return first;
+  const again = yield* tenantsOf(list, first, revocations, options, []);
+  return yield* again.seal();
+}
+
+/** The valid tenants of a list, walked: their OINs, and the snapshot they make. */
+interface Walked {
+  readonly oins: { has(oin: string): boolean };
+  /** Whether some tenant holds revocations. */
+  readonly revoking: boolean;
+  seal(): Work<Snapshot>;
+}
+
+/**
+ * Walks `list` (see eachTenant) into a fresh snapshot, or over `previous` as a
+ * change to it: every tenant is validated as in a full build, but the result
+ * shares the current tenants' map and range union, and only tenants that
+ * differ (or are gone) are added to it, as applyChanges does. A reload of
+ * 100,000 tenants of which a few changed thus allocates in proportion to
+ * those few, not a new map and union each time (whose garbage cost full
+ * collections that paused requests), and gives the same version a full
+ * build would. Its snapshot is only to be sealed when `issues` stayed empty.
+ */
+function* tenantsOf(
   list: TenantList,
-  revocations: RevocationsByTenant,
+  previous: Snapshot | undefined,
+  revocations: RevocationsByTenant | undefined,
   options: SnapshotOptions,
   issues: ValidationIssue[],
-): Work<Snapshot> {
+): Work<Walked> {
+  let revoking = false;
+  if (!previous) {
+    const tenants = new Map<string, Tenant>();
+    const sum = new Uint32Array(8);
+    let revoked = 0;
+    yield* eachTenant(list, undefined, revocations, options, issues, tenants, (tenant) => {
+      tenants.set(tenant.oin, tenant);
+      addDigest(sum, fingerprintOf(tenant));
+      revoked += tenant.revokedTokens?.size ?? 0;
+      revoking ||= digestsOf(tenant).revocations !== '';
+    });
+    return {
+      oins: tenants,
+      revoking,
+      *seal() {
+        const union = yield* enabledUnion(tenants);
+        const state = { pattern: options.oinPattern.source, sum, base: union, overlay: new Map(), overlayUnion: undefined, drift: 0 };
+        return seal(tenants, state, revoked);
+      },
+    };
+  }
   const present = new Set<string>();
   const differing = new Map<string, Tenant>();
   yield* eachTenant(list, previous, revocations, options, issues, present, (tenant) => {
     present.add(tenant.oin);
     if (previous.tenants.get(tenant.oin) !== tenant) differing.set(tenant.oin, tenant);
+    revoking ||= digestsOf(tenant).revocations !== '';
   });
-  unknownRevoked(revocations, present, issues, 'is not a tenant of this whitelist');
-  if (issues.length > 0) throw new WhitelistError(issues);
-  const removals: string[] = [];
-  let count = 0;
-  for (const oin of previous.tenants.keys()) {
-    if (!present.has(oin)) removals.push(oin);
-    if ((++count & 4095) === 0) yield;
-  }
-  return yield* changed(previous, internals.get(previous)!, differing, removals);
+  return {
+    oins: present,
+    revoking,
+    *seal() {
+      const removals: string[] = [];
+      let count = 0;
+      for (const oin of previous.tenants.keys()) {
+        if (!present.has(oin)) removals.push(oin);
+        if ((++count & 4095) === 0) yield;
+      }
+      return yield* changed(previous, internals.get(previous)!, differing, removals);
+    },
+  };
 }
 
 /**
@@ -266,13 +320,22 @@ function* rebuildOver(
 function* eachTenant(
   list: TenantList,
   previous: Snapshot | undefined,
-  revocations: RevocationsByTenant,
+  revocations: RevocationsByTenant | undefined,
   options: SnapshotOptions,
   issues: ValidationIssue[],
   taken: { has(oin: string): boolean },
   take: (tenant: Tenant) => void,
 ): Work<void> {
-  for (let index = 0; index < list.length; index++) {
+  // A list still arriving is walked as far as it has come, then waited for;
+  // never past MAX_TENANTS (a list known longer is refused before the walk).
+  for (let index = 0; index < MAX_TENANTS; index++) {
+    if (index >= list.length) {
+      const arrival = list.arrival?.();
+      if (arrival === undefined) break;
+      yield arrival;
+      index--;
+      continue;
+    }
     const tenant = yield* tenantOf(list, index, previous, revocations, options, issues);
     if (tenant) {
       if (taken.has(tenant.oin)) issues.push({ path: `tenants[${index}].oin`, message: `duplicate OIN "${tenant.oin}"` });
@@ -294,7 +357,7 @@ function* tenantOf(
   list: TenantList,
   index: number,
   previous: Snapshot | undefined,
-  revocations: RevocationsByTenant,
+  revocations: RevocationsByTenant | undefined,
   options: SnapshotOptions,
   issues: ValidationIssue[],
 ): Work<Tenant | undefined> {
@@ -302,7 +365,8 @@ function* tenantOf(
   const oin = list.oin(index);
   const kept = oin !== undefined && documentDigest !== '' ? taken(previous, oin, documentDigest) : undefined;
   const tenant = kept ?? (yield* buildTenantDigest(list.document(index), `tenants[${index}]`, options, issues, documentDigest));
-  return tenant && withRevocations(tenant, revocations.byOin.get(tenant.oin), options);
+  // Without revocations (not read yet), a tenant keeps those it has.
+  return tenant && revocations ? withRevocations(tenant, revocations.byOin.get(tenant.oin), options) : tenant;
 }
 
 /** An issue for each revocation whose OIN is not among `tenants`. */

@@ -11,16 +11,24 @@
  * bound or is stopped gives a refused load, never a partial document.
  */
 import { Worker } from 'node:worker_threads';
-import { PackedTenants, type PackedTenantFields } from '../model/packed-tenants.ts';
+import { PackedTenants, StreamedTenants, type PackedTenantFields } from '../model/packed-tenants.ts';
 import { WhitelistFileError } from './read-file.ts';
 import type { RefusalCause } from './source.ts';
 
 /** What the worker is asked (workerData). */
 export interface WorkerTask {
   readonly path: string;
+  /** Send the tenants in chunks of this many as they are parsed (see WorkerChunk); unset: all at the end. */
+  readonly tenantsPerChunk?: number;
 }
 
-/** What it answers, once. */
+/** Tenants parsed so far, in order; the parse may still fail. */
+export interface WorkerChunk {
+  readonly kind: 'chunk';
+  readonly tenants: PackedTenantFields;
+}
+
+/** What it answers, once, at the end (after any chunks). */
 export type WorkerAnswer =
   /** `document` with `tenants` null in its place; the tenants packed beside it. */
   | { readonly kind: 'packed'; readonly document: unknown; readonly tenants: PackedTenantFields }
@@ -45,6 +53,13 @@ export interface WorkerReadOptions {
   readonly signal?: AbortSignal;
   /** The worker's heap bound (resourceLimits.maxOldGenerationSizeMb). */
   readonly maxHeapMb: number;
+  /**
+   * Resolve as soon as this many tenants are parsed, with `tenants` as
+   * {@link StreamedTenants} that keep arriving (and fail, not the promise,
+   * when the rest of the file is refused): a build can then run while the
+   * file is parsed. Unset: resolve once the whole file is parsed.
+   */
+  readonly tenantsPerChunk?: number;
 }
 
 /** The worker's entry: the compiled file beside this one, or the TypeScript source through a tsx bootstrap. */
@@ -61,7 +76,7 @@ function startWorker(task: WorkerTask, maxHeapMb: number): Worker {
  * `tenants` array comes as {@link PackedTenants} (which buildSnapshot reads).
  */
 export function readWhitelistFileInWorker(path: string, options: WorkerReadOptions): Promise<unknown> {
-  const { maxHeapMb } = options;
+  const { maxHeapMb, tenantsPerChunk } = options;
   const failed = (why: string) => new WhitelistFileError(`cannot read ${path}: the reading thread ${why}`, 'unreachable');
   return new Promise((resolve, reject) => {
     const { signal } = options;
@@ -71,12 +86,14 @@ export function readWhitelistFileInWorker(path: string, options: WorkerReadOptio
     }
     let worker: Worker;
     try {
-      worker = startWorker({ path }, maxHeapMb);
+      worker = startWorker(tenantsPerChunk === undefined ? { path } : { path, tenantsPerChunk }, maxHeapMb);
     } catch (error) {
       reject(failed(`did not start (${(error as Error).message})`));
       return;
     }
     let settled = false;
+    // Once chunks arrived, the promise has resolved with them: the end of the read settles the stream instead.
+    let streamed: StreamedTenants | undefined;
     const settle = (outcome: () => void): void => {
       if (settled) return;
       settled = true;
@@ -88,22 +105,42 @@ export function readWhitelistFileInWorker(path: string, options: WorkerReadOptio
       void worker.terminate();
       outcome();
     };
-    const stop = (): void => settle(() => reject(failed('was stopped')));
+    const refuse = (error: WhitelistFileError): void => settle(() => (streamed ? streamed.fail(error) : reject(error)));
+    const stop = (): void => refuse(failed('was stopped'));
     signal?.addEventListener('abort', stop, { once: true });
-    worker.once('message', (answer: WorkerAnswer) => {
-      settle(() => {
-        if (answer.kind === 'refused') reject(new WhitelistFileError(answer.message, answer.refusal));
-        else if (answer.kind === 'document') resolve(answer.document);
-        else {
-          (answer.document as Record<string, unknown>)['tenants'] = new PackedTenants(answer.tenants);
-          resolve(answer.document);
+    worker.on('message', (message: WorkerChunk | WorkerAnswer) => {
+      if (settled) return;
+      if (message.kind === 'chunk') {
+        if (!streamed) {
+          streamed = new StreamedTenants();
+          resolve({ tenants: streamed });
         }
-      });
+        streamed.add(message.tenants);
+        return;
+      }
+      const answer = message;
+      if (answer.kind === 'refused') {
+        refuse(new WhitelistFileError(answer.message, answer.refusal));
+      } else if (answer.kind === 'document') {
+        // Chunks come only from a top-level tenants array; a document without one never sends any.
+        settle(() => (streamed ? streamed.fail(failed('answered without its tenants')) : resolve(answer.document)));
+      } else {
+        settle(() => {
+          const document = answer.document as Record<string, unknown>;
+          if (streamed) {
+            streamed.add(answer.tenants);
+            streamed.finish(document);
+          } else {
+            document['tenants'] = new PackedTenants(answer.tenants);
+            resolve(document);
+          }
+        });
+      }
     });
     worker.once('error', (error: Error & { code?: string }) => {
       const why = error.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `ran out of its ${maxHeapMb} MiB heap` : `failed (${error.message})`;
-      settle(() => reject(failed(why)));
+      refuse(failed(why));
     });
-    worker.once('exit', (code) => settle(() => reject(failed(`exited with code ${code} before it answered`))));
+    worker.once('exit', (code) => refuse(failed(`exited with code ${code} before it answered`)));
   });
 }

@@ -4,7 +4,7 @@ import { WhitelistError } from '../../src/model/errors.ts';
 import { keysThatMayDiffer } from '../../src/model/layered-map.ts';
 import { applyChanges, buildSnapshot, type Snapshot, type Tenant } from '../../src/model/snapshot.ts';
 import { seededRandom as random } from '../bench/lib/fixtures.ts';
-import { DEFAULT_PATTERN, OIN, OIN_2, SECRET, doc, oinOf, tenant } from './helpers.ts';
+import { DEFAULT_PATTERN, OIN, OIN_2, SECRET, doc, oinOf, streamedDocument, tenant } from './helpers.ts';
 
 const options = { oinPattern: DEFAULT_PATTERN };
 
@@ -221,10 +221,17 @@ describe('buildSnapshot with the previous snapshot', () => {
       const fresh = await buildSnapshot(document, options);
       expectSameDecisions(snapshot, fresh);
       expect(snapshot.revokedTokens).to.equal(fresh.revokedTokens);
+      // The same document with its tenants arriving while they are built (revocations last), over the same snapshot.
+      const streamed = await buildSnapshot(streamedDocument(document as { tenants: unknown[] }, 1 + Math.floor(next() * 7)), { ...options, previous: before });
+      expectSameDecisions(streamed, fresh);
+      expect(streamed.revokedTokens).to.equal(fresh.revokedTokens);
       for (const [oin, t] of before.tenants) {
         const now = snapshot.tenants.get(oin);
         // An untouched tenant whose revocations stayed is the very object the caches know.
-        if (!touched.has(oin) && now && (now.revokedTokens?.size ?? 0) === 0 && (t.revokedTokens?.size ?? 0) === 0) expect(now).to.equal(t);
+        if (!touched.has(oin) && now && (now.revokedTokens?.size ?? 0) === 0 && (t.revokedTokens?.size ?? 0) === 0) {
+          expect(now).to.equal(t);
+          expect(streamed.tenants.get(oin)).to.equal(t);
+        }
       }
     }
   });

@@ -1,6 +1,7 @@
 /** Shared helpers for the model tests: build a whitelist, collect its refusal. */
 import { expect } from 'chai';
 import { WhitelistError, type ValidationIssue } from '../../src/model/errors.ts';
+import { StreamedTenants, TenantPacker, type PackedTenantFields } from '../../src/model/packed-tenants.ts';
 import { buildSnapshot, type Snapshot } from '../../src/model/snapshot.ts';
 
 export const DEFAULT_PATTERN = /^[0-9]{20}$/u;
@@ -60,4 +61,27 @@ export function v4Ranges(count: number, first = 0): string[] {
     const i = first + k;
     return `${10 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.0/24`;
   });
+}
+
+/**
+ * `document` as the file store gives a large file's: its tenants arriving
+ * `perChunk` at a time, a turn of the event loop apart, each written as
+ * JSON.stringify writes it; the rest of the document at the end.
+ */
+export function streamedDocument(document: { tenants: readonly unknown[] } & Record<string, unknown>, perChunk: number): { tenants: StreamedTenants } {
+  const stream = new StreamedTenants();
+  const chunks: PackedTenantFields[] = [];
+  const packer = new TenantPacker((fields) => chunks.push(fields), perChunk);
+  for (const one of document.tenants) packer.element(one, JSON.stringify(one));
+  chunks.push(packer.fields());
+  const rest = { ...document, tenants: null };
+  const feed = (index: number): void => {
+    if (index === chunks.length) stream.finish(rest);
+    else {
+      stream.add(chunks[index]!);
+      setImmediate(feed, index + 1);
+    }
+  };
+  setImmediate(feed, 0);
+  return { tenants: stream };
 }

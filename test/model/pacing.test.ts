@@ -29,7 +29,7 @@ describe('model/pacing', () => {
       const n = 50_000;
       const work = sortIndices(n, (a, b) => b - a);
       let steps = 0;
-      let result: IteratorResult<void, Uint32Array>;
+      let result: IteratorResult<void | Promise<void>, Uint32Array>;
       while (!(result = work.next()).done) steps++;
       expect(steps).to.be.greaterThan(100);
       expect(result.value[0]).to.equal(n - 1);

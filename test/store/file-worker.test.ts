@@ -60,7 +60,8 @@ describe('file store reading in a worker thread', function () {
   describe('with every file read in the thread', () => {
     let gate: Gate;
     before(async () => {
-      gate = await startGate(twoTenants(), {}, { fileOptions: { workerFromBytes: 0, workerHeapMb: 16 } });
+      // Each tenant handed over as it is parsed, so the build is already under way when the read fails.
+      gate = await startGate(twoTenants(), {}, { fileOptions: { workerFromBytes: 0, workerHeapMb: 16, tenantsPerChunk: 1 } });
     });
     after(() => gate.close());
 

@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WhitelistError } from '../../src/model/errors.ts';
-import { PackedTenants } from '../../src/model/packed-tenants.ts';
+import { PackedTenants, StreamedTenants } from '../../src/model/packed-tenants.ts';
 import { buildSnapshot, type Snapshot } from '../../src/model/snapshot.ts';
 import { readWhitelistFile, WhitelistFileError } from '../../src/store/read-file.ts';
 import { readWhitelistFileInWorker, workerHeapMb } from '../../src/store/read-in-worker.ts';
@@ -52,6 +52,15 @@ const FILES: Record<string, string | Buffer> = {
   'half of a file': json({ tenants: good(3) }).slice(0, 300),
   'invalid UTF-8': Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]),
   'nesting deeper than 64 levels': `{"tenants":[${'['.repeat(70)}${']'.repeat(70)}]}`,
+  // What follows the tenants is read after them: a build on tenants handed over early must end the same.
+  'revoked tokens after the tenants': json({ tenants: good(3), revokedTokens: [{ jti: 'j', oin: oinOf(1) }] }),
+  'after the tenants: a revocation for no tenant, a bad entry and an unknown field': json({
+    tenants: [...good(2), tenant({ oin: oinOf(5), cidrs: ['10.0.0.1/8'] })],
+    revokedTokens: [{ jti: 'j', oin: oinOf(7) }, { jti: 3, oin: oinOf(0) }],
+    extra: true,
+  }),
+  'a second tenants array': `{"tenants":${JSON.stringify(good(2))},"tenants":${JSON.stringify(good(1))}}`,
+  'a syntax error after the tenants': `{"tenants":${JSON.stringify(good(2))},}`,
 };
 
 /** What a read and a build of `file` end in: the version, or the refusal word for word. */
@@ -66,6 +75,8 @@ async function outcome(read: () => Promise<unknown>, previous?: Snapshot): Promi
   try {
     return { version: (await buildSnapshot(document, { ...options, ...(previous ? { previous } : {}) })).version };
   } catch (error) {
+    // Tenants handed over while the file parsed fail the build when the rest of the file is refused.
+    if (error instanceof WhitelistFileError) return { refused: error.message, cause: refusalCause(error) };
     expect(error).to.be.instanceOf(WhitelistError);
     return { refused: JSON.stringify((error as WhitelistError).issues), cause: refusalCause(error) };
   }
@@ -87,10 +98,15 @@ describe('reading a whitelist file in a worker thread', function () {
       const main = await outcome(() => readWhitelistFile(file));
       const worker = await outcome(() => readWhitelistFileInWorker(file, { maxHeapMb: HEAP_MB }));
       expect(worker, name).to.deep.equal(main);
+      // Handed over as they are parsed, one or two at a time, the build overlapping the parse.
+      for (const tenantsPerChunk of [1]) {
+        const streamed = await outcome(() => readWhitelistFileInWorker(file, { maxHeapMb: HEAP_MB, tenantsPerChunk }));
+        expect(streamed, `${name}, in chunks of ${tenantsPerChunk}`).to.deep.equal(main);
+      }
       if (main.version !== undefined) accepted.push(name);
     }
     // Both readers let the UTF-8 decoder drop a byte order mark; every other bad file is refused.
-    expect(accepted).to.deep.equal(['three good tenants', 'with $schema, tenants last', 'a byte order mark']);
+    expect(accepted).to.deep.equal(['three good tenants', 'with $schema, tenants last', 'a byte order mark', 'revoked tokens after the tenants']);
     const missing = join(dir, 'missing.json');
     expect(await outcome(() => readWhitelistFileInWorker(missing, { maxHeapMb: HEAP_MB }))).to.deep.equal(
       await outcome(() => readWhitelistFile(missing)),
@@ -163,6 +179,53 @@ describe('reading a whitelist file in a worker thread', function () {
       () => expect.fail('read'),
       (error: Error) => expect(error.message).to.equal(stopped),
     );
+  });
+
+  it('rebuilds over a snapshot with revocations from tenants handed over early as from the main thread, sharing the unchanged', async () => {
+    const tenants = good(50);
+    const revoked = (oins: number[]) => oins.map((i) => ({ jti: `j${i}`, oin: oinOf(i) }));
+    const file = join(dir, 'revoked.json');
+    // Compact: each tenant written as JSON.stringify writes it, so that both readers' digests agree.
+    await writeFile(file, JSON.stringify({ tenants, revokedTokens: revoked([1, 2, 3]) }));
+    const first = await buildSnapshot(await readWhitelistFile(file), options);
+    tenants[10] = { ...tenants[10]!, name: 'renamed' };
+    // Tenant 1 keeps its revocation, 2 loses it, 4 gains one.
+    await writeFile(file, JSON.stringify({ tenants, revokedTokens: revoked([1, 3, 4]) }));
+    const viaMain = await buildSnapshot(await readWhitelistFile(file), { ...options, previous: first });
+    const streamed = await buildSnapshot(await readWhitelistFileInWorker(file, { maxHeapMb: HEAP_MB, tenantsPerChunk: 7 }), { ...options, previous: first });
+    expect(streamed.version).to.equal(viaMain.version).and.not.equal(first.version);
+    expect(streamed.revokedTokens).to.equal(3);
+    for (const [oin, one] of viaMain.tenants) {
+      const other = streamed.tenants.get(oin)!;
+      expect([...(other.revokedTokens ?? [])], oin).to.deep.equal([...(one.revokedTokens ?? [])]);
+      // Taken over where the main thread's rebuild takes it over: its keys and caches stay.
+      expect(other === first.tenants.get(oin), oin).to.equal(one === first.tenants.get(oin));
+    }
+    expect(streamed.tenants.get(oinOf(1))).to.equal(first.tenants.get(oinOf(1)));
+  });
+
+  it('fails the build on tenants handed over early when the read is stopped, or the thread runs out of heap, later', async () => {
+    const file = join(dir, 'stopped-streamed.json');
+    await writeFile(file, whitelistText(makeTenants(20_000)));
+    const during = new AbortController();
+    const document = await readWhitelistFileInWorker(file, { maxHeapMb: HEAP_MB, signal: during.signal, tenantsPerChunk: 100 });
+    expect((document as Record<string, unknown>)['tenants']).to.be.instanceOf(StreamedTenants);
+    const build = buildSnapshot(document, options);
+    during.abort();
+    const stopped = await build.then(() => undefined, (error: unknown) => error);
+    expect(stopped).to.be.instanceOf(WhitelistFileError);
+    expect((stopped as Error).message).to.equal(`cannot read ${file}: the reading thread was stopped`);
+
+    // Good tenants first, then one the thread cannot hold.
+    const huge = JSON.parse(oneHugeTenantText()) as { tenants: unknown[] };
+    const heavy = join(dir, 'heavy-last.json');
+    await writeFile(heavy, JSON.stringify({ tenants: [...good(3), ...huge.tenants] }));
+    // Refused whether the read resolved with the first tenants before the thread died (the usual case) or not.
+    const failed = await readWhitelistFileInWorker(heavy, { maxHeapMb: 32, tenantsPerChunk: 1 })
+      .then((read) => buildSnapshot(read, options))
+      .then(() => undefined, (error: unknown) => error);
+    expect((failed as Error).message).to.equal(`cannot read ${heavy}: the reading thread ran out of its 32 MiB heap`);
+    expect(refusalCause(failed)).to.equal('unreachable');
   });
 
   it('bounds the thread’s heap in proportion to the file, never below 256 MiB', () => {
