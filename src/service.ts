@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import { startCore, type GateCore } from './core.ts';
+import { BUILD_RUNNING } from './observe/build-info.ts';
 import { createLogger, type Logger } from './observe/logger.ts';
 import type { Metrics } from './observe/metrics.ts';
 import { publicApp } from './http/app.ts';
@@ -125,7 +126,7 @@ export async function startService(settings: Settings, options: ServiceOptions =
   }
   const opsServer = ops;
   logger.info(
-    { public: urlOf(server), admin: urlOf(opsServer), mode: proxy ? 'proxy' : 'forward-auth', store: holder.source.description },
+    { public: urlOf(server), admin: urlOf(opsServer), mode: proxy ? 'proxy' : 'forward-auth', store: holder.source.description, build: BUILD_RUNNING },
     'oingate listening',
   );
 

@@ -1,18 +1,21 @@
 /**
  * `oingate serve` loads a heavy dependency only when its configuration uses
  * it (start-up time): a real child process with a resolve hook that records
- * every module it loads.
+ * every module it loads. It runs whichever build src/bin.js picks (the
+ * compiled dist/ when it is fresh, else the sources): the listening line
+ * says which, and the recorded modules must be that build's.
  */
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { eventually, twoTenants, type TenantSpec } from './support/gate.ts';
 import { testPki } from './support/pki.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const ROOT_URL = pathToFileURL(ROOT).href;
 const HOOK = fileURLToPath(new URL('./support/record-modules.mjs', import.meta.url));
 
 /** What a plain file-store forward-auth start must not load (each takes ~90-230 ms to import). */
@@ -31,7 +34,11 @@ function packagesOf(log: string): Set<string> {
 interface Started {
   readonly child: ChildProcess;
   readonly adminUrl: string;
+  /** The listening line's `build`: which of oingate's builds runs. */
+  readonly build: unknown;
   loaded(): Promise<Set<string>>;
+  /** Oingate's own modules the process resolved, relative to the repository. */
+  own(): Promise<string[]>;
 }
 
 describe('oingate serve: heavy dependencies only when configured', function () {
@@ -72,6 +79,7 @@ describe('oingate serve: heavy dependencies only when configured', function () {
     child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     let adminUrl = '';
+    let build: unknown;
     await eventually(() => {
       expect(child.exitCode, `oingate exited: ${stderr}${stdout}`).to.equal(null);
       const listening = stdout
@@ -81,17 +89,34 @@ describe('oingate serve: heavy dependencies only when configured', function () {
         .find((line) => line['msg'] === 'oingate listening');
       expect(listening, 'the listening line').to.not.equal(undefined);
       adminUrl = listening?.['admin'] as string;
+      build = listening?.['build'];
     }, 30_000);
     await eventually(async () => {
       expect((await fetch(`${adminUrl}/readyz`)).status).to.equal(200);
     }, 10_000);
-    return { child, adminUrl, loaded: async () => packagesOf(await readFile(log, 'utf8')) };
+    return {
+      child,
+      adminUrl,
+      build,
+      loaded: async () => packagesOf(await readFile(log, 'utf8')),
+      own: async () =>
+        (await readFile(log, 'utf8'))
+          .split('\n')
+          .filter((url) => url.startsWith(ROOT_URL) && !url.includes('/node_modules/'))
+          .map((url) => url.slice(ROOT_URL.length)),
+    };
   }
 
   it('loads none of ioredis, the ASN.1 parser or pg for a file-store forward-auth start, and koa-body and undici before it listens, so no request waits for them', async () => {
     const gate = await serve('plain', twoTenants());
     const atReady = await gate.loaded();
     expect([...atReady], 'the hook records what is loaded').to.include.members(['koa', 'pino', 'prom-client']);
+    // What is checked is the code that ran, compiled or not.
+    const own = await gate.own();
+    const [runs, other] = gate.build === 'dist' ? ['dist/service.js', /^src\/.*\.ts$/] : ['src/service.ts', /^dist\//];
+    expect(gate.build, 'the listening line names the build').to.be.oneOf(['dist', 'sources']);
+    expect(own, `the ${String(gate.build)} build's modules`).to.include(runs);
+    expect(own.filter((path) => other.test(path)), "the other build's modules").to.deep.equal([]);
     for (const name of HEAVY) expect(atReady.has(name), `${name} loaded`).to.equal(false);
     // Imported while the first whitelist loaded: a first POST /reload, or a
     // tenant given a jwksUri later, must not pause the loop for an import.
