@@ -134,6 +134,8 @@ describe('the packed package, embedded by a plain-node Koa app', function () {
     expect(tarEntries).to.include.members(['dist/index.js', 'dist/index.d.ts', 'dist/cli.js', 'src/bin.js', 'package.json']);
     expect(tarEntries.filter((path) => path.startsWith('test/'))).to.deep.equal([]);
     expect(tarEntries.filter((path) => path.startsWith('src/') && path !== 'src/bin.js')).to.deep.equal([]);
+    // Written by the build npm pack ran (prepare), but a stamp of sources that are not shipped.
+    expect(tarEntries).to.not.include('dist/.sources-sha256');
   });
 
   it('runs the installed bin with plain node', async () => {
