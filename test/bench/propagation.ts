@@ -35,6 +35,7 @@ import {
   type PgGate,
 } from '../support/pg-gate.ts';
 import { startTestDatabase, type TestDatabase } from '../support/postgres.ts';
+import { serveStarts, type ServeStart } from './lib/serve-ready.ts';
 
 export interface PropagationResult {
   /** Median COMMIT-to-all-three-enforcing time, ms. */
@@ -45,7 +46,12 @@ export interface PropagationResult {
   samples: number[];
   /** Per instance, startService's time until it listened: the first full load of the store included. */
   startMs: number[];
+  /** `oingate serve` itself on the store: spawn -> /readyz 200, on every CPU and pinned to one. */
+  serve: { unpinned: ServeStart[]; pinned: ServeStart[] };
 }
+
+// Starts of `oingate serve` per placement.
+const SERVE_ROUNDS = 2;
 
 const INSTANCES = 3;
 const POLL_MS = 2;
@@ -113,6 +119,8 @@ export async function propagationBench(options: { changes?: number; tenants?: nu
     // Known but not allowed from loopback: every gate starts at 403 (allowed, 200, when revocations are measured).
     await addTenant(sql, { oin: OIN, name: 'propagation', cidrs: [revoking ? CIDR : '10.0.0.0/8'], keys: [{ kid: KID, alg: 'HS256', secret: SECRET }] });
     await addBackgroundTenants(sql, background, revoking);
+    // The command itself first, while nothing else runs: its start-up is what the ready target is about.
+    const serve = await serveStarts(url, SERVE_ROUNDS);
     // One after the other, so that each start's time is its own (the bench's process, not pinned to a CPU of its own).
     const startMs: number[] = [];
     for (let i = 0; i < INSTANCES; i++) {
@@ -144,7 +152,7 @@ export async function propagationBench(options: { changes?: number; tenants?: nu
       await Promise.all(gates.map((g) => until(g, token, add ? after : before, committing)));
       if (i >= 0) samples.push(performance.now() - committing);
     }
-    return { medianMs: median(samples), worstMs: Math.max(...samples), samples, startMs };
+    return { medianMs: median(samples), worstMs: Math.max(...samples), samples, startMs, serve };
   } finally {
     await Promise.all(gates.map((g) => g.close().catch(() => undefined)));
     await sql?.end().catch(() => undefined);

@@ -24,7 +24,8 @@ import { BASELINE, benchHttp, TARGET_KEYS, type HttpBench, type TargetFigures, t
 import { currentPinning, REPO_ROOT, setUpPinning } from './lib/children.ts';
 import { cpuModel } from './lib/proc.ts';
 import { fixed, mib, table } from './lib/stats.ts';
-import { bench100k, describeGap, LARGE, type LargeBench, type ReloadPhase, type StallGap } from './whitelist100k.ts';
+import { medianOf, type ServeStart } from './lib/serve-ready.ts';
+import { bench100k, describeGap, LARGE, serveTable, type LargeBench, type ReloadPhase, type StallGap } from './whitelist100k.ts';
 import { propagationBench } from './propagation.ts';
 import { ACCURACY_LIMIT, ACCURACY_SECONDS, benchRateLimitAccuracy, type AccuracyBench } from './ratelimit.ts';
 
@@ -33,6 +34,11 @@ const PROPAGATION_TENANTS = 100_000;
 
 type Part = 'decision' | 'http' | '100k' | 'propagation' | 'ratelimit';
 const PARTS: readonly Part[] = ['decision', 'http', '100k', 'propagation', 'ratelimit'];
+
+/** Which code the `oingate serve` starts ran (dist, or sources when dist/ was not a build of them). */
+function buildsOf(serve: { readonly unpinned: readonly ServeStart[]; readonly pinned: readonly ServeStart[] }): string {
+  return [...new Set([...serve.unpinned, ...serve.pinned].map((s) => s.build))].join(', ');
+}
 
 function positive(name: string, fallback: number): number {
   const text = process.env[name];
@@ -178,6 +184,7 @@ async function main(): Promise<void> {
     propagation = await propagationBench({ changes: 50, tenants: PROPAGATION_TENANTS });
     log(`50 changes, 3 oingate instances on one database of ${PROPAGATION_TENANTS + 1} tenants: median ${fixed(propagation.medianMs, 1)} ms, worst ${fixed(propagation.worstMs, 1)} ms`);
     log(`start-up of each instance (startService, the first full read and build of ${PROPAGATION_TENANTS + 1} tenants): ${propagation.startMs.map((ms) => `${fixed(ms, 0)} ms`).join(', ')}`);
+    log(serveTable(propagation.serve));
     heading('PostgreSQL revocation: COMMIT -> refused by all of 3 instances, 100,000 tenants and 100,000 revocations');
     revocation = await propagationBench({ changes: 50, tenants: PROPAGATION_TENANTS, kind: 'revocation' });
     log(
@@ -310,23 +317,33 @@ async function main(): Promise<void> {
     decision ? `${fixed(decision.small.p50Us, 2)} µs (10) / ${fixed(decision.large.p50Us, 2)} µs (100k)` : notRun('decision'),
     verdict(worstP50 === undefined ? undefined : worstP50 <= 20),
   ]);
+  // The target is the command's start on the 2-core machine; pinned to one CPU and the bench's tsx child are shown beside it.
+  const fileReady = large ? medianOf(large.serve.unpinned.map((s) => s.readyMs)) : undefined;
   rows.push([
     '100k whitelist ready < 3 s',
-    large ? `${fixed(large.large.readyMs / 1000, 2)} s spawn -> /readyz 200 (10 tenants: ${fixed(large.small.readyMs / 1000, 2)} s)` : notRun('100k'),
-    verdict(large ? large.large.readyMs < 3000 : undefined),
+    large
+      ? `${fixed(fileReady! / 1000, 2)} s oingate serve (${buildsOf(large.serve)}) spawn -> /readyz 200 on 2 CPUs, median of ${large.serve.unpinned.length}; ` +
+        `pinned to one CPU ${fixed(medianOf(large.serve.pinned.map((s) => s.readyMs)) / 1000, 2)} s; the bench's tsx child ${fixed(large.large.readyMs / 1000, 2)} s (10 tenants: ${fixed(large.small.readyMs / 1000, 2)} s)`
+      : notRun('100k'),
+    verdict(fileReady === undefined ? undefined : fileReady < 3000),
   ]);
-  const pgStart = propagation ? Math.min(...propagation.startMs) : undefined;
+  const pgReady = propagation ? medianOf(propagation.serve.unpinned.map((s) => s.readyMs)) : undefined;
   rows.push([
     '100k whitelist ready < 3 s (PostgreSQL)',
-    pgStart === undefined ? notRun('propagation') : `${fixed(pgStart / 1000, 2)} s startService, fastest of 3 instances, in the bench's own process (tsx)`,
-    verdict(pgStart === undefined ? undefined : pgStart < 3000),
+    propagation
+      ? `${fixed(pgReady! / 1000, 2)} s oingate serve (${buildsOf(propagation.serve)}) spawn -> /readyz 200 on 2 CPUs, median of ${propagation.serve.unpinned.length}; ` +
+        `pinned to one CPU ${fixed(medianOf(propagation.serve.pinned.map((s) => s.readyMs)) / 1000, 2)} s; startService in the bench's own process (tsx) ${fixed(Math.min(...propagation.startMs) / 1000, 2)} s`
+      : notRun('propagation'),
+    verdict(pgReady === undefined ? undefined : pgReady < 3000),
   ]);
+  const serveRss = large ? medianOf(large.serve.unpinned.map((s) => s.rssAtRest)) : undefined;
   rows.push([
     '100k whitelist resident < 400 MiB',
     large
-      ? `${mib(large.large.rssAtRest)} at rest, ${mib(large.large.rss)} at ready (10 tenants: ${mib(large.small.rssAtRest)}; after reloads ${mib(large.rssAfterReload)}, peak ${mib(large.hwmAfterReload)})`
+      ? `${mib(serveRss)} at rest, oingate serve (${buildsOf(large.serve)}), median; the bench's tsx child ${mib(large.large.rssAtRest)} at rest, ${mib(large.large.rss)} at ready ` +
+        `(10 tenants: ${mib(large.small.rssAtRest)}; after reloads ${mib(large.rssAfterReload)}, peak ${mib(large.hwmAfterReload)})`
       : notRun('100k'),
-    verdict(large ? large.large.rssAtRest < 400 * 1048576 : undefined),
+    verdict(serveRss === undefined ? undefined : serveRss < 400 * 1048576),
   ]);
   rows.push([
     'decide() at 100k within 10% of 10 tenants',

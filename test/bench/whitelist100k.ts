@@ -14,6 +14,7 @@ import { BenchChild } from './lib/children.ts';
 import { bodyFor, clientIpFor, makeTenants, seededRandom, tokenFor, whitelistText, type BenchTenant } from './lib/fixtures.ts';
 import { benchRequest, runLoad, startLoad, type LoadRequest, type LoadResult } from './lib/load.ts';
 import { summariseDirectory, type ProfileSummary } from './lib/profile.ts';
+import { medianOf, serveStarts, type ServeStart } from './lib/serve-ready.ts';
 import { fixed, mib, sleep, table, thousands } from './lib/stats.ts';
 
 export const LARGE = 100_000;
@@ -56,6 +57,8 @@ export interface ReloadPhase {
 
 export interface LargeBench {
   readonly fileBytes: number;
+  /** `oingate serve` itself on the 100k file: spawn -> /readyz 200, on every CPU and pinned to one. */
+  readonly serve: { readonly unpinned: readonly ServeStart[]; readonly pinned: readonly ServeStart[] };
   readonly small: Startup;
   readonly large: Startup;
   readonly steadySmall: LoadResult;
@@ -69,6 +72,25 @@ export interface LargeBench {
   readonly profiles: ProfileSummary[];
   readonly profileDir: string | undefined;
   readonly text: string;
+}
+
+// Starts of `oingate serve` per placement: its start-up is what the ready target is about.
+const SERVE_ROUNDS = 3;
+
+/** The starts of `oingate serve`, one row per placement. */
+export function serveTable(serve: { readonly unpinned: readonly ServeStart[]; readonly pinned: readonly ServeStart[] }): string {
+  const rows = [['oingate serve (src/bin.js)', 'build', 'spawn -> /readyz 200, median', 'each start', 'RSS at rest, median']];
+  for (const [label, starts] of [['on every CPU', serve.unpinned], ['pinned to one CPU', serve.pinned]] as const) {
+    if (starts.length === 0) continue;
+    rows.push([
+      starts[0]!.pinned || label === 'on every CPU' ? label : `${label} (no taskset: every CPU)`,
+      [...new Set(starts.map((s) => s.build))].join(', '),
+      `${medianOf(starts.map((s) => s.readyMs)).toFixed(0)} ms`,
+      starts.map((s) => s.readyMs.toFixed(0)).join(' / '),
+      mib(medianOf(starts.map((s) => s.rssAtRest))),
+    ]);
+  }
+  return table(rows, new Set([2, 3, 4]));
 }
 
 interface Readiness {
@@ -208,6 +230,9 @@ export async function bench100k(
     const reloadB = changed('changed B');
     log(`100k: whitelist file ${mib(largeText.length)}`);
 
+    log(`100k: oingate serve on the 100k file, ${SERVE_ROUNDS} starts on every CPU and ${SERVE_ROUNDS} pinned to one, alternately ...`);
+    const serve = await serveStarts(`file:${largeFile}`, SERVE_ROUNDS);
+
     log(`100k: baseline, ${SMALL} tenants: start, then ${options.seconds} s steady load ...`);
     const small = await startGate('oingate-10-tenants', smallFile, dir, undefined, fds);
     children.push(small.child);
@@ -314,6 +339,8 @@ export async function bench100k(
     const text = [
       `100k whitelist: ${LARGE.toLocaleString('en-US')} tenants, ${mib(largeText.length)} file; oingate forward-auth, OINGATE_LOG_LEVEL=warn, trusted proxy 127.0.0.0/8.`,
       '',
+      serveTable(serve),
+      '',
       table(startupRows, new Set([1, 2, 3, 4, 5, 6])),
       '',
       table(steadyRows, new Set([1, 2, 3, 4])),
@@ -329,6 +356,7 @@ export async function bench100k(
     ].join('\n');
     return {
       fileBytes: largeText.length,
+      serve,
       small: { ...small.startup, tenants: SMALL },
       large: { ...large.startup, tenants: LARGE },
       steadySmall,
