@@ -8,9 +8,11 @@ import { expect } from 'chai';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buildSnapshot } from '../../src/model/snapshot.ts';
 import { FileSource } from '../../src/store/file.ts';
 import { readWhitelistFile } from '../../src/store/read-file.ts';
 import { makeTenants, whitelistText } from '../bench/lib/fixtures.ts';
+import { DEFAULT_PATTERN } from '../model/helpers.ts';
 import { oneHugeTenantText } from '../support/heavy-file.ts';
 import { call, eventually, OIN_A, send, signToken, startGate, tokenFor, twoTenants, type Gate, type TenantSpec } from '../support/gate.ts';
 
@@ -117,14 +119,24 @@ describe('file store reading in a worker thread', function () {
     const file = join(dir, 'large.json');
     try {
       await writeFile(file, whitelistText(makeTenants(20_000)));
+      const stopped = `cannot read ${file}: the reading thread was stopped`;
       const source = new FileSource(file, { workerFromBytes: 0 });
-      const load = source.load();
-      // Once the thread is at work: its first message would come much later.
+      // Whether the read still waits for its first tenants or has handed them to the build, the build fails.
+      const load = source.load().then((document) => buildSnapshot(document, { oinPattern: DEFAULT_PATTERN }));
       await new Promise((resolve) => setTimeout(resolve, 50));
       await source.close();
       await load.then(
-        () => expect.fail('a closed store gave a document'),
-        (error: Error) => expect(error.message).to.equal(`cannot read ${file}: the reading thread was stopped`),
+        () => expect.fail('a closed store gave a whitelist'),
+        (error: Error) => expect(error.message).to.equal(stopped),
+      );
+      // Closed once the first tenants are being built.
+      const again = new FileSource(file, { workerFromBytes: 0, tenantsPerChunk: 1 });
+      const document = await again.load();
+      const build = buildSnapshot(document, { oinPattern: DEFAULT_PATTERN });
+      await again.close();
+      await build.then(
+        () => expect.fail('a closed store gave a whitelist'),
+        (error: Error) => expect(error.message).to.equal(stopped),
       );
     } finally {
       await rm(dir, { recursive: true, force: true });
