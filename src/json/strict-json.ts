@@ -52,8 +52,8 @@ export interface StrictJsonOptions {
    * string; default false (a parse whose result dies with its text).
    */
   detached?: boolean;
-  /** Told of each element of one array of the top-level object as it completes (see {@link ArrayElements}). */
-  elements?: ArrayElements;
+  /** Told of each element of arrays of the top-level object as it completes, one per key (see {@link ArrayElements}). */
+  elements?: ArrayElements | readonly ArrayElements[];
 }
 
 /**
@@ -178,13 +178,14 @@ class Parser {
   private readonly keys: string[] = [];
   /** Where each open container starts. */
   private readonly starts: number[] = [];
-  private readonly elements: ArrayElements | undefined;
+  /** Who is told of the elements of the top-level array under each key. */
+  private readonly elements: ReadonlyMap<string, ArrayElements> | undefined;
 
-  constructor(text: string, maxDepth: number, elements: ArrayElements | undefined, detached = false) {
+  constructor(text: string, maxDepth: number, elements: ArrayElements | readonly ArrayElements[] | undefined, detached = false) {
     this.text = text;
     this.len = text.length;
     this.maxDepth = maxDepth;
-    this.elements = elements;
+    this.elements = elements === undefined ? undefined : new Map((Array.isArray(elements) ? elements : [elements as ArrayElements]).map((e) => [e.key, e]));
     this.detached = detached;
   }
 
@@ -512,8 +513,9 @@ class Parser {
         const top = d - 1;
         const container = this.containers[top] as JsonObject | unknown[];
         const array = this.isArray[top] as boolean;
-        if (d === elementDepth && array && !this.isArray[0] && this.keys[0] === this.elements!.key) {
-          value = this.elements!.element(value, text.slice(valueStart, this.pos));
+        if (d === elementDepth && array && !this.isArray[0]) {
+          const reporter = this.elements!.get(this.keys[0] as string);
+          if (reporter) value = reporter.element(value, text.slice(valueStart, this.pos));
         }
         if (array) (container as unknown[]).push(value);
         else {

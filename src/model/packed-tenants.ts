@@ -128,6 +128,55 @@ function utf8(pieces: readonly string[], bytes: number): Uint8Array {
   return out;
 }
 
+/** Texts one after the other in UTF-8 and where each ends: what crosses for a list of values. */
+export interface PackedTextFields {
+  readonly texts: Uint8Array;
+  readonly ends: Uint32Array;
+}
+
+/**
+ * The elements of another top-level array (the file's `revokedTokens`) as
+ * the strict parser reports them, kept as their texts: a list of 100,000
+ * revocations handed over as cloned objects took the receiving thread
+ * 110-140 ms in one piece, the texts are parsed there one by one, in steps.
+ */
+export class TextPacker {
+  #texts: string[] = [];
+
+  constructor(readonly key: string) {}
+
+  element(_value: unknown, text: string): null {
+    this.#texts.push(text);
+    return null;
+  }
+
+  fields(): PackedTextFields {
+    const ends = new Uint32Array(this.#texts.length);
+    let at = 0;
+    for (let index = 0; index < ends.length; index++) ends[index] = at += Buffer.byteLength(this.#texts[index] as string, 'utf8');
+    const texts = utf8(this.#texts, at);
+    this.#texts = [];
+    return { texts, ends };
+  }
+}
+
+/** Values handed over as their texts (see TextPacker): read one at a time, exactly as parsed. */
+export class PackedTexts {
+  readonly length: number;
+  readonly #ends: Uint32Array;
+  readonly #texts: Buffer;
+
+  constructor(fields: PackedTextFields) {
+    this.length = fields.ends.length;
+    this.#ends = fields.ends;
+    this.#texts = Buffer.from(fields.texts.buffer, fields.texts.byteOffset, fields.texts.byteLength);
+  }
+
+  value(index: number): unknown {
+    return JSON.parse(this.#texts.toString('utf8', index === 0 ? 0 : this.#ends[index - 1], this.#ends[index]));
+  }
+}
+
 /** Packed tenants, read one by one. */
 export class PackedTenants implements TenantList {
   readonly length: number;

@@ -8,6 +8,7 @@
 import { hash } from 'node:crypto';
 import { describeValue, type ValidationIssue } from './errors.ts';
 import { MAX_REVOKED_TOKENS, MAX_REVOCATION_TEXT_LENGTH, tooManyRevoked } from './limits.ts';
+import { PackedTexts } from './packed-tenants.ts';
 import type { Work } from './pacing.ts';
 import { isRecord, readText, readTime } from './values.ts';
 
@@ -37,23 +38,26 @@ export const NO_REVOCATIONS: RevocationsByTenant = Object.freeze({ byOin: new Ma
  */
 export function* readRevocations(raw: unknown, where: string, oinPattern: RegExp, issues: ValidationIssue[]): Work<RevocationsByTenant> {
   if (raw === undefined) return NO_REVOCATIONS;
-  if (!Array.isArray(raw)) {
+  // An array, or its elements' texts handed over by the thread that parsed the file.
+  const packed = raw instanceof PackedTexts ? raw : undefined;
+  if (!packed && !Array.isArray(raw)) {
     issues.push({ path: where, message: 'must be an array of {"jti", "oin"} entries' });
     return NO_REVOCATIONS;
   }
-  if (raw.length > MAX_REVOKED_TOKENS) {
+  const length = packed ? packed.length : (raw as unknown[]).length;
+  if (length > MAX_REVOKED_TOKENS) {
     // Refused before any is read: the excess costs nothing.
-    issues.push(tooManyRevoked(where, raw.length));
+    issues.push(tooManyRevoked(where, length));
     return NO_REVOCATIONS;
   }
   const byOin = new Map<string, Revocation[]>();
   const firstPlace = new Map<string, string>();
   // Tenant and jti, for the entry given twice.
   const seen = new Set<string>();
-  for (let index = 0; index < raw.length; index++) {
+  for (let index = 0; index < length; index++) {
     if ((index & 1023) === 1023) yield;
     const path = `${where}[${index}]`;
-    const entry: unknown = raw[index];
+    const entry: unknown = packed ? packed.value(index) : (raw as unknown[])[index];
     if (!isRecord(entry)) {
       issues.push({ path, message: 'must be an object' });
       continue;

@@ -41,7 +41,7 @@ export class WhitelistFileError extends Error implements ClassifiedError {
  */
 export async function readWhitelistFile(
   path: string,
-  options: { readonly detached?: boolean; readonly elements?: ArrayElements } = {},
+  options: { readonly detached?: boolean; readonly elements?: ArrayElements | readonly ArrayElements[] } = {},
 ): Promise<unknown> {
   let bytes: Buffer;
   try {

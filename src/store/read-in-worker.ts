@@ -11,7 +11,7 @@
  * bound or is stopped gives a refused load, never a partial document.
  */
 import { Worker } from 'node:worker_threads';
-import { PackedTenants, StreamedTenants, type PackedTenantFields } from '../model/packed-tenants.ts';
+import { PackedTenants, PackedTexts, StreamedTenants, type PackedTenantFields, type PackedTextFields } from '../model/packed-tenants.ts';
 import { WhitelistFileError } from './read-file.ts';
 import type { RefusalCause } from './source.ts';
 
@@ -28,12 +28,15 @@ export interface WorkerChunk {
   readonly tenants: PackedTenantFields;
 }
 
-/** What it answers, once, at the end (after any chunks). */
+/**
+ * What it answers, once, at the end (after any chunks). A top-level
+ * `revokedTokens` array comes as its elements' texts, null in its place.
+ */
 export type WorkerAnswer =
   /** `document` with `tenants` null in its place; the tenants packed beside it. */
-  | { readonly kind: 'packed'; readonly document: unknown; readonly tenants: PackedTenantFields }
+  | { readonly kind: 'packed'; readonly document: unknown; readonly tenants: PackedTenantFields; readonly revokedTokens?: PackedTextFields }
   /** A document without a tenants array, as parsed (the build refuses it). */
-  | { readonly kind: 'document'; readonly document: unknown }
+  | { readonly kind: 'document'; readonly document: unknown; readonly revokedTokens?: PackedTextFields }
   | { readonly kind: 'refused'; readonly message: string; readonly refusal: RefusalCause };
 
 /**
@@ -119,6 +122,9 @@ export function readWhitelistFileInWorker(path: string, options: WorkerReadOptio
         return;
       }
       const answer = message;
+      if (answer.kind !== 'refused' && answer.revokedTokens) {
+        (answer.document as Record<string, unknown>)['revokedTokens'] = new PackedTexts(answer.revokedTokens);
+      }
       if (answer.kind === 'refused') {
         refuse(new WhitelistFileError(answer.message, answer.refusal));
       } else if (answer.kind === 'document') {

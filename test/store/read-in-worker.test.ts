@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WhitelistError } from '../../src/model/errors.ts';
-import { PackedTenants, StreamedTenants } from '../../src/model/packed-tenants.ts';
+import { PackedTenants, PackedTexts, StreamedTenants } from '../../src/model/packed-tenants.ts';
 import { buildSnapshot, type Snapshot } from '../../src/model/snapshot.ts';
 import { readWhitelistFile, WhitelistFileError } from '../../src/store/read-file.ts';
 import { readWhitelistFileInWorker, workerHeapMb } from '../../src/store/read-in-worker.ts';
@@ -60,6 +60,10 @@ const FILES: Record<string, string | Buffer> = {
     extra: true,
   }),
   'a second tenants array': `{"tenants":${JSON.stringify(good(2))},"tenants":${JSON.stringify(good(1))}}`,
+  'revoked tokens not an array': json({ tenants: good(1), revokedTokens: { jti: 'j', oin: oinOf(0) } }),
+  'revoked tokens before the tenants, one with a __proto__ field and one twice': `{"revokedTokens":[{"jti":"a","oin":"${oinOf(0)}","__proto__":{"x":1}},` +
+    `{"jti":"b","oin":"${oinOf(1)}","expiresAt":null,"reason":"caf\u00e9"},{"jti":"b","oin":"${oinOf(1)}"}],"tenants":${JSON.stringify(good(2))}}`,
+  'revoked tokens without tenants': `{"revokedTokens":[{"jti":"a","oin":"${oinOf(0)}"}]}`,
   'a syntax error after the tenants': `{"tenants":${JSON.stringify(good(2))},}`,
 };
 
@@ -119,7 +123,11 @@ describe('reading a whitelist file in a worker thread', function () {
     const document = (await readWhitelistFileInWorker(file, { maxHeapMb: HEAP_MB })) as Record<string, unknown>;
     expect(Object.keys(document)).to.deep.equal(['$schema', 'tenants', 'revokedTokens']);
     expect(document['tenants']).to.be.instanceOf(PackedTenants);
-    expect(document['revokedTokens']).to.deep.equal([{ jti: 'j', oin: oinOf(0) }]);
+    // Handed over as its entries' texts, read one at a time where the build reads them.
+    const revoked = document['revokedTokens'] as PackedTexts;
+    expect(revoked).to.be.instanceOf(PackedTexts);
+    expect(revoked.length).to.equal(1);
+    expect(revoked.value(0)).to.deep.equal({ jti: 'j', oin: oinOf(0) });
   });
 
   it('lets a rebuild of a rewritten file take over every unchanged tenant, as a rebuild from the main thread does', async () => {
