@@ -6,7 +6,7 @@ import { readRateLimit, type RateLimit } from '../limit/rate.ts';
 import { LayeredMap } from './layered-map.ts';
 import { StreamedTenants, tenantList, type TenantList } from './packed-tenants.ts';
 import { isAllowedJwksScheme } from '../token/jwks-url.ts';
-import { keySet, MAX_KID_LENGTH, type KeySet, type TenantKey } from '../token/key.ts';
+import { keySet, MAX_KID_LENGTH, type KeySet, type KidIndex, type TenantKey } from '../token/key.ts';
 import { buildHmacKey, buildPublicKey, KeyMaterialError } from '../token/keys.ts';
 import { isAlgorithm, isHmac, ALGORITHMS } from './algorithms.ts';
 import { describeValue, WhitelistError, type ValidationIssue } from './errors.ts';
@@ -364,7 +364,9 @@ function* tenantOf(
   const documentDigest = list.digest(index);
   const oin = list.oin(index);
   const kept = oin !== undefined && documentDigest !== '' ? taken(previous, oin, documentDigest) : undefined;
-  const tenant = kept ?? (yield* buildTenantDigest(list.document(index), `tenants[${index}]`, options, issues, documentDigest));
+  // Built again (its document differs): its unchanged secrets keep the key objects it had.
+  const donor = kept || oin === undefined ? undefined : previous?.tenants.get(oin);
+  const tenant = kept ?? (yield* buildTenantDigest(list.document(index), `tenants[${index}]`, options, issues, documentDigest, donor));
   // Without revocations (not read yet), a tenant keeps those it has.
   return tenant && revocations ? withRevocations(tenant, revocations.byOin.get(tenant.oin), options) : tenant;
 }
@@ -411,8 +413,9 @@ function* buildTenantDigest(
   options: SnapshotOptions,
   issues: ValidationIssue[],
   document: string,
+  donor?: Tenant,
 ): Work<Tenant | undefined> {
-  const built = yield* buildTenant(raw, path, options, issues);
+  const built = yield* buildTenant(raw, path, options, issues, donor);
   if (!built) return undefined;
   const fingerprint = hash('sha256', yield* tenantFingerprint(built.tenant, built.material), 'base64') as string;
   setDigests(built.tenant, { fingerprint, core: fingerprint, document, revocations: '' });
@@ -491,8 +494,13 @@ function* changed(current: Snapshot, state: Internals, built: ReadonlyMap<string
   for (const [oin, tenant] of built) {
     if ((++steps & 1023) === 0) yield;
     const old = lookup(oin);
-    // Same content: keep the tenant the caches know.
-    if (old && digestsOf(old).fingerprint === digestsOf(tenant).fingerprint) continue;
+    // Same content: keep the tenant the caches know, now known by this
+    // document too (a reformatted file is then taken over at its next reload).
+    if (old && digestsOf(old).fingerprint === digestsOf(tenant).fingerprint) {
+      const document = digestsOf(tenant).document;
+      if (document !== '') setDigests(old, { ...digestsOf(old), document });
+      continue;
+    }
     // An added tenant drifts too: the overlay, walked on every change, holds it.
     if (old) drop(oin);
     else drift++;
@@ -552,6 +560,7 @@ function* buildTenant(
   path: string,
   options: SnapshotOptions,
   issues: ValidationIssue[],
+  donor?: Tenant,
 ): Work<{ tenant: Tenant; material: readonly string[] } | undefined> {
   if (!isRecord(raw)) {
     issues.push({ path, message: 'must be an object' });
@@ -574,7 +583,7 @@ function* buildTenant(
   if (typeof enabled !== 'boolean') issues.push({ path: `${path}.enabled`, message: 'must be true or false' });
 
   const cidrs = yield* buildCidrs(raw['cidrs'], `${path}.cidrs`, oin, issues);
-  const keys = has(raw, 'keys') ? yield* buildKeys(raw['keys'], `${path}.keys`, oin, issues) : { keys: [], material: [] };
+  const keys = has(raw, 'keys') ? yield* buildKeys(raw['keys'], `${path}.keys`, oin, issues, donor?.keys.byKid) : { keys: [], material: [] };
   const jwksUri = has(raw, 'jwksUri') ? raw['jwksUri'] : undefined;
   if (jwksUri !== undefined) checkJwksUri(jwksUri, `${path}.jwksUri`, issues);
   // A null issuer or audience is refused, as the schema says (a revocation's reason may be null).
@@ -659,7 +668,8 @@ interface BuiltKeys {
   readonly material: string[];
 }
 
-function* buildKeys(raw: unknown, path: string, oin: unknown, issues: ValidationIssue[]): Work<BuiltKeys | undefined> {
+/** `donors`: the keys the tenant had, whose key objects an unchanged secret reuses. */
+function* buildKeys(raw: unknown, path: string, oin: unknown, issues: ValidationIssue[], donors?: KidIndex): Work<BuiltKeys | undefined> {
   if (!Array.isArray(raw)) {
     issues.push({ path, message: 'must be an array of keys' });
     return undefined;
@@ -674,7 +684,7 @@ function* buildKeys(raw: unknown, path: string, oin: unknown, issues: Validation
     // A step per key after the first (the tenant's own step precedes it): an
     // RSA key takes a good fraction of a millisecond to build.
     if (index > 0) yield;
-    const entry = buildKey(raw[index], `${path}[${index}]`, issues);
+    const entry = buildKey(raw[index], `${path}[${index}]`, issues, donors);
     if (!entry) continue;
     if (kids.has(entry.key.kid)) {
       issues.push({ path: `${path}[${index}].kid`, message: `duplicate kid "${entry.key.kid}"` });
@@ -687,7 +697,7 @@ function* buildKeys(raw: unknown, path: string, oin: unknown, issues: Validation
   return built;
 }
 
-function buildKey(raw: unknown, path: string, issues: ValidationIssue[]): { key: TenantKey; material: string } | undefined {
+function buildKey(raw: unknown, path: string, issues: ValidationIssue[], donors?: KidIndex): { key: TenantKey; material: string } | undefined {
   if (!isRecord(raw)) {
     issues.push({ path, message: 'must be an object' });
     return undefined;
@@ -720,7 +730,7 @@ function buildKey(raw: unknown, path: string, issues: ValidationIssue[]): { key:
     if (isHmac(alg)) {
       if (publicKey !== undefined) issues.push({ path: `${path}.publicKey`, message: `not allowed with ${alg}; use "secret"` });
       if (typeof secret !== 'string') issues.push({ path: `${path}.secret`, message: `${alg} needs a "secret" string` });
-      else material = buildHmacKey(kid, alg, secret);
+      else material = buildHmacKey(kid, alg, secret, donors?.get(kid)?.key);
     } else {
       if (secret !== undefined) issues.push({ path: `${path}.secret`, message: `not allowed with ${alg}; use "publicKey"` });
       if (typeof publicKey !== 'string') issues.push({ path: `${path}.publicKey`, message: `${alg} needs a "publicKey" PEM string` });

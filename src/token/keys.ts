@@ -1,4 +1,4 @@
-import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { isHmac, type Algorithm } from '../model/algorithms.ts';
 
 /**
@@ -44,8 +44,13 @@ export class KeyMaterialError extends Error {
   }
 }
 
-/** An HS256/HS384/HS512 key from a shared secret (its UTF-8 bytes). */
-export function buildHmacKey(kid: string, alg: Algorithm, secret: string): KeyObject {
+/**
+ * An HS256/HS384/HS512 key from a shared secret (its UTF-8 bytes): `reuse`
+ * itself when it holds exactly those bytes. A rebuilt tenant whose secret did
+ * not change thus keeps its key object: 100,000 of them replaced at once (a
+ * reformatted whitelist) left a full collection 0.25-0.35 s of finalizers.
+ */
+export function buildHmacKey(kid: string, alg: Algorithm, secret: string, reuse?: KeyObject): KeyObject {
   if (!isHmac(alg)) {
     throw new KeyMaterialError(kid, `${alg} needs a public key, not a shared secret`);
   }
@@ -59,6 +64,7 @@ export function buildHmacKey(kid: string, alg: Algorithm, secret: string): KeyOb
       `${alg} secret is ${bytes.length} bytes, at least ${MIN_HMAC_SECRET_BYTES} are required`,
     );
   }
+  if (reuse?.type === 'secret' && reuse.symmetricKeySize === bytes.length && timingSafeEqual(reuse.export(), bytes)) return reuse;
   return createSecretKey(bytes);
 }
 

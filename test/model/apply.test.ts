@@ -236,6 +236,26 @@ describe('buildSnapshot with the previous snapshot', () => {
     }
   });
 
+  it('keeps the key object of a secret that did not change when its tenant is built again, and makes one for a new secret', async () => {
+    const other = 'another secret of at least 32 bytes';
+    const keys = (a: string, b: string) => [
+      { kid: 'a', alg: 'HS256', secret: a },
+      { kid: 'b', alg: 'HS512', secret: b },
+    ];
+    const first = await buildSnapshot(doc(tenant({ keys: keys(SECRET, other) })), options);
+    // Renamed: the tenant is built again; key a keeps its secret, key b's secret is now a's.
+    const next = await buildSnapshot(doc(tenant({ name: 'renamed', keys: keys(SECRET, SECRET) })), { ...options, previous: first });
+    const before = first.tenants.get(OIN)!.keys.byKid;
+    const after = next.tenants.get(OIN)!;
+    expect(after).to.not.equal(first.tenants.get(OIN));
+    expect(after.keys.byKid.get('a')!.key).to.equal(before.get('a')!.key);
+    expect(after.keys.byKid.get('b')!.key).to.not.equal(before.get('b')!.key);
+    expect(after.keys.byKid.get('b')!.key.equals(before.get('a')!.key)).to.equal(true);
+    expect(after.keys.byKid.get('b')!.alg).to.equal('HS512');
+    // The same as building from scratch.
+    expect(next.version).to.equal((await buildSnapshot(doc(tenant({ name: 'renamed', keys: keys(SECRET, SECRET) })), options)).version);
+  });
+
   it('shares the tenants map with the snapshot it was built over: only changed and removed tenants differ', async () => {
     const many = Array.from({ length: 200 }, (_, i) => tenant({ oin: oinOf(i) }));
     const first = await buildSnapshot(doc(...many), options);

@@ -38,6 +38,18 @@ function packedFile(text: string): PackedTenants {
   return new PackedTenants(handedOver(packer.fields()));
 }
 
+/** Packed tenants that count the documents parsed from them. */
+function counting(tenants: PackedTenants): PackedTenants & { parsed: number } {
+  const counted = tenants as PackedTenants & { parsed: number };
+  counted.parsed = 0;
+  const document = tenants.document.bind(tenants);
+  counted.document = (index: number) => {
+    counted.parsed++;
+    return document(index);
+  };
+  return counted;
+}
+
 /** Tenants written as JSON.stringify writes them, packed. */
 function packed(list: readonly unknown[]): PackedTenants {
   return packedFile(JSON.stringify({ tenants: list }));
@@ -124,6 +136,24 @@ describe('packed tenants', () => {
       const same = next.tenants.get(oinOf(i)) === first.tenants.get(oinOf(i));
       expect(same, `tenant ${i} taken over`).to.equal(i !== 7);
     }
+  });
+
+  it('let a reformatted tenant be kept, and taken over from then on without being parsed', async () => {
+    const list = Array.from({ length: 5 }, (_, i) => tenant({ oin: oinOf(i) }));
+    const compact = `{"tenants":[${list.map((t) => JSON.stringify(t)).join(',')}]}`;
+    const pretty = JSON.stringify({ tenants: list }, null, 2);
+    const first = await buildSnapshot({ tenants: packedFile(compact) }, options);
+    // Written otherwise: every tenant is built again, found equal, and the enforced one kept.
+    const reformatted = counting(packedFile(pretty));
+    const second = await buildSnapshot({ tenants: reformatted }, { ...options, previous: first });
+    expect(reformatted.parsed).to.equal(5);
+    expect(second.version).to.equal(first.version);
+    for (let i = 0; i < 5; i++) expect(second.tenants.get(oinOf(i))).to.equal(first.tenants.get(oinOf(i)));
+    // The same text again: taken over by its digest, none parsed.
+    const again = counting(packedFile(pretty));
+    const third = await buildSnapshot({ tenants: again }, { ...options, previous: second });
+    expect(again.parsed).to.equal(0);
+    for (let i = 0; i < 5; i++) expect(third.tenants.get(oinOf(i))).to.equal(first.tenants.get(oinOf(i)));
   });
 
   it('are told apart from a parsed array, and anything else is no list of tenants', () => {
