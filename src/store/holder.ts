@@ -73,6 +73,8 @@ export class SnapshotHolder {
   #closed = false;
   /** The store's revision read just before the load that built #current. */
   #acceptedRevision: string | undefined;
+  /** How many loads were accepted: a revision that comes late belongs to the last only. */
+  #accepted = 0;
   readonly #parts: ReadinessPart[] = [];
   #pending: Pending = { full: true, oins: new Set() };
 
@@ -157,6 +159,7 @@ export class SnapshotHolder {
       if (!pending.full && current !== undefined && this.apply && this.source.loadTenants) {
         return await this.#runIncremental(current, [...pending.oins], this.apply, this.source.loadTenants.bind(this.source));
       }
+      if (current === undefined && this.source.loadWithRevision) return await this.#runFirst(this.source.loadWithRevision.bind(this.source));
       // Read before the load: if the store changes in between, the next
       // check sees another revision and loads again. Never the other way.
       const revision = await this.source.revision?.().catch(() => undefined);
@@ -211,6 +214,34 @@ export class SnapshotHolder {
     return this.#accept(snapshot);
   }
 
+  /**
+   * A first load whose revision the source computes meanwhile (at 100k
+   * tenants the digest takes PostgreSQL some 0.4 s): the snapshot is
+   * enforced without waiting for it, and the revision recorded when it comes,
+   * unless another load was accepted in between.
+   */
+  async #runFirst(
+    load: () => Promise<{ readonly document: unknown; readonly revision: Promise<string | undefined> }>,
+  ): Promise<ReloadOutcome> {
+    let snapshot: Snapshot;
+    let document: unknown;
+    let revision: Promise<string | undefined>;
+    try {
+      ({ document, revision } = await load());
+      snapshot = await this.build(document, undefined);
+    } catch (caught) {
+      this.#pending.full = true;
+      return this.#refuse(document, caught);
+    }
+    this.#acceptedRevision = undefined;
+    const outcome = this.#accept(snapshot);
+    const accepted = this.#accepted;
+    void revision.then((value) => {
+      if (this.#accepted === accepted) this.#acceptedRevision = value;
+    });
+    return outcome;
+  }
+
   #refuse(document: unknown, caught: unknown): ReloadOutcome {
     // Issues are placed the way the store's user knows its rows.
     const error = describeIssues(this.source, document, caught);
@@ -222,6 +253,7 @@ export class SnapshotHolder {
   }
 
   #accept(snapshot: Snapshot): ReloadOutcome {
+    this.#accepted++;
     const previous = this.#current;
     this.#succeed();
     if (previous !== undefined && previous.version === snapshot.version) {

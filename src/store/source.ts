@@ -44,6 +44,13 @@ export interface WhitelistSource {
    */
   revision?(): Promise<string | undefined>;
   /**
+   * Optional: a load, and the revision of a state no newer than the one
+   * loaded, computed meanwhile (it never rejects; undefined when it cannot
+   * tell). For a first load, which has no revision to compare with: it need
+   * not wait for the digest before it reads.
+   */
+  loadWithRevision?(): Promise<{ readonly document: unknown; readonly revision: Promise<string | undefined> }>;
+  /**
    * Starts watching, once; `changed` is a hint that the store may differ
    * from the last load (the holder re-reads, coalescing bursts). A source
    * that reconnects calls `changed` after every reconnect, since changes made

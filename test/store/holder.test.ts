@@ -36,6 +36,7 @@ class ScriptedSource implements WhitelistSource {
   currentRevision: (() => string | undefined) | undefined;
 
   revision?(): Promise<string | undefined>;
+  loadWithRevision?(): Promise<{ readonly document: unknown; readonly revision: Promise<string | undefined> }>;
 
   async load(): Promise<unknown> {
     this.loads++;
@@ -345,6 +346,48 @@ describe('SnapshotHolder with a source that reports revisions', () => {
     expect(changed.ok && changed.changed).to.equal(true);
     expect(source.loads).to.equal(2);
     expect(oinsOf(holder.current)).to.deep.equal([OIN_2]);
+  });
+
+  it('enforces a first load without waiting for its revision, then skips the unchanged store once the revision came', async () => {
+    const source = revisionedSource();
+    source.currentRevision = () => 'r1';
+    let revisionArrives!: (value: string | undefined) => void;
+    let revisionsAsked = 0;
+    source.loadWithRevision = async () => {
+      revisionsAsked++;
+      const revision = new Promise<string | undefined>((resolve) => {
+        revisionArrives = resolve;
+      });
+      return { document: await source.load(), revision };
+    };
+    const holder = newHolder(source);
+    expect((await holder.reload()).ok).to.equal(true);
+    expect(holder.current).to.not.equal(undefined);
+    expect([source.loads, revisionsAsked]).to.deep.equal([1, 1]);
+    // The store changed before the first load's revision came: read again (its revision before it).
+    source.currentRevision = () => 'r2';
+    source.document = whitelist(OIN_2);
+    await holder.reload();
+    expect(source.loads).to.equal(2);
+    // The first load's revision, late: another load was accepted since, so it is not recorded over r2.
+    revisionArrives('r1');
+    await sleep(0);
+    const unchanged = await holder.reload();
+    expect(unchanged.ok && unchanged.changed).to.equal(false);
+    expect(source.loads).to.equal(2);
+    expect(oinsOf(holder.current)).to.deep.equal([OIN_2]);
+    // Only a first load asks for it this way.
+    expect(revisionsAsked).to.equal(1);
+
+    const fresh = revisionedSource();
+    fresh.currentRevision = () => 'r1';
+    fresh.loadWithRevision = async () => ({ document: await fresh.load(), revision: Promise.resolve('r1') });
+    const other = newHolder(fresh);
+    await other.reload();
+    await sleep(0);
+    const again = await other.reload();
+    expect(again.ok && again.changed).to.equal(false);
+    expect(fresh.loads, 'the unchanged store is not loaded again').to.equal(1);
   });
 
   it('loads when the source cannot tell its revision', async () => {

@@ -298,6 +298,54 @@ export class PostgresSource implements WhitelistSource {
   }
 
   /**
+   * A load, with the revision digested meanwhile on a second connection.
+   * That connection takes its snapshot first (the first statement of its
+   * transaction), and the load starts only then: the revision is of a state
+   * no newer than the one loaded, so a change in between can only cost one
+   * load too many, never be missed. At 100k tenants the digest takes the
+   * server some 0.4 s that the first load no longer waits for.
+   */
+  async loadWithRevision(): Promise<{ document: WhitelistDocument; revision: Promise<string | undefined> }> {
+    // Wrapped: an async function would wait for the digest it returns.
+    const { revision } = await this.revisionOfSnapshotNow();
+    return { document: await this.load(), revision };
+  }
+
+  /** Takes a snapshot now; its revision follows when computed (undefined when it cannot be read). */
+  private async revisionOfSnapshotNow(): Promise<{ revision: Promise<string | undefined> }> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch {
+      return { revision: Promise.resolve(undefined) };
+    }
+    const onError = (): void => undefined;
+    client.on('error', onError);
+    const done = (broken?: Error): undefined => {
+      if (!broken) client.off('error', onError);
+      client.release(broken);
+      return undefined;
+    };
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await client.query('SELECT 1');
+    } catch (err) {
+      return { revision: Promise.resolve(done(err instanceof Error ? err : new Error(String(err)))) };
+    }
+    const revision = (async () => {
+      try {
+        const { rows } = await client.query<{ revision: string }>(SELECT_REVISION);
+        await client.query('COMMIT');
+        done();
+        return rows[0]?.revision;
+      } catch (err) {
+        return done(err instanceof Error ? err : new Error(String(err)));
+      }
+    })();
+    return { revision };
+  }
+
+  /**
    * Reads the named tenants, all their rows, in one snapshot: the ones that
    * exist as upserts, the others as removals.
    */

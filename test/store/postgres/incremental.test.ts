@@ -30,6 +30,11 @@ class CountingSource extends PostgresSource {
     this.fullReads++;
     return super.revision();
   }
+  // A first load reads everything without asking for the revision first.
+  override async loadWithRevision(): ReturnType<PostgresSource['loadWithRevision']> {
+    this.fullReads++;
+    return super.loadWithRevision();
+  }
   override async loadTenants(oins: readonly string[]): ReturnType<PostgresSource['loadTenants']> {
     this.partialReads++;
     return super.loadTenants(oins);

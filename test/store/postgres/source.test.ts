@@ -285,6 +285,32 @@ describe('PostgresSource', function () {
       expect(await step('DELETE FROM oingate.tenant_keys'), 'same rows as before the key was added').to.equal(withCidr);
     });
 
+    it('gives with a load the revision of a state no newer than the one loaded, digested meanwhile', async function () {
+      const src = source(url);
+      await client.query("INSERT INTO oingate.tenants (oin) VALUES ('r1')");
+      const first = await src.loadWithRevision();
+      expect(first.document.tenants.map((t) => t.oin)).to.deep.equal(['r1']);
+      const before = await first.revision;
+      expect(before, 'unchanged store: the revision revision() reads').to.equal(await src.revision());
+
+      // Both the load and the digest wait on a lock; a change commits meanwhile.
+      const locker = await holdLock();
+      let pending: Promise<{ document: { tenants: { oin: string }[] }; revision: Promise<string | undefined> }>;
+      try {
+        pending = src.loadWithRevision();
+        await eventually('the load and the digest wait for the lock', 5000, async () => (await waitingLoadPids()).length === 2);
+        await client.query("INSERT INTO oingate.tenants (oin) VALUES ('r2')");
+      } finally {
+        await locker.query('ROLLBACK');
+        await locker.end();
+      }
+      const second = await pending;
+      expect(second.document.tenants.map((t) => t.oin), 'the load read the state before the change').to.deep.equal(['r1']);
+      expect(await second.revision, 'so did the digest').to.equal(before);
+      expect(await src.revision(), 'and the change shows in the next one').to.not.equal(before);
+      await client.query("DELETE FROM oingate.tenants WHERE oin IN ('r1', 'r2')");
+    });
+
     /** Holds an ACCESS EXCLUSIVE lock on tenant_cidrs, so a load blocks at its second SELECT. */
     async function holdLock(): Promise<pg.Client> {
       const locker = await connect(url);
