@@ -1,4 +1,5 @@
 import { watch, type FSWatcher } from 'chokidar';
+import { hash } from 'node:crypto';
 import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { fileDigest, readWhitelistFile } from './read-file.ts';
@@ -67,15 +68,35 @@ export class FileSource implements WhitelistSource {
     return fileDigest(this.#path);
   }
 
-  async load(): Promise<unknown> {
+  load(): Promise<unknown> {
+    return this.#load(undefined);
+  }
+
+  /**
+   * A load, and its revision: the digest of exactly the bytes it parsed (a
+   * large file's is taken by the reading thread once it has parsed), so the
+   * first load need not read and hash the file first.
+   */
+  async loadWithRevision(): Promise<{ document: unknown; revision: Promise<string | undefined> }> {
+    let told!: (digest: string | undefined) => void;
+    const revision = new Promise<string | undefined>((resolve) => {
+      told = resolve;
+    });
+    return { document: await this.#load(told), revision };
+  }
+
+  async #load(revision: ((digest: string | undefined) => void) | undefined): Promise<unknown> {
     this.#fingerprint = await this.#identity();
     // A file that cannot be stat'ed goes the main thread's way, which words the refusal.
     const size = await stat(this.#path).then((info) => info.size, () => 0);
-    if (size < this.#workerFromBytes) return readWhitelistFile(this.#path);
+    if (size < this.#workerFromBytes) {
+      return readWhitelistFile(this.#path, revision ? { read: (bytes) => revision(hash('sha256', bytes, 'hex')) } : {});
+    }
     return readWhitelistFileInWorker(this.#path, {
       signal: this.#closing.signal,
       maxHeapMb: this.#workerHeapMb ?? workerHeapMb(size),
       tenantsPerChunk: this.#tenantsPerChunk,
+      ...(revision ? { revision } : {}),
     });
   }
 

@@ -41,7 +41,12 @@ export class WhitelistFileError extends Error implements ClassifiedError {
  */
 export async function readWhitelistFile(
   path: string,
-  options: { readonly detached?: boolean; readonly elements?: ArrayElements | readonly ArrayElements[] } = {},
+  options: {
+    readonly detached?: boolean;
+    readonly elements?: ArrayElements | readonly ArrayElements[];
+    /** Told of the bytes read, before they are decoded: the content this document is of. */
+    readonly read?: (bytes: Buffer) => void;
+  } = {},
 ): Promise<unknown> {
   let bytes: Buffer;
   try {
@@ -50,6 +55,7 @@ export async function readWhitelistFile(
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
     throw new WhitelistFileError(`cannot read ${path}: ${code}`, 'unreachable');
   }
+  options.read?.(bytes);
   let text: string;
   try {
     text = await decodeUtf8Sliced(bytes);

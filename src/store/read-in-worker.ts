@@ -34,9 +34,9 @@ export interface WorkerChunk {
  */
 export type WorkerAnswer =
   /** `document` with `tenants` null in its place; the tenants packed beside it. */
-  | { readonly kind: 'packed'; readonly document: unknown; readonly tenants: PackedTenantFields; readonly revokedTokens?: PackedTextFields }
+  | { readonly kind: 'packed'; readonly document: unknown; readonly tenants: PackedTenantFields; readonly revokedTokens?: PackedTextFields; readonly revision: string }
   /** A document without a tenants array, as parsed (the build refuses it). */
-  | { readonly kind: 'document'; readonly document: unknown; readonly revokedTokens?: PackedTextFields }
+  | { readonly kind: 'document'; readonly document: unknown; readonly revokedTokens?: PackedTextFields; readonly revision: string }
   | { readonly kind: 'refused'; readonly message: string; readonly refusal: RefusalCause };
 
 /**
@@ -63,6 +63,8 @@ export interface WorkerReadOptions {
    * file is parsed. Unset: resolve once the whole file is parsed.
    */
   readonly tenantsPerChunk?: number;
+  /** Told, once the whole file has parsed, the SHA-256 (hex) of exactly the bytes parsed; undefined when the read failed. */
+  readonly revision?: (digest: string | undefined) => void;
 }
 
 /** The worker's entry: the compiled file beside this one, or the TypeScript source through a tsx bootstrap. */
@@ -97,9 +99,10 @@ export function readWhitelistFileInWorker(path: string, options: WorkerReadOptio
     let settled = false;
     // Once chunks arrived, the promise has resolved with them: the end of the read settles the stream instead.
     let streamed: StreamedTenants | undefined;
-    const settle = (outcome: () => void): void => {
+    const settle = (outcome: () => void, digest?: string): void => {
       if (settled) return;
       settled = true;
+      options.revision?.(digest);
       signal?.removeEventListener('abort', stop);
       // Left on the worker, these would keep the document (through the promise) as long as it lives.
       worker.removeAllListeners();
@@ -129,7 +132,7 @@ export function readWhitelistFileInWorker(path: string, options: WorkerReadOptio
         refuse(new WhitelistFileError(answer.message, answer.refusal));
       } else if (answer.kind === 'document') {
         // Chunks come only from a top-level tenants array; a document without one never sends any.
-        settle(() => (streamed ? streamed.fail(failed('answered without its tenants')) : resolve(answer.document)));
+        settle(() => (streamed ? streamed.fail(failed('answered without its tenants')) : resolve(answer.document)), answer.revision);
       } else {
         settle(() => {
           const document = answer.document as Record<string, unknown>;
@@ -140,7 +143,7 @@ export function readWhitelistFileInWorker(path: string, options: WorkerReadOptio
             document['tenants'] = new PackedTenants(answer.tenants);
             resolve(document);
           }
-        });
+        }, answer.revision);
       }
     });
     worker.once('error', (error: Error & { code?: string }) => {

@@ -4,6 +4,7 @@
  * posts the document back with its tenants packed, so that the parsed
  * document never lives on the heap whose pauses stall requests.
  */
+import { hash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import { TenantPacker, TextPacker, type PackedTenantFields, type PackedTextFields } from '../model/packed-tenants.ts';
 import { readWhitelistFile, WhitelistFileError } from './read-file.ts';
@@ -31,7 +32,8 @@ try {
   const packer = tenantsPerChunk === undefined ? new TenantPacker() : new TenantPacker(send, tenantsPerChunk);
   // The revoked tokens as their texts too: 100,000 cloned entries took the main thread 110-140 ms in one piece.
   const revoked = new TextPacker('revokedTokens');
-  const document = await readWhitelistFile(path, { detached: false, elements: [packer, revoked] });
+  let bytes: Buffer | undefined;
+  const document = await readWhitelistFile(path, { detached: false, elements: [packer, revoked], read: (read) => (bytes = read) });
   const top = typeof document === 'object' && document !== null && !Array.isArray(document) ? (document as Record<string, unknown>) : undefined;
   // In their own places (null), so the main thread's document keeps the file's field order.
   let revokedTokens: PackedTextFields | undefined;
@@ -40,7 +42,9 @@ try {
     top['revokedTokens'] = null;
     transfer.push(revokedTokens.texts.buffer as ArrayBuffer, revokedTokens.ends.buffer as ArrayBuffer);
   }
-  const extra = revokedTokens ? { revokedTokens } : {};
+  // The digest of exactly what was parsed (the store's revision), taken last:
+  // the main thread is still building then, so it waits for none of it.
+  const extra = { revision: hash('sha256', bytes!, 'hex'), ...(revokedTokens ? { revokedTokens } : {}) };
   if (top && Array.isArray(top['tenants'])) {
     const packed = packer.fields();
     top['tenants'] = null;

@@ -1,5 +1,7 @@
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import { appendFile, mkdir, mkdtemp, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { buildSnapshot } from '../../src/model/snapshot.ts';
 import { FileSource } from '../../src/store/file.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -292,5 +294,40 @@ describe('FileSource revision', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('FileSource.loadWithRevision', function () {
+  this.timeout(30_000);
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'oingate-file-revision-'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('gives the digest of exactly the bytes it parsed, read on the main thread, in the reading thread or streamed from it', async () => {
+    const file = join(dir, 'whitelist.json');
+    const text = JSON.stringify({ tenants: Array.from({ length: 5 }, (_, i) => ({ oin: `0000000100000000000${i}`, cidrs: ['10.0.0.0/8'] })) });
+    await writeFile(file, text);
+    const digest = createHash('sha256').update(text).digest('hex');
+    for (const options of [{}, { workerFromBytes: 0 }, { workerFromBytes: 0, tenantsPerChunk: 1 }]) {
+      const source = new FileSource(file, options);
+      const { document, revision } = await source.loadWithRevision();
+      expect((await buildSnapshot(document, { oinPattern: /^[0-9]{20}$/ })).tenants.size, JSON.stringify(options)).to.equal(5);
+      expect(await revision, JSON.stringify(options)).to.equal(digest);
+      expect(await source.revision(), 'what revision() reads for the same file').to.equal(digest);
+      await source.close();
+    }
+  });
+
+  it('gives no revision for a read the reading thread refused', async () => {
+    const file = join(dir, 'half.json');
+    await writeFile(file, '{"tenants":[{"oin":"00000001000000000001","cidrs":[]}');
+    const source = new FileSource(file, { workerFromBytes: 0, tenantsPerChunk: 1 });
+    const read = source.loadWithRevision().then((r) => r.revision);
+    const outcome = await read.then((revision) => revision, (error: Error) => error.message);
+    // Refused before any tenant was handed over (the array never closed), or after: no revision either way.
+    expect(outcome === undefined || /unexpected end of input/.test(String(outcome)), String(outcome)).to.equal(true);
+    await source.close();
   });
 });
