@@ -20,9 +20,11 @@ export interface FileSourceOptions {
   /** That thread's heap bound in MiB; default: room for twelve times the file, at least 256. */
   readonly workerHeapMb?: number;
   /**
-   * That thread hands the tenants over in chunks of this many as it parses
-   * them (default 4096), and the build starts on the first: on two cores the
-   * parse and the build overlap.
+   * For the first load (loadWithRevision), that thread hands the tenants over
+   * in chunks of this many as it parses them (default 4096), and the build
+   * starts on the first: on two cores the parse and the build overlap.
+   * Nothing is served yet then; a reload reads the whole file first, so that
+   * the thread and the build never take turns on the CPU serving requests.
    */
   readonly tenantsPerChunk?: number;
 }
@@ -69,23 +71,24 @@ export class FileSource implements WhitelistSource {
   }
 
   load(): Promise<unknown> {
-    return this.#load(undefined);
+    return this.#load(undefined, false);
   }
 
   /**
-   * A load, and its revision: the digest of exactly the bytes it parsed (a
-   * large file's is taken by the reading thread once it has parsed), so the
-   * first load need not read and hash the file first.
+   * The first load, and its revision: the digest of exactly the bytes it
+   * parsed (a large file's is taken by the reading thread once it has
+   * parsed), so it need not read and hash the file first; a large file's
+   * tenants are built as that thread parses them (see tenantsPerChunk).
    */
   async loadWithRevision(): Promise<{ document: unknown; revision: Promise<string | undefined> }> {
     let told!: (digest: string | undefined) => void;
     const revision = new Promise<string | undefined>((resolve) => {
       told = resolve;
     });
-    return { document: await this.#load(told), revision };
+    return { document: await this.#load(told, true), revision };
   }
 
-  async #load(revision: ((digest: string | undefined) => void) | undefined): Promise<unknown> {
+  async #load(revision: ((digest: string | undefined) => void) | undefined, stream: boolean): Promise<unknown> {
     this.#fingerprint = await this.#identity();
     // A file that cannot be stat'ed goes the main thread's way, which words the refusal.
     const size = await stat(this.#path).then((info) => info.size, () => 0);
@@ -95,7 +98,7 @@ export class FileSource implements WhitelistSource {
     return readWhitelistFileInWorker(this.#path, {
       signal: this.#closing.signal,
       maxHeapMb: this.#workerHeapMb ?? workerHeapMb(size),
-      tenantsPerChunk: this.#tenantsPerChunk,
+      ...(stream ? { tenantsPerChunk: this.#tenantsPerChunk } : {}),
       ...(revision ? { revision } : {}),
     });
   }
