@@ -10,7 +10,7 @@ import { EXPIRY_WARNING_MS } from './observe/metrics.ts';
 import { createSource } from './store/create.ts';
 import { passwordScrubber } from './store/postgres/errors.ts';
 import { readWhitelistFile } from './store/read-file.ts';
-import { describeIssues } from './store/source.ts';
+import { describeIssues, withFirstLoadStarted } from './store/source.ts';
 import { MAX_REVOCATION_TEXT_LENGTH } from './model/limits.ts';
 import { isoTimeMs } from './model/values.ts';
 import { newJti } from './token/jti.ts';
@@ -340,9 +340,8 @@ async function tokens(settings: Settings, args: string[]): Promise<void> {
 
 async function serve(settings: Settings): Promise<void> {
   const { createLogger, logLastLine } = await import('./observe/logger.ts');
-  const { startService } = await import('./service.ts');
   const logger = createLogger(settings.logLevel);
-  type Started = Awaited<ReturnType<typeof startService>>;
+  type Started = Awaited<ReturnType<typeof import('./service.ts').startService>>;
   let service: Started | undefined;
   let stopping: string | undefined;
   const stop = (svc: Started, signal: string) => {
@@ -370,7 +369,11 @@ async function serve(settings: Settings): Promise<void> {
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
   try {
-    service = await startService(settings, { logger });
+    // The first load starts before the HTTP stack is imported (some 0.2 s):
+    // a large file's thread parses it, or PostgreSQL reads, meanwhile.
+    const source = withFirstLoadStarted(await createSource(settings, logger));
+    const { startService } = await import('./service.ts');
+    service = await startService(settings, { logger, source });
   } catch (error) {
     // Nothing may keep a half-started process alive.
     console.error(`oingate: ${(error as Error).message ?? String(error)}`);

@@ -13,6 +13,7 @@ import { whitelistChanges } from './store/changes.ts';
 import { createSource } from './store/create.ts';
 import type { FileSourceOptions } from './store/file.ts';
 import { SnapshotHolder } from './store/holder.ts';
+import type { WhitelistSource } from './store/source.ts';
 import type { TlsReadiness } from './store/holder.ts';
 import { VerifiedTokenCache } from './token/cache.ts';
 import { JwksCache } from './token/jwks.ts';
@@ -82,6 +83,8 @@ function* diffTenants(previous: Snapshot, next: Snapshot): Work<{ changed: Tenan
 export interface CoreOptions {
   readonly logger: Logger;
   readonly fileOptions?: FileSourceOptions;
+  /** The store, already made (by createSource, for these settings); else made here. */
+  readonly source?: WhitelistSource;
   readonly now?: () => number;
   /** One more CA (PEM) to trust for JWKS endpoints, e.g. a test CA. */
   readonly jwksCa?: string;
@@ -124,7 +127,7 @@ export async function startCore(settings: Settings, options: CoreOptions): Promi
   const { logger } = options;
   const metrics = new Metrics({ tenantLabels: settings.metricsTenantLabels });
   const tokenCache = new VerifiedTokenCache(TOKEN_CACHE_ENTRIES);
-  const source = await createSource(settings, logger, options.fileOptions);
+  const source = options.source ?? (await createSource(settings, logger, options.fileOptions));
   // Settings require the CA bundle for the header, so the bundle alone says whether certificates can come.
   const certificatesConfigured = settings.tlsClientCaFile !== undefined;
   // A revocation is forgotten only once its token is past expiry by more than the tolerance tokens get.

@@ -13,6 +13,7 @@ import { createTlsServer, type TlsServer } from './http/tls-server.ts';
 import type { TlsCounters } from './observe/metrics.ts';
 import { SettingsError, type Settings } from './settings.ts';
 import type { FileSourceOptions } from './store/file.ts';
+import type { WhitelistSource } from './store/source.ts';
 import type { SnapshotHolder } from './store/holder.ts';
 import type { VerifiedTokenCache } from './token/cache.ts';
 import type { JwksCache } from './token/jwks.ts';
@@ -39,6 +40,8 @@ export interface Service {
 export interface ServiceOptions {
   readonly logger?: Logger;
   readonly fileOptions?: FileSourceOptions;
+  /** The store, already made (by createSource, for these settings); else made here. */
+  readonly source?: WhitelistSource;
   readonly now?: () => number;
   /** One more CA (PEM) to trust for JWKS endpoints, e.g. a test CA. */
   readonly jwksCa?: string;
@@ -67,6 +70,7 @@ export async function startService(settings: Settings, options: ServiceOptions =
     core = await startCore(settings, {
       logger,
       ...(options.fileOptions ? { fileOptions: options.fileOptions } : {}),
+      ...(options.source ? { source: options.source } : {}),
       ...(options.now ? { now: options.now } : {}),
       ...(options.jwksCa !== undefined ? { jwksCa: options.jwksCa } : {}),
       ...(options.jwksRefetchIntervalMs !== undefined ? { jwksRefetchIntervalMs: options.jwksRefetchIntervalMs } : {}),

@@ -78,6 +78,26 @@ export interface WhitelistSource {
   close(): Promise<void>;
 }
 
+/**
+ * `source` with its first load (loadWithRevision's) already under way, for
+ * the holder's first load to take: `oingate serve` starts it before it
+ * imports its HTTP stack, so that a large file is parsed in its thread (or
+ * PostgreSQL reads) meanwhile. Later loads start when asked, as before.
+ */
+export function withFirstLoadStarted<S extends WhitelistSource>(source: S): S {
+  if (!source.loadWithRevision) return source;
+  const load = source.loadWithRevision.bind(source);
+  let started: ReturnType<typeof load> | undefined = load();
+  // Handled by the holder when it takes it; a start that fails before then must not go unhandled.
+  started.catch(() => undefined);
+  source.loadWithRevision = () => {
+    const first = started;
+    started = undefined;
+    return first ?? load();
+  };
+  return source;
+}
+
 /** An error a source throws with its cause stated (a file that is read but is not JSON is `invalid`). */
 export interface ClassifiedError extends Error {
   readonly refusal: RefusalCause;

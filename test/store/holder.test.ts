@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { buildSnapshot, type Snapshot } from '../../src/model/snapshot.ts';
 import { SnapshotHolder, type ReloadOutcome } from '../../src/store/holder.ts';
-import type { RefusalCause, SourceStatus, WhitelistSource } from '../../src/store/source.ts';
+import { withFirstLoadStarted, type RefusalCause, type SourceStatus, type WhitelistSource } from '../../src/store/source.ts';
 
 const OIN_1 = '00000001000000000001';
 const OIN_2 = '00000001000000000002';
@@ -388,6 +388,42 @@ describe('SnapshotHolder with a source that reports revisions', () => {
     const again = await other.reload();
     expect(again.ok && again.changed).to.equal(false);
     expect(fresh.loads, 'the unchanged store is not loaded again').to.equal(1);
+  });
+
+  it('takes its first load from one started early, once; a failed early start is refused, never unhandled', async () => {
+    const source = revisionedSource();
+    source.currentRevision = () => 'r1';
+    let started = 0;
+    source.loadWithRevision = async () => {
+      started++;
+      return { document: await source.load(), revision: Promise.resolve('r1') };
+    };
+    withFirstLoadStarted(source);
+    expect(started, 'started when wrapped').to.equal(1);
+    const holder = newHolder(source);
+    expect((await holder.reload()).ok).to.equal(true);
+    expect([started, source.loads]).to.deep.equal([1, 1]);
+    // Asked again (a holder's first load once more), it starts a new one.
+    await source.loadWithRevision();
+    expect(started).to.equal(2);
+
+    const failing = new ScriptedSource();
+    failing.fail = 'store down';
+    failing.loadWithRevision = async () => ({ document: await failing.load(), revision: Promise.resolve(undefined) });
+    // Its rejection is pending, with nobody waiting yet: it must not surface as unhandled.
+    const unhandled: unknown[] = [];
+    const record = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', record);
+    try {
+      withFirstLoadStarted(failing);
+      await sleep(20);
+    } finally {
+      process.off('unhandledRejection', record);
+    }
+    expect(unhandled).to.deep.equal([]);
+    const refused = await newHolder(failing).reload();
+    expect(refused.ok).to.equal(false);
+    expect(refused.ok ? '' : refused.error).to.include('store down');
   });
 
   it('loads when the source cannot tell its revision', async () => {
