@@ -71,7 +71,10 @@ export class SnapshotHolder {
   #running: Promise<ReloadOutcome> | undefined;
   #queued: Promise<ReloadOutcome> | undefined;
   #closed = false;
-  /** The store's revision read just before the load that built #current. */
+  /**
+   * The store's revision read just before the load that built #current, or
+   * (a first load) of the state that load read, recorded once it came.
+   */
   #acceptedRevision: string | undefined;
   /** How many loads were accepted: a revision that comes late belongs to the last only. */
   #accepted = 0;
