@@ -313,35 +313,19 @@ export class PostgresSource implements WhitelistSource {
 
   /** Takes a snapshot now; its revision follows when computed (undefined when it cannot be read). */
   private async revisionOfSnapshotNow(): Promise<{ revision: Promise<string | undefined> }> {
-    let client: pg.PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch {
-      return { revision: Promise.resolve(undefined) };
-    }
-    const onError = (): void => undefined;
-    client.on('error', onError);
-    const done = (broken?: Error): undefined => {
-      if (!broken) client.off('error', onError);
-      client.release(broken);
-      return undefined;
-    };
-    try {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    let taken!: () => void;
+    const snapshotTaken = new Promise<void>((resolve) => {
+      taken = resolve;
+    });
+    const revision = this.read(async (client) => {
+      // A REPEATABLE READ transaction's snapshot is taken by its first statement.
       await client.query('SELECT 1');
-    } catch (err) {
-      return { revision: Promise.resolve(done(err instanceof Error ? err : new Error(String(err)))) };
-    }
-    const revision = (async () => {
-      try {
-        const { rows } = await client.query<{ revision: string }>(SELECT_REVISION);
-        await client.query('COMMIT');
-        done();
-        return rows[0]?.revision;
-      } catch (err) {
-        return done(err instanceof Error ? err : new Error(String(err)));
-      }
-    })();
+      taken();
+      const { rows } = await client.query<{ revision: string }>(SELECT_REVISION);
+      return rows[0]?.revision;
+    }).catch(() => undefined);
+    // Settled without a snapshot only when the read failed: the load then goes ahead alone.
+    await Promise.race([snapshotTaken, revision]);
     return { revision };
   }
 
