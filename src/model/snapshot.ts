@@ -227,7 +227,7 @@ function topLevelIssues(document: Record<string, unknown>): ValidationIssue[] {
 function* buildStreamed(list: StreamedTenants, options: SnapshotOptions): Work<Snapshot> {
   const tenantIssues: ValidationIssue[] = [];
   const built = yield* tenantsOf(list, reusable(options), undefined, options, tenantIssues);
-  // Past MAX_TENANTS the walk stopped building; the rest still has to parse.
+  // Grown past MAX_TENANTS, the walk stopped building; the rest still has to parse.
   for (let arrival = list.arrival(); arrival !== undefined; arrival = list.arrival()) yield arrival;
   const document = list.rest();
   const issues = topLevelIssues(document);
@@ -326,16 +326,16 @@ function* eachTenant(
   taken: { has(oin: string): boolean },
   take: (tenant: Tenant) => void,
 ): Work<void> {
-  // A list still arriving is walked as far as it has come, then waited for;
-  // never past MAX_TENANTS (a list known longer is refused before the walk).
-  for (let index = 0; index < MAX_TENANTS; index++) {
-    if (index >= list.length) {
+  // A list still arriving is walked as far as it has come, then waited for.
+  // One that has grown past MAX_TENANTS is not built on (its caller refuses
+  // it, as a list known to be longer is refused before any walk).
+  for (let index = 0; ; index++) {
+    while (index >= list.length) {
       const arrival = list.arrival?.();
-      if (arrival === undefined) break;
+      if (arrival === undefined) return;
       yield arrival;
-      index--;
-      continue;
     }
+    if (list.length > MAX_TENANTS) return;
     const tenant = yield* tenantOf(list, index, previous, revocations, options, issues);
     if (tenant) {
       if (taken.has(tenant.oin)) issues.push({ path: `tenants[${index}].oin`, message: `duplicate OIN "${tenant.oin}"` });

@@ -4,7 +4,9 @@ import { digestOfDocument } from '../../src/model/document-digest.ts';
 import { PackedTenants, TenantPacker, tenantList, type PackedTenantFields } from '../../src/model/packed-tenants.ts';
 import { buildSnapshot, type Snapshot } from '../../src/model/snapshot.ts';
 import { parseStrictJson } from '../../src/json/strict-json.ts';
-import { DEFAULT_PATTERN, oinOf, tenant } from './helpers.ts';
+import { WhitelistError } from '../../src/model/errors.ts';
+import { MAX_TENANTS, tooManyTenants } from '../../src/model/limits.ts';
+import { DEFAULT_PATTERN, oinOf, streamedDocument, tenant } from './helpers.ts';
 
 const options = { oinPattern: DEFAULT_PATTERN };
 
@@ -154,6 +156,25 @@ describe('packed tenants', () => {
     const third = await buildSnapshot({ tenants: again }, { ...options, previous: second });
     expect(again.parsed).to.equal(0);
     for (let i = 0; i < 5; i++) expect(third.tenants.get(oinOf(i))).to.equal(first.tenants.get(oinOf(i)));
+  });
+
+  it('arriving past MAX_TENANTS are refused as a list known to be that long is, without building on them', async function () {
+    this.timeout(60_000);
+    // Not one of them a tenant: had the walk built on them, their issues would be listed too.
+    const document = streamedDocument({ $schema: 'x', extra: 1, tenants: new Array(MAX_TENANTS + 1).fill(7) }, 200_000);
+    let parsed = 0;
+    const read = document.tenants.document.bind(document.tenants);
+    document.tenants.document = (index: number) => {
+      parsed++;
+      return read(index);
+    };
+    const refused = await buildSnapshot(document, options).then(
+      () => [],
+      (error: WhitelistError) => error.issues,
+    );
+    expect(refused).to.deep.equal([{ path: '$', message: 'unknown field "extra"' }, tooManyTenants(MAX_TENANTS + 1)]);
+    // The walk stopped once the list had grown past the limit, not after all of it.
+    expect(parsed).to.be.lessThan(MAX_TENANTS / 2);
   });
 
   it('are told apart from a parsed array, and anything else is no list of tenants', () => {

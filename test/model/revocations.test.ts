@@ -8,6 +8,7 @@
 import { expect } from 'chai';
 import { applyChanges, buildSnapshot, type Snapshot } from '../../src/model/snapshot.ts';
 import { MAX_REVOCATION_TEXT_LENGTH, MAX_REVOKED_TOKENS } from '../../src/model/limits.ts';
+import { PackedTexts, TextPacker } from '../../src/model/packed-tenants.ts';
 import { seededRandom as random } from '../bench/lib/fixtures.ts';
 import { DEFAULT_PATTERN, OIN, OIN_2, doc, issuesOf, oinOf, oneIssue, tenant } from './helpers.ts';
 
@@ -134,6 +135,14 @@ describe('revoked tokens in the whitelist', () => {
     it('for more revoked tokens than the limit, before reading any of them', async () => {
       // A sparse array: its entries would each be refused, but none is read.
       const issue = await oneIssue(withRevoked(two(), new Array(MAX_REVOKED_TOKENS + 1)), 'revokedTokens');
+      expect(issue.message).to.include(`at most ${MAX_REVOKED_TOKENS}`);
+    });
+
+    it('for more than the limit handed over as texts by the reading thread, before any is parsed', async () => {
+      const texts = new TextPacker('revokedTokens');
+      // Not one of them JSON: parsing any would throw.
+      for (let i = 0; i <= MAX_REVOKED_TOKENS; i++) texts.element(null, '{');
+      const issue = await oneIssue(withRevoked(two(), new PackedTexts(texts.fields())), 'revokedTokens');
       expect(issue.message).to.include(`at most ${MAX_REVOKED_TOKENS}`);
     });
 
