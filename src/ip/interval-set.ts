@@ -3,7 +3,7 @@
  * O(log n) by binary search (a scan for a handful), built in O(n log n) in
  * steps. Pure: no I/O.
  */
-import { runNow, sortIndices, type Work } from '../model/pacing.ts';
+import { runNow, sortIndices, trivialOrder, type Work } from '../model/pacing.ts';
 import type { IpAddress } from './address.ts';
 
 // Up to this many intervals of a family, a scan is as fast as a search.
@@ -152,8 +152,8 @@ export class IntervalCollector {
   *build(): Work<IntervalSet> {
     const n4 = this.#v4.length / 2;
     const n6 = this.#v6.length / 8;
-    const order4 = n4 < 2 ? TRIVIAL[n4]! : yield* sortIndices(n4, byWords4(this.#v4));
-    const order6 = n6 < 2 ? TRIVIAL[n6]! : yield* sortIndices(n6, byWords6(this.#v6));
+    const order4 = yield* sortIndices(n4, byWords4(this.#v4));
+    const order6 = yield* sortIndices(n6, byWords6(this.#v6));
     const merged = new Merged();
     for (let from = 0; from < n4; from += PER_STEP) {
       merge4(this.#v4, order4, from, Math.min(from + PER_STEP, n4), merged);
@@ -174,8 +174,9 @@ export class IntervalCollector {
   buildNow(): IntervalSet {
     const n4 = this.#v4.length / 2;
     const n6 = this.#v6.length / 8;
-    const order4 = n4 < 2 ? TRIVIAL[n4]! : runNow(sortIndices(n4, byWords4(this.#v4)));
-    const order6 = n6 < 2 ? TRIVIAL[n6]! : runNow(sortIndices(n6, byWords6(this.#v6)));
+    // A range or two per family: no sort, no generator.
+    const order4 = trivialOrder(n4) ?? runNow(sortIndices(n4, byWords4(this.#v4)));
+    const order6 = trivialOrder(n6) ?? runNow(sortIndices(n6, byWords6(this.#v6)));
     const merged = new Merged();
     merge4(this.#v4, order4, 0, n4, merged);
     merge6(this.#v6, order6, 0, n6, merged);
@@ -183,12 +184,9 @@ export class IntervalCollector {
   }
 }
 
-// Comparators over a collector's words, made only for a family with two or more intervals.
+// Comparators over a collector's words (buildNow makes them only for a family with two or more intervals).
 const byWords4 = (v4: readonly number[]) => (i: number, j: number): number => compareRun(v4, 2 * i, 2 * j, 2);
 const byWords6 = (v6: readonly number[]) => (i: number, j: number): number => compareRun(v6, 8 * i, 8 * j, 8);
-
-// The orders of zero and one interval; only read.
-const TRIVIAL: readonly Uint32Array[] = [new Uint32Array(0), Uint32Array.of(0)];
 
 /** Intervals merged so far, and how many distinct ones were seen. */
 class Merged {

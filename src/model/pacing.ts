@@ -46,6 +46,11 @@ export async function runSliced<T>(work: Work<T>, sliceMs: number): Promise<T> {
 const NONE = new Uint32Array(0);
 const FIRST = Uint32Array.of(0);
 
+/** The order of 0 or 1 elements, shared (no sort, no allocation); undefined for more. */
+export function trivialOrder(count: number): Uint32Array | undefined {
+  return count === 0 ? NONE : count === 1 ? FIRST : undefined;
+}
+
 // Runs this short are sorted by insertion; merging starts from them.
 const RUN = 16;
 // Element moves between two yields.
@@ -58,8 +63,8 @@ const MOVES_PER_STEP = 2048;
  */
 export function* sortIndices(count: number, compare: (a: number, b: number) => number): Work<Uint32Array> {
   // Most tenants have one or two ranges: no sort, no allocation.
-  if (count === 0) return NONE;
-  if (count === 1) return FIRST;
+  const trivial = trivialOrder(count);
+  if (trivial) return trivial;
   let from = new Uint32Array(count);
   for (let i = 0; i < count; i++) from[i] = i;
   let moves = 0;
