@@ -30,18 +30,27 @@ export interface TenantList {
  * deserialized on the receiving thread (a 19 MiB string took 30-60 ms there).
  */
 export interface PackedTenantFields {
-  /** Every tenant's JSON text in UTF-8, one after the other. */
-  readonly texts: Uint8Array;
-  /** Where each tenant's text ends in `texts`. */
-  readonly textEnds: Uint32Array;
+  /** Every tenant's JSON text. */
+  readonly texts: PackedTextFields;
   /**
-   * Every string OIN in UTF-8, one after the other; a tenant without one has
-   * an empty span (an empty OIN is never valid, so nothing is lost).
+   * Every tenant's OIN when it is a string; '' for one without (an empty OIN
+   * is never valid, so nothing is lost).
    */
-  readonly oins: Uint8Array;
-  readonly oinEnds: Uint32Array;
+  readonly oins: PackedTextFields;
   /** DIGEST_BYTES per tenant: SHA-256 of its text. */
   readonly digests: Uint8Array;
+}
+
+/** Texts one after the other in UTF-8 and where each ends: what crosses for a list of strings. */
+export interface PackedTextFields {
+  readonly texts: Uint8Array;
+  readonly ends: Uint32Array;
+}
+
+/** The buffers of packed fields, to transfer rather than copy. */
+export function buffersOf(packed: PackedTenantFields | PackedTextFields): ArrayBuffer[] {
+  const arrays = 'digests' in packed ? [packed.texts.texts, packed.texts.ends, packed.oins.texts, packed.oins.ends, packed.digests] : [packed.texts, packed.ends];
+  return arrays.map((array) => array.buffer as ArrayBuffer);
 }
 
 const SURROGATE = /[\ud800-\udfff]/;
@@ -93,45 +102,27 @@ export class TenantPacker {
 }
 
 /** Tenants' texts and OINs packed (see PackedTenantFields). */
-function pack(texts: readonly string[], oinList: readonly (string | undefined)[]): PackedTenantFields {
-  const count = texts.length;
-  const oins: string[] = [];
-  const oinEnds = new Uint32Array(count);
-  let oinAt = 0;
-  for (let index = 0; index < count; index++) {
-    const oin = oinList[index];
-    if (oin !== undefined) {
-      oins.push(oin);
-      oinAt += Buffer.byteLength(oin, 'utf8');
-    }
-    oinEnds[index] = oinAt;
-  }
-  const textEnds = new Uint32Array(count);
-  let textAt = 0;
-  for (let index = 0; index < count; index++) textEnds[index] = textAt += Buffer.byteLength(texts[index] as string, 'utf8');
-  const bytes = utf8(texts, textAt);
-  const digests = new Uint8Array(count * DIGEST_BYTES);
-  for (let index = 0; index < count; index++) {
-    const text = bytes.subarray(index === 0 ? 0 : textEnds[index - 1], textEnds[index]);
+function pack(texts: readonly string[], oins: readonly (string | undefined)[]): PackedTenantFields {
+  const packed = packTexts(texts);
+  const digests = new Uint8Array(texts.length * DIGEST_BYTES);
+  for (let index = 0; index < texts.length; index++) {
+    const text = packed.texts.subarray(index === 0 ? 0 : packed.ends[index - 1], packed.ends[index]);
     digests.set(hash('sha256', text, 'buffer'), index * DIGEST_BYTES);
   }
-  return { texts: bytes, textEnds, oins: utf8(oins, oinAt), oinEnds, digests };
+  return { texts: packed, oins: packTexts(oins.map((oin) => oin ?? '')), digests };
 }
 
-/** The pieces' UTF-8 one after the other, in a buffer of its own. */
-function utf8(pieces: readonly string[], bytes: number): Uint8Array {
-  // Not Buffer.from(string): a small one comes from the shared pool, whose buffer cannot be transferred.
-  const out = new Uint8Array(bytes);
-  const writer = Buffer.from(out.buffer);
+/** Strings one after the other in UTF-8, in a buffer of their own, and where each ends. */
+function packTexts(pieces: readonly string[]): PackedTextFields {
+  const ends = new Uint32Array(pieces.length);
   let at = 0;
+  for (let index = 0; index < pieces.length; index++) ends[index] = at += Buffer.byteLength(pieces[index] as string, 'utf8');
+  // Not Buffer.from(string): a small one comes from the shared pool, whose buffer cannot be transferred.
+  const texts = new Uint8Array(at);
+  const writer = Buffer.from(texts.buffer);
+  at = 0;
   for (const piece of pieces) at += writer.write(piece, at, 'utf8');
-  return out;
-}
-
-/** Texts one after the other in UTF-8 and where each ends: what crosses for a list of values. */
-export interface PackedTextFields {
-  readonly texts: Uint8Array;
-  readonly ends: Uint32Array;
+  return { texts, ends };
 }
 
 /**
@@ -151,12 +142,9 @@ export class TextPacker {
   }
 
   fields(): PackedTextFields {
-    const ends = new Uint32Array(this.#texts.length);
-    let at = 0;
-    for (let index = 0; index < ends.length; index++) ends[index] = at += Buffer.byteLength(this.#texts[index] as string, 'utf8');
-    const texts = utf8(this.#texts, at);
+    const packed = packTexts(this.#texts);
     this.#texts = [];
-    return { texts, ends };
+    return packed;
   }
 }
 
@@ -172,40 +160,41 @@ export class PackedTexts {
     this.#texts = Buffer.from(fields.texts.buffer, fields.texts.byteOffset, fields.texts.byteLength);
   }
 
+  text(index: number): string {
+    return this.#texts.toString('utf8', index === 0 ? 0 : this.#ends[index - 1], this.#ends[index]);
+  }
+
   value(index: number): unknown {
-    return JSON.parse(this.#texts.toString('utf8', index === 0 ? 0 : this.#ends[index - 1], this.#ends[index]));
+    return JSON.parse(this.text(index));
   }
 }
 
 /** Packed tenants, read one by one. */
 export class PackedTenants implements TenantList {
   readonly length: number;
-  readonly #fields: PackedTenantFields;
-  readonly #texts: Buffer;
-  readonly #oins: Buffer;
+  readonly #texts: PackedTexts;
+  readonly #oins: PackedTexts;
+  readonly #digests: Uint8Array;
 
   constructor(fields: PackedTenantFields) {
-    this.#fields = fields;
-    this.length = fields.textEnds.length;
-    this.#texts = Buffer.from(fields.texts.buffer, fields.texts.byteOffset, fields.texts.byteLength);
-    this.#oins = Buffer.from(fields.oins.buffer, fields.oins.byteOffset, fields.oins.byteLength);
+    this.#texts = new PackedTexts(fields.texts);
+    this.#oins = new PackedTexts(fields.oins);
+    this.#digests = fields.digests;
+    this.length = this.#texts.length;
   }
 
   oin(index: number): string | undefined {
-    const { oinEnds } = this.#fields;
-    const start = index === 0 ? 0 : (oinEnds[index - 1] as number);
-    const end = oinEnds[index] as number;
-    return start === end ? undefined : this.#oins.toString('utf8', start, end);
+    const oin = this.#oins.text(index);
+    return oin === '' ? undefined : oin;
   }
 
   digest(index: number): string {
-    const { digests } = this.#fields;
+    const digests = this.#digests;
     return Buffer.from(digests.buffer, digests.byteOffset + index * DIGEST_BYTES, DIGEST_BYTES).toString('base64');
   }
 
   document(index: number): unknown {
-    const { textEnds } = this.#fields;
-    return JSON.parse(this.#texts.toString('utf8', index === 0 ? 0 : textEnds[index - 1], textEnds[index]));
+    return this.#texts.value(index);
   }
 }
 

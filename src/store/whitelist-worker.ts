@@ -6,7 +6,7 @@
  */
 import { hash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
-import { TenantPacker, TextPacker, type PackedTenantFields, type PackedTextFields } from '../model/packed-tenants.ts';
+import { buffersOf, TenantPacker, TextPacker, type PackedTenantFields, type PackedTextFields } from '../model/packed-tenants.ts';
 import { readWhitelistFile, WhitelistFileError } from './read-file.ts';
 import type { WorkerAnswer, WorkerChunk, WorkerTask } from './read-in-worker.ts';
 
@@ -17,10 +17,6 @@ const port = parentPort!;
 function send(tenants: PackedTenantFields): void {
   const chunk: WorkerChunk = { kind: 'chunk', tenants };
   port.postMessage(chunk, buffersOf(tenants));
-}
-
-function buffersOf(packed: PackedTenantFields): ArrayBuffer[] {
-  return [packed.texts, packed.textEnds, packed.oins, packed.oinEnds, packed.digests].map((array) => array.buffer as ArrayBuffer);
 }
 
 let answer: WorkerAnswer;
@@ -40,7 +36,7 @@ try {
   if (top && Array.isArray(top['revokedTokens'])) {
     revokedTokens = revoked.fields();
     top['revokedTokens'] = null;
-    transfer.push(revokedTokens.texts.buffer as ArrayBuffer, revokedTokens.ends.buffer as ArrayBuffer);
+    transfer.push(...buffersOf(revokedTokens));
   }
   // The digest of exactly what was parsed (the store's revision), taken last:
   // the main thread is still building then, so it waits for none of it.

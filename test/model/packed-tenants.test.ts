@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { digestOfDocument } from '../../src/model/document-digest.ts';
-import { PackedTenants, TenantPacker, tenantList, type PackedTenantFields } from '../../src/model/packed-tenants.ts';
+import { buffersOf, PackedTenants, TenantPacker, tenantList, type PackedTenantFields } from '../../src/model/packed-tenants.ts';
 import { buildSnapshot, type Snapshot } from '../../src/model/snapshot.ts';
 import { parseStrictJson } from '../../src/json/strict-json.ts';
 import { WhitelistError } from '../../src/model/errors.ts';
@@ -28,8 +28,7 @@ const ODD = (parseStrictJson(ODD_FILE) as { tenants: unknown[] }).tenants;
 
 /** The fields as another thread gets them: cloned, the buffers moved. */
 function handedOver(fields: PackedTenantFields): PackedTenantFields {
-  const buffers = [fields.texts, fields.textEnds, fields.oins, fields.oinEnds, fields.digests].map((a) => a.buffer as ArrayBuffer);
-  return structuredClone(fields, { transfer: buffers });
+  return structuredClone(fields, { transfer: buffersOf(fields) });
 }
 
 /** The tenants of a whitelist file's text, packed as the reading thread packs them. */
