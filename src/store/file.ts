@@ -71,7 +71,7 @@ export class FileSource implements WhitelistSource {
   }
 
   load(): Promise<unknown> {
-    return this.#load(undefined, false);
+    return this.#load(undefined);
   }
 
   /**
@@ -85,10 +85,11 @@ export class FileSource implements WhitelistSource {
     const revision = new Promise<string | undefined>((resolve) => {
       told = resolve;
     });
-    return { document: await this.#load(told, true), revision };
+    return { document: await this.#load(told), revision };
   }
 
-  async #load(revision: ((digest: string | undefined) => void) | undefined, stream: boolean): Promise<unknown> {
+  /** A load; with `revision` (told the digest of what it parsed), the first load, which streams a large file's tenants. */
+  async #load(revision: ((digest: string | undefined) => void) | undefined): Promise<unknown> {
     this.#fingerprint = await this.#identity();
     // A file that cannot be stat'ed goes the main thread's way, which words the refusal.
     const size = await stat(this.#path).then((info) => info.size, () => 0);
@@ -98,8 +99,7 @@ export class FileSource implements WhitelistSource {
     return readWhitelistFileInWorker(this.#path, {
       signal: this.#closing.signal,
       maxHeapMb: this.#workerHeapMb ?? workerHeapMb(size),
-      ...(stream ? { tenantsPerChunk: this.#tenantsPerChunk } : {}),
-      ...(revision ? { revision } : {}),
+      ...(revision ? { tenantsPerChunk: this.#tenantsPerChunk, revision } : {}),
     });
   }
 
