@@ -8,7 +8,7 @@ import { applyChanges, buildSnapshot, type ChangeSet, type Snapshot, type Tenant
 import type { Logger } from './observe/logger.ts';
 import { Metrics } from './observe/metrics.ts';
 import { DEFAULT_MAX_DEPTH } from './json/strict-json.ts';
-import type { Settings } from './settings.ts';
+import { validationRules, type Settings } from './settings.ts';
 import { whitelistChanges } from './store/changes.ts';
 import { createSource } from './store/create.ts';
 import type { FileSourceOptions } from './store/file.ts';
@@ -128,8 +128,7 @@ export async function startCore(settings: Settings, options: CoreOptions): Promi
   const metrics = new Metrics({ tenantLabels: settings.metricsTenantLabels });
   const tokenCache = new VerifiedTokenCache(TOKEN_CACHE_ENTRIES);
   const source = options.source ?? (await createSource(settings, logger, options.fileOptions));
-  // Settings require the CA bundle for the header, so the bundle alone says whether certificates can come.
-  const certificatesConfigured = settings.tlsClientCaFile !== undefined;
+  const { certificatesConfigured } = validationRules(settings);
   // A revocation is forgotten only once its token is past expiry by more than the tolerance tokens get.
   const clockToleranceMs = settings.clockToleranceSeconds * 1000;
   const build = (document: unknown, previous: Snapshot | undefined): Promise<Snapshot> =>

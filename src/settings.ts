@@ -434,3 +434,12 @@ export function settingsFromOptions(options: SettingsOptions, extra: readonly st
     throw error;
   }
 }
+
+/**
+ * The settings a whitelist is validated under: its OINs' pattern, and
+ * whether a client certificate can reach the gate at all (settings require
+ * the CA bundle for the front proxy's header, so the bundle alone says so).
+ */
+export function validationRules(settings: Settings): { readonly oinPattern: RegExp; readonly certificatesConfigured: boolean } {
+  return { oinPattern: settings.oinPattern, certificatesConfigured: settings.tlsClientCaFile !== undefined };
+}

@@ -6,6 +6,7 @@ import {
   formatAddress,
   hasZoneId,
   ipv4FromUint32,
+  ipv6FromWords,
   parseAddressUnmapped,
   type IpAddress,
 } from './address.ts';
@@ -157,6 +158,32 @@ export function parseCidr(text: string): Cidr {
     network: address,
     mask: Object.freeze(mask),
   });
+}
+
+/**
+ * A range {@link parseCidr} gave on another thread, made again from its
+ * canonical text, family, prefix and network words (no text parsed again).
+ * Parts no parse could have given (a prefix out of range, host bits set) throw:
+ * they can only come from a fault, and nothing is enforced from them.
+ */
+export function cidrOfParts(text: string, family: number, prefix: number, w0: number, w1: number, w2: number, w3: number): Cidr {
+  const max = family === 4 ? 32 : family === 6 ? 128 : 0;
+  if (typeof text !== 'string' || !Number.isInteger(prefix) || prefix < 1 || prefix > max) {
+    throw new TypeError(`not the parts of a parsed CIDR: ${JSON.stringify([text, family, prefix])}`);
+  }
+  const mask: [number, number, number, number] =
+    family === 4 ? [maskWord(prefix, 0), 0, 0, 0] : [maskWord(prefix, 0), maskWord(prefix, 1), maskWord(prefix, 2), maskWord(prefix, 3)];
+  const network = family === 4 ? ipv4FromUint32(w0) : ipv6FromWords(w0, w1, w2, w3);
+  if (
+    network.family !== family ||
+    ((network.w0 & mask[0]) >>> 0) !== network.w0 ||
+    ((network.w1 & mask[1]) >>> 0) !== network.w1 ||
+    ((network.w2 & mask[2]) >>> 0) !== network.w2 ||
+    ((network.w3 & mask[3]) >>> 0) !== network.w3
+  ) {
+    throw new TypeError(`not the parts of a parsed CIDR: ${JSON.stringify(text)}`);
+  }
+  return Object.freeze({ family: network.family, prefix, text, network, mask: Object.freeze(mask) });
 }
 
 /** Adds a range to a collector as its first and last address. */

@@ -22,6 +22,11 @@ export interface TenantList {
   document(index: number): unknown;
   /** For a list still arriving: undefined once complete, else settled when more came (see StreamedTenants). */
   arrival?(): Promise<void> | undefined;
+  /**
+   * The tenant as the parsing thread validated it (see prepared.ts), when
+   * it did so under the options `key` names (see preparationKey); else undefined.
+   */
+  prepared?(index: number, key: string): string | undefined;
 }
 
 /**
@@ -39,6 +44,16 @@ export interface PackedTenantFields {
   readonly oins: PackedTextFields;
   /** DIGEST_BYTES per tenant: SHA-256 of its text. */
   readonly digests: Uint8Array;
+  /** Every tenant as validated on the parsing thread under the options `key` names ('' for one it could not). */
+  readonly prepared?: { readonly key: string; readonly texts: PackedTextFields };
+}
+
+/** How the packing thread validates a tenant, when it does: see preparedText in snapshot.ts. */
+export interface TenantPreparation {
+  /** Names the options it validates under (preparationKey). */
+  readonly key: string;
+  /** The tenant at `index` of the document, validated and encoded. */
+  text(value: unknown, index: number): string;
 }
 
 /** Texts one after the other in UTF-8 and where each ends: what crosses for a list of strings. */
@@ -49,7 +64,11 @@ export interface PackedTextFields {
 
 /** The buffers of packed fields, to transfer rather than copy. */
 export function buffersOf(packed: PackedTenantFields | PackedTextFields): ArrayBuffer[] {
-  const arrays = 'digests' in packed ? [packed.texts.texts, packed.texts.ends, packed.oins.texts, packed.oins.ends, packed.digests] : [packed.texts, packed.ends];
+  const arrays =
+    'digests' in packed
+      ? [packed.texts.texts, packed.texts.ends, packed.oins.texts, packed.oins.ends, packed.digests]
+      : [packed.texts, packed.ends];
+  if ('digests' in packed && packed.prepared) arrays.push(packed.prepared.texts.texts, packed.prepared.texts.ends);
   return arrays.map((array) => array.buffer as ArrayBuffer);
 }
 
@@ -70,17 +89,23 @@ export class TenantPacker {
   readonly key = 'tenants';
   #texts: string[] = [];
   #oins: (string | undefined)[] = [];
+  #prepared: string[] = [];
+  /** Tenants reported so far: the index of the next one in the document. */
+  #count = 0;
   readonly #chunk: ((fields: PackedTenantFields) => void) | undefined;
   readonly #perChunk: number;
+  readonly #preparation: TenantPreparation | undefined;
 
   /**
    * With `chunk`, every `perChunk` tenants are packed and handed to it as
    * they are parsed (the rest by {@link fields}), so that a build can start
    * on them meanwhile; they are vouched for only once the parse succeeds.
+   * With `preparation`, each tenant is validated here too (see TenantPreparation).
    */
-  constructor(chunk?: (fields: PackedTenantFields) => void, perChunk = Infinity) {
+  constructor(chunk?: (fields: PackedTenantFields) => void, perChunk = Infinity, preparation?: TenantPreparation) {
     this.#chunk = chunk;
     this.#perChunk = perChunk;
+    this.#preparation = preparation;
   }
 
   element(value: unknown, text: string): null {
@@ -88,6 +113,8 @@ export class TenantPacker {
     // An OIN UTF-8 cannot carry exactly (a lone surrogate) is left out: that tenant is built, never taken over.
     this.#oins.push(typeof oin === 'string' && !SURROGATE.test(oin) ? oin : undefined);
     this.#texts.push(text);
+    if (this.#preparation) this.#prepared.push(prepare(this.#preparation, value, this.#count));
+    this.#count++;
     if (this.#chunk && this.#texts.length >= this.#perChunk) this.#chunk(this.fields());
     return null;
   }
@@ -95,9 +122,24 @@ export class TenantPacker {
   /** The tenants reported and not yet handed out, packed (once the parse has succeeded). */
   fields(): PackedTenantFields {
     const packed = pack(this.#texts, this.#oins);
+    const prepared = this.#preparation ? { key: this.#preparation.key, texts: packTexts(this.#prepared) } : undefined;
     this.#texts = [];
     this.#oins = [];
-    return packed;
+    this.#prepared = [];
+    return prepared ? { ...packed, prepared } : packed;
+  }
+}
+
+/**
+ * A tenant prepared, or '' when its preparation failed unexpectedly (a
+ * fault, not an issue of the tenant's): the building thread then builds it
+ * from its text, and reports whatever that finds.
+ */
+function prepare(preparation: TenantPreparation, value: unknown, index: number): string {
+  try {
+    return preparation.text(value, index);
+  } catch {
+    return '';
   }
 }
 
@@ -175,12 +217,23 @@ export class PackedTenants implements TenantList {
   readonly #texts: PackedTexts;
   readonly #oins: PackedTexts;
   readonly #digests: Uint8Array;
+  readonly #prepared: { readonly key: string; readonly texts: PackedTexts } | undefined;
 
   constructor(fields: PackedTenantFields) {
     this.#texts = new PackedTexts(fields.texts);
     this.#oins = new PackedTexts(fields.oins);
     this.#digests = fields.digests;
     this.length = this.#texts.length;
+    const prepared = fields.prepared;
+    if (prepared && prepared.texts.ends.length !== this.length) throw new TypeError('prepared tenants do not match the tenants');
+    this.#prepared = prepared ? { key: prepared.key, texts: new PackedTexts(prepared.texts) } : undefined;
+  }
+
+  prepared(index: number, key: string): string | undefined {
+    const prepared = this.#prepared;
+    if (prepared === undefined || prepared.key !== key) return undefined;
+    const text = prepared.texts.text(index);
+    return text === '' ? undefined : text;
   }
 
   oin(index: number): string | undefined {
@@ -286,6 +339,11 @@ export class StreamedTenants implements TenantList {
   document(index: number): unknown {
     const chunk = this.#at(index);
     return this.#chunks[chunk]!.document(index - this.#starts[chunk]!);
+  }
+
+  prepared(index: number, key: string): string | undefined {
+    const chunk = this.#at(index);
+    return this.#chunks[chunk]!.prepared(index - this.#starts[chunk]!, key);
   }
 
   #wake(): void {

@@ -7,7 +7,7 @@ import { LayeredMap } from './layered-map.ts';
 import { StreamedTenants, tenantList, type TenantList } from './packed-tenants.ts';
 import { isAllowedJwksScheme } from '../token/jwks-url.ts';
 import { keySet, MAX_KID_LENGTH, type KeySet, type KidIndex, type TenantKey } from '../token/key.ts';
-import { buildHmacKey, buildPublicKey, KeyMaterialError } from '../token/keys.ts';
+import { buildHmacKey, buildPublicKey, hmacSecretBytes, KeyMaterialError } from '../token/keys.ts';
 import { isAlgorithm, isHmac, ALGORITHMS } from './algorithms.ts';
 import { describeValue, WhitelistError, type ValidationIssue } from './errors.ts';
 import {
@@ -19,13 +19,14 @@ import {
   tooManyRevoked,
   tooManyTenants,
 } from './limits.ts';
-import { runSliced, sortIndices, type Work } from './pacing.ts';
+import { runNow, runSliced, sortIndices, type Work } from './pacing.ts';
+import { decodePrepared, encodeIssues, encodePrepared, type PreparedKey, type PreparedTenant } from './prepared.ts';
 import { enforcedJtis, readRevocations, revocationsDigest, type Revocation, type RevocationsByTenant } from './revocations.ts';
 import { has, isRecord, readText, readTime } from './values.ts';
 
-/** How a tenant's callers prove who they are, besides the IP whitelist (contract §9). */
-export type Authentication = 'token' | 'certificate' | 'certificate+token';
-export const AUTHENTICATIONS: readonly Authentication[] = ['token', 'certificate', 'certificate+token'];
+import { AUTHENTICATIONS, type Authentication } from './authentication.ts';
+
+export { AUTHENTICATIONS, type Authentication };
 
 /** One tenant as enforced: everything a request needs is prebuilt. */
 export interface Tenant {
@@ -326,6 +327,9 @@ function* eachTenant(
   taken: { has(oin: string): boolean },
   take: (tenant: Tenant) => void,
 ): Work<void> {
+  // Tenants prepared by the thread that parsed them, under these very
+  // options, are built from that; only when nothing could be taken over.
+  const preparation = previous === undefined && list.prepared ? preparationKey(options) : undefined;
   // A list still arriving is walked as far as it has come, then waited for.
   // One that has grown past MAX_TENANTS is not built on (its caller refuses
   // it, as a list known to be longer is refused before any walk).
@@ -336,7 +340,7 @@ function* eachTenant(
       yield arrival;
     }
     if (list.length > MAX_TENANTS) return;
-    const tenant = yield* tenantOf(list, index, previous, revocations, options, issues);
+    const tenant = yield* tenantOf(list, index, previous, revocations, options, issues, preparation);
     if (tenant) {
       if (taken.has(tenant.oin)) issues.push({ path: `tenants[${index}].oin`, message: `duplicate OIN "${tenant.oin}"` });
       else take(tenant);
@@ -351,7 +355,8 @@ function* eachTenant(
  * One tenant of a document, with its revoked tokens: taken over from
  * `previous` when built there from exactly this document (a copy with the
  * new revocations when only those differ, so its keys and their caches
- * stay), else built. Undefined when it has issues.
+ * stay), else built: from what the parsing thread prepared under the
+ * options `preparation` names, when it did. Undefined when it has issues.
  */
 function* tenantOf(
   list: TenantList,
@@ -360,8 +365,14 @@ function* tenantOf(
   revocations: RevocationsByTenant | undefined,
   options: SnapshotOptions,
   issues: ValidationIssue[],
+  preparation?: string,
 ): Work<Tenant | undefined> {
   const documentDigest = list.digest(index);
+  const prepared = preparation === undefined ? undefined : list.prepared?.(index, preparation);
+  if (prepared !== undefined) {
+    const tenant = yield* fromPrepared(prepared, documentDigest, issues);
+    return tenant && revocations ? withRevocations(tenant, revocations.byOin.get(tenant.oin), options) : tenant;
+  }
   const oin = list.oin(index);
   const kept = oin !== undefined && documentDigest !== '' ? taken(previous, oin, documentDigest) : undefined;
   // Built again (its document differs): its unchanged secrets keep the key objects it had.
@@ -415,11 +426,81 @@ function* buildTenantDigest(
   document: string,
   donor?: Tenant,
 ): Work<Tenant | undefined> {
-  const built = yield* buildTenant(raw, path, options, issues, donor);
-  if (!built) return undefined;
-  const fingerprint = hash('sha256', yield* tenantFingerprint(built.tenant, built.material), 'base64') as string;
-  setDigests(built.tenant, { fingerprint, core: fingerprint, document, revocations: '' });
-  return built.tenant;
+  const prepared = yield* prepareTenant(raw, path, options, issues, { donors: donor?.keys.byKid });
+  if (!prepared) return undefined;
+  const fingerprint = hash('sha256', yield* tenantFingerprint(prepared), 'base64') as string;
+  return yield* materialize(prepared, fingerprint, document);
+}
+
+/** The tenant a prepared one makes, its digests recorded: its range set and any key objects still missing built. */
+function* materialize(prepared: PreparedTenant, fingerprint: string, document: string): Work<Tenant> {
+  const keys: TenantKey[] = [];
+  for (let index = 0; index < prepared.keys.length; index++) {
+    if (index > 0) yield;
+    const key = prepared.keys[index]!;
+    keys.push({
+      kid: key.kid,
+      alg: key.alg,
+      key: key.key ?? (isHmac(key.alg) ? buildHmacKey(key.kid, key.alg, key.material) : buildPublicKey(key.kid, key.alg, key.material)),
+      enabled: key.enabled,
+      notBefore: key.notBefore,
+      expiresAt: key.expiresAt,
+    });
+  }
+  // Not frozen one by one: the types are readonly, and freezing 100k tenants
+  // and their keys measurably slowed reloads. The snapshot itself is frozen.
+  const tenant: Tenant = {
+    oin: prepared.oin,
+    name: prepared.name,
+    enabled: prepared.enabled,
+    cidrs: yield* CidrSet.build(prepared.cidrs),
+    cidrTexts: prepared.cidrs.map((c) => c.text),
+    keys: keySet(keys),
+    jwksUri: prepared.jwksUri,
+    // Always present (undefined when unset): one object shape for every tenant on the hot path.
+    issuer: prepared.issuer,
+    audience: prepared.audience,
+    rateLimit: prepared.rateLimit,
+    tokensIssuedAfter: prepared.tokensIssuedAfter,
+    revokedTokens: undefined,
+    [DIGESTS]: { fingerprint, core: fingerprint, document, revocations: '' },
+  } as Tenant;
+  // Only set when not the default, so the common tenant stays as small as before.
+  if (prepared.authentication !== 'token') (tenant as { authentication?: Authentication }).authentication = prepared.authentication;
+  return tenant;
+}
+
+/**
+ * A tenant validated and prepared on the thread that parsed the file, as
+ * {@link preparedText} encoded it: its issues recorded, or the tenant built
+ * from it (its key objects and range set, here).
+ */
+function* fromPrepared(text: string, document: string, issues: ValidationIssue[]): Work<Tenant | undefined> {
+  const decoded = decodePrepared(text);
+  if (!('tenant' in decoded)) {
+    issues.push(...decoded.issues);
+    return undefined;
+  }
+  return yield* materialize(decoded.tenant, decoded.fingerprint, document);
+}
+
+/**
+ * What the thread that parses a whitelist file hands over beside a tenant's
+ * text: the tenant validated under `options` by the very code a build runs
+ * (its issues, or its fields, parsed ranges and checked key material, and
+ * the digest its version sums), so that the build only makes its key
+ * objects and range set. The tenant's place in the document is `index`.
+ */
+export function preparedText(raw: unknown, index: number, options: SnapshotOptions): string {
+  const issues: ValidationIssue[] = [];
+  const prepared = runNow(prepareTenant(raw, `tenants[${index}]`, options, issues, { keyObjects: false }));
+  if (!prepared) return encodeIssues(issues);
+  return encodePrepared(prepared, hash('sha256', runNow(tenantFingerprint(prepared)), 'base64') as string);
+}
+
+/** What the options that validation depends on are, as one text: prepared tenants are used only under equal ones. */
+export function preparationKey(options: SnapshotOptions): string {
+  return JSON.stringify([options.oinPattern.source, options.oinPattern.flags, options.certificatesConfigured ?? null]);
 }
 
 function seal(tenants: ReadonlyMap<string, Tenant>, state: Internals, revokedTokens: number): Snapshot {
@@ -555,13 +636,20 @@ function* enabledUnion(tenants: ReadonlyMap<string, Tenant>): Work<IntervalSet> 
   return yield* into.build();
 }
 
-function* buildTenant(
+/**
+ * Validates a tenant's document: every issue recorded, or the tenant as it
+ * will be enforced, its ranges parsed and its key material checked (its key
+ * objects built too unless `keyObjects` is false, which a thread that
+ * cannot hand them over asks). `donors`: the keys the tenant had, whose key
+ * objects an unchanged secret reuses.
+ */
+function* prepareTenant(
   raw: unknown,
   path: string,
   options: SnapshotOptions,
   issues: ValidationIssue[],
-  donor?: Tenant,
-): Work<{ tenant: Tenant; material: readonly string[] } | undefined> {
+  keying: { readonly donors?: KidIndex | undefined; readonly keyObjects?: boolean },
+): Work<PreparedTenant | undefined> {
   if (!isRecord(raw)) {
     issues.push({ path, message: 'must be an object' });
     return undefined;
@@ -583,7 +671,7 @@ function* buildTenant(
   if (typeof enabled !== 'boolean') issues.push({ path: `${path}.enabled`, message: 'must be true or false' });
 
   const cidrs = yield* buildCidrs(raw['cidrs'], `${path}.cidrs`, oin, issues);
-  const keys = has(raw, 'keys') ? yield* buildKeys(raw['keys'], `${path}.keys`, oin, issues, donor?.keys.byKid) : { keys: [], material: [] };
+  const keys = has(raw, 'keys') ? yield* buildKeys(raw['keys'], `${path}.keys`, oin, issues, keying) : [];
   const jwksUri = has(raw, 'jwksUri') ? raw['jwksUri'] : undefined;
   if (jwksUri !== undefined) checkJwksUri(jwksUri, `${path}.jwksUri`, issues);
   // A null issuer or audience is refused, as the schema says (a revocation's reason may be null).
@@ -602,27 +690,19 @@ function* buildTenant(
   }
 
   if (issues.length > before || typeof oin !== 'string' || !cidrs || !keys) return undefined;
-  // Not frozen one by one: the types are readonly, and freezing 100k tenants
-  // and their keys measurably slowed reloads. The snapshot itself is frozen.
-  const tenant: Tenant = {
+  return {
     oin,
     name: name as string,
     enabled: enabled as boolean,
-    cidrs: yield* CidrSet.build(cidrs),
-    cidrTexts: cidrs.map((c) => c.text),
-    keys: keySet(keys.keys),
+    cidrs,
+    keys,
     jwksUri: jwksUri as string | undefined,
-    // Always present (undefined when unset): one object shape for every tenant on the hot path.
     issuer,
     audience,
     rateLimit,
     tokensIssuedAfter,
-    revokedTokens: undefined,
-    [DIGESTS]: undefined,
-  } as Tenant;
-  // Only set when not the default, so the common tenant stays as small as before.
-  if (authentication !== 'token') (tenant as { authentication?: Authentication }).authentication = authentication as Authentication;
-  return { tenant, material: keys.material };
+    authentication: authentication as Authentication,
+  };
 }
 
 /** Limit messages name the tenant, not only its place in the list. */
@@ -662,14 +742,13 @@ function* buildCidrs(raw: unknown, path: string, oin: unknown, issues: Validatio
   return cidrs;
 }
 
-/** The keys, and beside each the secret or PEM it was built from (for the version digest only). */
-interface BuiltKeys {
-  readonly keys: TenantKey[];
-  readonly material: string[];
-}
-
-/** `donors`: the keys the tenant had, whose key objects an unchanged secret reuses. */
-function* buildKeys(raw: unknown, path: string, oin: unknown, issues: ValidationIssue[], donors?: KidIndex): Work<BuiltKeys | undefined> {
+function* buildKeys(
+  raw: unknown,
+  path: string,
+  oin: unknown,
+  issues: ValidationIssue[],
+  keying: { readonly donors?: KidIndex | undefined; readonly keyObjects?: boolean },
+): Work<PreparedKey[] | undefined> {
   if (!Array.isArray(raw)) {
     issues.push({ path, message: 'must be an array of keys' });
     return undefined;
@@ -678,26 +757,30 @@ function* buildKeys(raw: unknown, path: string, oin: unknown, issues: Validation
     issues.push({ path, message: `${tenantLabel(oin)} has ${raw.length} keys; at most ${MAX_KEYS_PER_TENANT} are allowed per tenant` });
     return undefined;
   }
-  const built: BuiltKeys = { keys: [], material: [] };
+  const built: PreparedKey[] = [];
   const kids = new Set<string>();
   for (let index = 0; index < raw.length; index++) {
     // A step per key after the first (the tenant's own step precedes it): an
     // RSA key takes a good fraction of a millisecond to build.
     if (index > 0) yield;
-    const entry = buildKey(raw[index], `${path}[${index}]`, issues, donors);
-    if (!entry) continue;
-    if (kids.has(entry.key.kid)) {
-      issues.push({ path: `${path}[${index}].kid`, message: `duplicate kid "${entry.key.kid}"` });
+    const key = buildKey(raw[index], `${path}[${index}]`, issues, keying);
+    if (!key) continue;
+    if (kids.has(key.kid)) {
+      issues.push({ path: `${path}[${index}].kid`, message: `duplicate kid "${key.kid}"` });
       continue;
     }
-    kids.add(entry.key.kid);
-    built.keys.push(entry.key);
-    built.material.push(entry.material);
+    kids.add(key.kid);
+    built.push(key);
   }
   return built;
 }
 
-function buildKey(raw: unknown, path: string, issues: ValidationIssue[], donors?: KidIndex): { key: TenantKey; material: string } | undefined {
+function buildKey(
+  raw: unknown,
+  path: string,
+  issues: ValidationIssue[],
+  keying: { readonly donors?: KidIndex | undefined; readonly keyObjects?: boolean },
+): PreparedKey | undefined {
   if (!isRecord(raw)) {
     issues.push({ path, message: 'must be an object' });
     return undefined;
@@ -725,25 +808,32 @@ function buildKey(raw: unknown, path: string, issues: ValidationIssue[], donors?
 
   const secret = raw['secret'];
   const publicKey = raw['publicKey'];
-  let material: KeyObject | undefined;
+  let keyObject: KeyObject | undefined;
   try {
     if (isHmac(alg)) {
       if (publicKey !== undefined) issues.push({ path: `${path}.publicKey`, message: `not allowed with ${alg}; use "secret"` });
       if (typeof secret !== 'string') issues.push({ path: `${path}.secret`, message: `${alg} needs a "secret" string` });
-      else material = buildHmacKey(kid, alg, secret, donors?.get(kid)?.key);
+      else if (keying.keyObjects === false) hmacSecretBytes(kid, alg, secret);
+      else keyObject = buildHmacKey(kid, alg, secret, keying.donors?.get(kid)?.key);
     } else {
       if (secret !== undefined) issues.push({ path: `${path}.secret`, message: `not allowed with ${alg}; use "publicKey"` });
       if (typeof publicKey !== 'string') issues.push({ path: `${path}.publicKey`, message: `${alg} needs a "publicKey" PEM string` });
-      else material = buildPublicKey(kid, alg, publicKey);
+      // Built to be checked even when it cannot be handed over (rare, and never per request).
+      else keyObject = buildPublicKey(kid, alg, publicKey);
     }
   } catch (error) {
     if (!(error instanceof KeyMaterialError)) throw error;
     issues.push({ path, message: error.message });
   }
-  if (!material || issues.length > before) return undefined;
+  if (issues.length > before || (!keyObject && keying.keyObjects !== false)) return undefined;
   return {
-    key: { kid, alg, key: material, enabled: enabled as boolean, notBefore, expiresAt },
+    kid,
+    alg,
+    enabled: enabled as boolean,
+    notBefore,
+    expiresAt,
     material: (isHmac(alg) ? secret : publicKey) as string,
+    key: keying.keyObjects === false ? undefined : keyObject,
   };
 }
 
@@ -820,15 +910,15 @@ function* sortedTexts(texts: readonly string[]): Work<string[]> {
  * `issuer` and `audience` are appended only when set, so a whitelist without
  * them keeps the version it had before they existed.
  */
-function* tenantFingerprint(tenant: Tenant, material: readonly string[]): Work<string> {
-  const cidrs = (yield* sortedTexts(tenant.cidrTexts)).join(',');
-  const keys = tenant.keys.list
-    .map((k, i) => `${k.kid}\u0000${k.alg}\u0000${k.enabled}\u0000${k.notBefore ?? ''}\u0000${k.expiresAt ?? ''}\u0000${material[i]}`)
+function* tenantFingerprint(tenant: PreparedTenant): Work<string> {
+  const cidrs = (yield* sortedTexts(tenant.cidrs.map((c) => c.text))).join(',');
+  const keys = tenant.keys
+    .map((k) => `${k.kid}\u0000${k.alg}\u0000${k.enabled}\u0000${k.notBefore ?? ''}\u0000${k.expiresAt ?? ''}\u0000${k.material}`)
     .sort()
     .join('\u0002');
   const issuer = tenant.issuer === undefined ? '' : `\u0001issuer\u0000${tenant.issuer}`;
   const audience = tenant.audience === undefined ? '' : `\u0001audience\u0000${tenant.audience}`;
-  const authentication = tenant.authentication === undefined ? '' : `\u0001${tenant.authentication}`;
+  const authentication = tenant.authentication === 'token' ? '' : `\u0001${tenant.authentication}`;
   const base = `${tenant.oin}\u0001${tenant.name}\u0001${tenant.enabled}\u0001${cidrs}\u0001${keys}\u0001${tenant.jwksUri ?? ''}${issuer}${audience}${authentication}`;
   // Appended only when set, so the versions of whitelists without limits stay as they were.
   const limit = tenant.rateLimit;

@@ -3,7 +3,7 @@ import { hash } from 'node:crypto';
 import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { fileDigest, readWhitelistFile } from './read-file.ts';
-import { readWhitelistFileInWorker, workerHeapMb } from './read-in-worker.ts';
+import { readWhitelistFileInWorker, workerHeapMb, type WorkerValidation } from './read-in-worker.ts';
 import type { WhitelistSource } from './source.ts';
 
 export interface FileSourceOptions {
@@ -27,6 +27,13 @@ export interface FileSourceOptions {
    * the thread and the build never take turns on the CPU serving requests.
    */
   readonly tenantsPerChunk?: number;
+  /**
+   * The rules the whitelist is built under (createSource gives the
+   * settings'): the first load's reading thread then validates the tenants
+   * too, with the build's own code, and the build only makes their key
+   * objects and range sets. Under other rules the build validates them itself.
+   */
+  readonly validation?: WorkerValidation;
 }
 
 const WORKER_FROM_BYTES = 1 << 20;
@@ -47,6 +54,7 @@ export class FileSource implements WhitelistSource {
   readonly #workerFromBytes: number;
   readonly #workerHeapMb: number | undefined;
   readonly #tenantsPerChunk: number;
+  readonly #validation: WorkerValidation | undefined;
   /** Aborted on close: stops a read in a worker. */
   readonly #closing = new AbortController();
   #watcher: FSWatcher | undefined;
@@ -63,6 +71,7 @@ export class FileSource implements WhitelistSource {
     this.#workerFromBytes = options.workerFromBytes ?? WORKER_FROM_BYTES;
     this.#workerHeapMb = options.workerHeapMb;
     this.#tenantsPerChunk = options.tenantsPerChunk ?? TENANTS_PER_CHUNK;
+    this.#validation = options.validation;
   }
 
   /** The content's digest, not the file's identity: an explicit reload must not be fooled by a coarse mtime. */
@@ -99,7 +108,7 @@ export class FileSource implements WhitelistSource {
     return readWhitelistFileInWorker(this.#path, {
       signal: this.#closing.signal,
       maxHeapMb: this.#workerHeapMb ?? workerHeapMb(size),
-      ...(revision ? { tenantsPerChunk: this.#tenantsPerChunk, revision } : {}),
+      ...(revision ? { tenantsPerChunk: this.#tenantsPerChunk, revision, ...(this.#validation ? { validation: this.#validation } : {}) } : {}),
     });
   }
 

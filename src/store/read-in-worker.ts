@@ -20,6 +20,14 @@ export interface WorkerTask {
   readonly path: string;
   /** Send the tenants in chunks of this many as they are parsed (see WorkerChunk); unset: all at the end. */
   readonly tenantsPerChunk?: number;
+  /** Validate each tenant under these rules too, and send the result beside its text (see prepared.ts). */
+  readonly validation?: { readonly pattern: string; readonly flags: string; readonly certificatesConfigured: boolean | undefined };
+}
+
+/** The rules a build validates tenants under, for the reading thread to validate them by in advance. */
+export interface WorkerValidation {
+  readonly oinPattern: RegExp;
+  readonly certificatesConfigured?: boolean;
 }
 
 /** Tenants parsed so far, in order; the parse may still fail. */
@@ -65,6 +73,8 @@ export interface WorkerReadOptions {
   readonly tenantsPerChunk?: number;
   /** Told, once the whole file has parsed, the SHA-256 (hex) of exactly the bytes parsed; undefined when the read failed. */
   readonly revision?: (digest: string | undefined) => void;
+  /** With tenantsPerChunk: validate the tenants on the reading thread too, under these rules. */
+  readonly validation?: WorkerValidation;
 }
 
 /** The worker's entry: the compiled file beside this one, or the TypeScript source through a tsx bootstrap. */
@@ -90,8 +100,19 @@ export function readWhitelistFileInWorker(path: string, options: WorkerReadOptio
       return;
     }
     let worker: Worker;
+    const { validation } = options;
+    const task: WorkerTask =
+      tenantsPerChunk === undefined
+        ? { path }
+        : validation === undefined
+          ? { path, tenantsPerChunk }
+          : {
+              path,
+              tenantsPerChunk,
+              validation: { pattern: validation.oinPattern.source, flags: validation.oinPattern.flags, certificatesConfigured: validation.certificatesConfigured },
+            };
     try {
-      worker = startWorker(tenantsPerChunk === undefined ? { path } : { path, tenantsPerChunk }, maxHeapMb);
+      worker = startWorker(task, maxHeapMb);
     } catch (error) {
       reject(failed(`did not start (${(error as Error).message})`));
       return;

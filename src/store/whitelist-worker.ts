@@ -6,11 +6,11 @@
  */
 import { hash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
-import { buffersOf, TenantPacker, TextPacker, type PackedTenantFields, type PackedTextFields } from '../model/packed-tenants.ts';
+import { buffersOf, TenantPacker, TextPacker, type PackedTenantFields, type PackedTextFields, type TenantPreparation } from '../model/packed-tenants.ts';
 import { readWhitelistFile, WhitelistFileError } from './read-file.ts';
 import type { WorkerAnswer, WorkerChunk, WorkerTask } from './read-in-worker.ts';
 
-const { path, tenantsPerChunk } = workerData as WorkerTask;
+const { path, tenantsPerChunk, validation } = workerData as WorkerTask;
 const port = parentPort!;
 
 /** Hands a chunk of tenants over as soon as it is parsed: its buffers move, nothing is copied. */
@@ -19,13 +19,21 @@ function send(tenants: PackedTenantFields): void {
   port.postMessage(chunk, buffersOf(tenants));
 }
 
+/** How tenants are validated here, when the task asks: the build's own code, loaded only then. */
+async function preparation(): Promise<TenantPreparation | undefined> {
+  if (!validation) return undefined;
+  const { preparationKey, preparedText } = await import('../model/snapshot.ts');
+  const options = { oinPattern: new RegExp(validation.pattern, validation.flags), ...(validation.certificatesConfigured === undefined ? {} : { certificatesConfigured: validation.certificatesConfigured }) };
+  return { key: preparationKey(options), text: (value, index) => preparedText(value, index, options) };
+}
+
 let answer: WorkerAnswer;
 let transfer: ArrayBuffer[] = [];
 try {
   // The tenants are packed from their text as the parser reports them, and
   // dropped from the document meanwhile. Its strings die with this thread:
   // no need to copy them off the text.
-  const packer = tenantsPerChunk === undefined ? new TenantPacker() : new TenantPacker(send, tenantsPerChunk);
+  const packer = tenantsPerChunk === undefined ? new TenantPacker() : new TenantPacker(send, tenantsPerChunk, await preparation());
   // The revoked tokens as their texts too: 100,000 cloned entries took the main thread 110-140 ms in one piece.
   const revoked = new TextPacker('revokedTokens');
   let bytes: Buffer | undefined;

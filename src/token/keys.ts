@@ -51,6 +51,17 @@ export class KeyMaterialError extends Error {
  * reformatted whitelist) left a full collection 0.25-0.35 s of finalizers.
  */
 export function buildHmacKey(kid: string, alg: Algorithm, secret: string, reuse?: KeyObject): KeyObject {
+  const bytes = hmacSecretBytes(kid, alg, secret);
+  if (reuse?.type === 'secret' && reuse.symmetricKeySize === bytes.length && timingSafeEqual(reuse.export(), bytes)) return reuse;
+  return createSecretKey(bytes);
+}
+
+/**
+ * The checks of {@link buildHmacKey} without the key object: the secret's
+ * bytes, or a KeyMaterialError. A tenant validated on another thread (whose
+ * key objects could not cross) is checked with exactly these.
+ */
+export function hmacSecretBytes(kid: string, alg: Algorithm, secret: string): Buffer {
   if (!isHmac(alg)) {
     throw new KeyMaterialError(kid, `${alg} needs a public key, not a shared secret`);
   }
@@ -64,8 +75,7 @@ export function buildHmacKey(kid: string, alg: Algorithm, secret: string, reuse?
       `${alg} secret is ${bytes.length} bytes, at least ${MIN_HMAC_SECRET_BYTES} are required`,
     );
   }
-  if (reuse?.type === 'secret' && reuse.symmetricKeySize === bytes.length && timingSafeEqual(reuse.export(), bytes)) return reuse;
-  return createSecretKey(bytes);
+  return bytes;
 }
 
 /**

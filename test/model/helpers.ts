@@ -85,3 +85,9 @@ export function streamedDocument(document: { tenants: readonly unknown[] } & Rec
   setImmediate(feed, 0);
   return { tenants: stream };
 }
+
+/** Waits until every tenant of `list` has arrived (rejects when the read failed). */
+export async function arrived(list: StreamedTenants): Promise<StreamedTenants> {
+  for (let arrival = list.arrival(); arrival !== undefined; arrival = list.arrival()) await arrival;
+  return list;
+}

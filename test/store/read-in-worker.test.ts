@@ -10,12 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WhitelistError } from '../../src/model/errors.ts';
 import { PackedTenants, PackedTexts, StreamedTenants } from '../../src/model/packed-tenants.ts';
-import { buildSnapshot, type Snapshot } from '../../src/model/snapshot.ts';
+import { decodePrepared } from '../../src/model/prepared.ts';
+import { buildSnapshot, preparationKey, type Snapshot } from '../../src/model/snapshot.ts';
 import { readWhitelistFile, WhitelistFileError } from '../../src/store/read-file.ts';
 import { readWhitelistFileInWorker, workerHeapMb } from '../../src/store/read-in-worker.ts';
 import { refusalCause } from '../../src/store/source.ts';
 import { makeTenants, whitelistText } from '../bench/lib/fixtures.ts';
-import { DEFAULT_PATTERN, oinOf, tenant } from '../model/helpers.ts';
+import { arrived, DEFAULT_PATTERN, oinOf, tenant } from '../model/helpers.ts';
 import { oneHugeTenantText } from '../support/heavy-file.ts';
 
 const options = { oinPattern: DEFAULT_PATTERN };
@@ -106,6 +107,9 @@ describe('reading a whitelist file in a worker thread', function () {
       for (const tenantsPerChunk of [1]) {
         const streamed = await outcome(() => readWhitelistFileInWorker(file, { maxHeapMb: HEAP_MB, tenantsPerChunk }));
         expect(streamed, `${name}, in chunks of ${tenantsPerChunk}`).to.deep.equal(main);
+        // Validated on the reading thread too, under the build's rules.
+        const validated = await outcome(() => readWhitelistFileInWorker(file, { maxHeapMb: HEAP_MB, tenantsPerChunk, validation: options }));
+        expect(validated, `${name}, in chunks of ${tenantsPerChunk}, validated there`).to.deep.equal(main);
       }
       if (main.version !== undefined) accepted.push(name);
     }
@@ -115,6 +119,19 @@ describe('reading a whitelist file in a worker thread', function () {
     expect(await outcome(() => readWhitelistFileInWorker(missing, { maxHeapMb: HEAP_MB }))).to.deep.equal(
       await outcome(() => readWhitelistFile(missing)),
     );
+  });
+
+  it('validates the tenants it hands over early under the rules it is given, and only then', async () => {
+    const file = join(dir, 'validated.json');
+    await writeFile(file, json({ tenants: [...good(3), tenant({ oin: 'bad' })] }));
+    const key = preparationKey(options);
+    const validated = (await readWhitelistFileInWorker(file, { maxHeapMb: HEAP_MB, tenantsPerChunk: 2, validation: options })) as { tenants: StreamedTenants };
+    await arrived(validated.tenants);
+    const texts = [0, 1, 2, 3].map((index) => validated.tenants.prepared(index, key));
+    expect(texts.map((text) => Object.keys(decodePrepared(text!)))).to.deep.equal([['fingerprint', 'tenant'], ['fingerprint', 'tenant'], ['fingerprint', 'tenant'], ['issues']]);
+    const plain = (await readWhitelistFileInWorker(file, { maxHeapMb: HEAP_MB, tenantsPerChunk: 2 })) as { tenants: StreamedTenants };
+    await arrived(plain.tenants);
+    expect(plain.tenants.prepared(0, key)).to.equal(undefined);
   });
 
   it('gives the tenants packed and the other top-level fields as parsed, in the file’s order', async () => {
