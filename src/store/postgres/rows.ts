@@ -2,8 +2,7 @@
  * The whole store, or some tenants of it, as the file's document: the
  * queries (the server renders what other code's type parsers might read
  * otherwise) and the assembly of their rows. Run inside a transaction the
- * caller opened; used by the source on the main thread and by the thread
- * that reads a large store's first load (load-worker.ts).
+ * caller opened (the source's REPEATABLE READ READ ONLY one).
  */
 import type pg from 'pg';
 import type { KeyDocument, RevokedTokenDocument, TenantDocument, WhitelistDocument } from '../../model/document.ts';
