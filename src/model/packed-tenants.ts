@@ -1,7 +1,8 @@
 /**
  * A whitelist's tenants handed over from the thread that parsed the file:
- * per tenant its JSON text, its OIN and the digest of its document, packed
- * into a few typed arrays. Handing those to another thread moves their
+ * per tenant its JSON text (or what that thread validated instead, see
+ * prepared.ts), its OIN and the digest of its document, packed into a few
+ * typed arrays. Handing those to another thread moves their
  * buffers, where a clone of the parsed tenants would build 100,000 object
  * graphs on the receiving heap; and a tenant is parsed
  * only when it is asked for, so one taken over from the enforced snapshot by

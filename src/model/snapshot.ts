@@ -23,7 +23,6 @@ import { runNow, runSliced, sortIndices, type Work } from './pacing.ts';
 import { decodePrepared, encodeIssues, encodePrepared, type PreparedKey, type PreparedTenant } from './prepared.ts';
 import { enforcedJtis, readRevocations, revocationsDigest, type Revocation, type RevocationsByTenant } from './revocations.ts';
 import { has, isRecord, readText, readTime } from './values.ts';
-
 import { AUTHENTICATIONS, type Authentication } from './authentication.ts';
 
 export { AUTHENTICATIONS, type Authentication };
@@ -485,11 +484,11 @@ function* fromPrepared(text: string, document: string, issues: ValidationIssue[]
 }
 
 /**
- * What the thread that parses a whitelist file hands over beside a tenant's
- * text: the tenant validated under `options` by the very code a build runs
- * (its issues, or its fields, parsed ranges and checked key material, and
- * the digest its version sums), so that the build only makes its key
- * objects and range set. The tenant's place in the document is `index`.
+ * What the thread that parses a whitelist file hands over instead of a
+ * tenant's text: the tenant validated under `options` by the very code a
+ * build runs (its issues, or its fields, parsed ranges and checked key
+ * material, and the digest its version sums), so that the build only makes
+ * its key objects and range set. The tenant's place in the document is `index`.
  */
 export function preparedText(raw: unknown, index: number, options: SnapshotOptions): string {
   const issues: ValidationIssue[] = [];
