@@ -136,6 +136,17 @@ export function readWhitelistFileInWorker(path: string, options: WorkerReadOptio
     const stop = (): void => refuse(failed('was stopped'));
     signal?.addEventListener('abort', stop, { once: true });
     worker.on('message', (message: WorkerChunk | WorkerAnswer) => {
+      try {
+        answered(message);
+      } catch (error) {
+        // Packed fields that do not fit together (a fault): refused, never a crash of the process from this listener.
+        const refusal = failed(`answered what cannot be read (${(error as Error).message})`);
+        if (!settled) refuse(refusal);
+        else if (streamed) streamed.fail(refusal);
+        else reject(refusal);
+      }
+    });
+    const answered = (message: WorkerChunk | WorkerAnswer): void => {
       if (settled) return;
       if (message.kind === 'chunk') {
         if (!streamed) {
@@ -166,7 +177,7 @@ export function readWhitelistFileInWorker(path: string, options: WorkerReadOptio
           }
         }, answer.revision);
       }
-    });
+    };
     worker.once('error', (error: Error & { code?: string }) => {
       const why = error.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `ran out of its ${maxHeapMb} MiB heap` : `failed (${error.message})`;
       refuse(failed(why));

@@ -168,6 +168,15 @@ describe('tenants prepared by the parsing thread', () => {
     for (const [oin, t] of previous.tenants) expect(rebuilt.tenants.get(oin), oin).to.equal(t);
   });
 
+  it('are refused when they do not match the tenants they came with, one per tenant', () => {
+    const packer = new TenantPacker(undefined, Infinity, preparation(rules));
+    parseStrictJson(JSON.stringify({ tenants: RICH }), { elements: packer });
+    const fields = packer.fields();
+    const other = new TenantPacker(undefined, Infinity, preparation(rules));
+    parseStrictJson(JSON.stringify({ tenants: RICH.slice(1) }), { elements: other });
+    expect(() => new PackedTenants({ ...fields, prepared: other.fields().prepared! })).to.throw(TypeError, /do not match/);
+  });
+
   it('fail the build on a prepared text no preparation gives, enforcing nothing of it', async () => {
     const good = JSON.parse(preparedText(RICH[0], 0, rules)) as unknown[];
     const cidrs = good[5] as unknown[];
