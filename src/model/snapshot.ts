@@ -368,17 +368,29 @@ function* tenantOf(
 ): Work<Tenant | undefined> {
   const documentDigest = list.digest(index);
   const prepared = preparation === undefined ? undefined : list.prepared?.(index, preparation);
-  if (prepared !== undefined) {
-    const tenant = yield* fromPrepared(prepared, documentDigest, issues);
-    return tenant && revocations ? withRevocations(tenant, revocations.byOin.get(tenant.oin), options) : tenant;
-  }
-  const oin = list.oin(index);
-  const kept = oin !== undefined && documentDigest !== '' ? taken(previous, oin, documentDigest) : undefined;
-  // Built again (its document differs): its unchanged secrets keep the key objects it had.
-  const donor = kept || oin === undefined ? undefined : previous?.tenants.get(oin);
-  const tenant = kept ?? (yield* buildTenantDigest(list.document(index), `tenants[${index}]`, options, issues, documentDigest, donor));
+  const tenant =
+    prepared !== undefined
+      ? yield* fromPrepared(prepared, documentDigest, issues)
+      : yield* builtOrKept(list, index, previous, options, issues, documentDigest);
   // Without revocations (not read yet), a tenant keeps those it has.
   return tenant && revocations ? withRevocations(tenant, revocations.byOin.get(tenant.oin), options) : tenant;
+}
+
+/** Tenant `index` of `list` taken over from `previous` when built there from the same document, else built from its document. */
+function* builtOrKept(
+  list: TenantList,
+  index: number,
+  previous: Snapshot | undefined,
+  options: SnapshotOptions,
+  issues: ValidationIssue[],
+  documentDigest: string,
+): Work<Tenant | undefined> {
+  const oin = list.oin(index);
+  const kept = oin !== undefined && documentDigest !== '' ? taken(previous, oin, documentDigest) : undefined;
+  if (kept) return kept;
+  // Built again (its document differs): its unchanged secrets keep the key objects it had.
+  const donor = oin === undefined ? undefined : previous?.tenants.get(oin);
+  return yield* buildTenantDigest(list.document(index), `tenants[${index}]`, options, issues, documentDigest, donor);
 }
 
 /** An issue for each revocation whose OIN is not among `tenants`. */
@@ -636,18 +648,26 @@ function* enabledUnion(tenants: ReadonlyMap<string, Tenant>): Work<IntervalSet> 
 }
 
 /**
+ * How a validation builds key objects: reusing those of `donors` (the keys
+ * the tenant had) for unchanged secrets, and none at all when `keyObjects`
+ * is false (a thread that cannot hand them over).
+ */
+interface Keying {
+  readonly donors?: KidIndex | undefined;
+  readonly keyObjects?: boolean;
+}
+
+/**
  * Validates a tenant's document: every issue recorded, or the tenant as it
  * will be enforced, its ranges parsed and its key material checked (its key
- * objects built too unless `keyObjects` is false, which a thread that
- * cannot hand them over asks). `donors`: the keys the tenant had, whose key
- * objects an unchanged secret reuses.
+ * objects built as `keying` says).
  */
 function* prepareTenant(
   raw: unknown,
   path: string,
   options: SnapshotOptions,
   issues: ValidationIssue[],
-  keying: { readonly donors?: KidIndex | undefined; readonly keyObjects?: boolean },
+  keying: Keying,
 ): Work<PreparedTenant | undefined> {
   if (!isRecord(raw)) {
     issues.push({ path, message: 'must be an object' });
@@ -746,7 +766,7 @@ function* buildKeys(
   path: string,
   oin: unknown,
   issues: ValidationIssue[],
-  keying: { readonly donors?: KidIndex | undefined; readonly keyObjects?: boolean },
+  keying: Keying,
 ): Work<PreparedKey[] | undefined> {
   if (!Array.isArray(raw)) {
     issues.push({ path, message: 'must be an array of keys' });
@@ -778,7 +798,7 @@ function buildKey(
   raw: unknown,
   path: string,
   issues: ValidationIssue[],
-  keying: { readonly donors?: KidIndex | undefined; readonly keyObjects?: boolean },
+  keying: Keying,
 ): PreparedKey | undefined {
   if (!isRecord(raw)) {
     issues.push({ path, message: 'must be an object' });
