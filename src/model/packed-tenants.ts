@@ -111,15 +111,18 @@ export class TenantPacker {
   }
 
   element(value: unknown, text: string): null {
-    const oin = isRecord(value) ? value['oin'] : undefined;
+    const raw = isRecord(value) ? value['oin'] : undefined;
     // An OIN UTF-8 cannot carry exactly (a lone surrogate) is left out: that tenant is built, never taken over.
-    this.#oins.push(typeof oin === 'string' && !SURROGATE.test(oin) ? oin : undefined);
+    const oin = typeof raw === 'string' && !SURROGATE.test(raw) ? raw : undefined;
+    this.#oins.push(oin);
     // The text's bytes (a parsed file's text is well-formed UTF-16, so they are the file's own).
     this.#digests.push(hash('sha256', text, 'buffer'));
     const prepared = this.#preparation ? prepare(this.#preparation, value, this.#count) : '';
     if (this.#preparation) this.#prepared.push(prepared);
-    // A prepared tenant is built from what was prepared: its text need not cross too (a third of the memory).
-    this.#texts.push(prepared === '' ? text : '');
+    // A prepared tenant is built from what was prepared, and later walks take
+    // it over by its OIN: its text need not cross too (a third of the memory).
+    // One without an OIN to be taken over by is built from its text by them.
+    this.#texts.push(prepared === '' || oin === undefined ? text : '');
     this.#count++;
     if (this.#chunk && this.#texts.length >= this.#perChunk) this.#chunk(this.fields());
     return null;

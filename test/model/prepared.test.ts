@@ -10,7 +10,7 @@ import { expect } from 'chai';
 import { generateKeyPairSync } from 'node:crypto';
 import { parseAddress } from '../../src/ip/address.ts';
 import { WhitelistError } from '../../src/model/errors.ts';
-import { buffersOf, PackedTenants, TenantPacker, type PackedTenantFields, type TenantPreparation } from '../../src/model/packed-tenants.ts';
+import { buffersOf, PackedTenants, StreamedTenants, TenantPacker, type PackedTenantFields, type TenantPreparation } from '../../src/model/packed-tenants.ts';
 import { decodePrepared } from '../../src/model/prepared.ts';
 import { buildSnapshot, preparationKey, preparedText, type Snapshot, type SnapshotOptions, type Tenant } from '../../src/model/snapshot.ts';
 import { parseStrictJson } from '../../src/json/strict-json.ts';
@@ -102,7 +102,9 @@ function enforced(t: Tenant): unknown {
 }
 
 function everything(snapshot: Snapshot): unknown {
-  return { version: snapshot.version, tenants: [...snapshot.tenants.values()].map(enforced) };
+  // By OIN: a map's order is not what a snapshot enforces.
+  const tenants = [...snapshot.tenants.values()].sort((a, b) => (a.oin < b.oin ? -1 : a.oin > b.oin ? 1 : 0));
+  return { version: snapshot.version, tenants: tenants.map(enforced) };
 }
 
 async function refusal(document: unknown, options: SnapshotOptions): Promise<unknown> {
@@ -175,6 +177,22 @@ describe('tenants prepared by the parsing thread', () => {
     const other = new TenantPacker(undefined, Infinity, preparation(rules));
     parseStrictJson(JSON.stringify({ tenants: RICH.slice(1) }), { elements: other });
     expect(() => new PackedTenants({ ...fields, prepared: other.fields().prepared! })).to.throw(TypeError, /do not match/);
+  });
+
+  it('build a tenant whose OIN cannot cross as text, with revocations, as its document builds', async () => {
+    // Only an OIN pattern that lets any text through takes a lone surrogate; such a tenant is never taken over by its OIN.
+    const anything = { ...rules, oinPattern: /^[^]{1,40}$/u, clockToleranceMs: 0 };
+    const lone = tenant({ oin: 'x\ud800' });
+    const document = { tenants: [tenant({ oin: oinOf(0) }), lone], revokedTokens: [{ jti: 'j', oin: oinOf(0) }] };
+    const packer = new TenantPacker(undefined, Infinity, preparation(anything));
+    parseStrictJson(JSON.stringify({ tenants: document.tenants }), { elements: packer });
+    // Arriving as from the reading thread: the revocations, read after the tenants, are applied by a second walk.
+    const list = new StreamedTenants();
+    list.add(handedOver(packer.fields()));
+    list.finish({ tenants: null, revokedTokens: document.revokedTokens });
+    expect(list.oin(1)).to.equal(undefined);
+    const fromPrepared = await buildSnapshot({ tenants: list }, anything);
+    expect(everything(fromPrepared)).to.deep.equal(everything(await buildSnapshot(document, anything)));
   });
 
   it('fail the build on a prepared text no preparation gives, enforcing nothing of it', async () => {
