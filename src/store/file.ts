@@ -108,7 +108,9 @@ export class FileSource implements WhitelistSource {
     return readWhitelistFileInWorker(this.#path, {
       signal: this.#closing.signal,
       maxHeapMb: this.#workerHeapMb ?? workerHeapMb(size),
-      ...(revision ? { tenantsPerChunk: this.#tenantsPerChunk, revision, ...(this.#validation ? { validation: this.#validation } : {}) } : {}),
+      // Only a first load (told of its revision) streams and is validated there: a reload builds over the enforced snapshot.
+      ...(revision ? { tenantsPerChunk: this.#tenantsPerChunk, revision } : {}),
+      ...(revision && this.#validation ? { validation: this.#validation } : {}),
     });
   }
 

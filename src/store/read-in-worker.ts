@@ -20,8 +20,15 @@ export interface WorkerTask {
   readonly path: string;
   /** Send the tenants in chunks of this many as they are parsed (see WorkerChunk); unset: all at the end. */
   readonly tenantsPerChunk?: number;
-  /** Validate each tenant under these rules too, and send the result beside its text (see prepared.ts). */
-  readonly validation?: { readonly pattern: string; readonly flags: string; readonly certificatesConfigured: boolean | undefined };
+  /** Validate each tenant under these rules too, and send the result instead of its text (see prepared.ts). */
+  readonly validation?: ValidationTask;
+}
+
+/** Validation rules as they cross to the thread (a RegExp does not). */
+export interface ValidationTask {
+  readonly pattern: string;
+  readonly flags: string;
+  readonly certificatesConfigured: boolean | undefined;
 }
 
 /** The rules a build validates tenants under, for the reading thread to validate them by in advance. */
@@ -73,7 +80,11 @@ export interface WorkerReadOptions {
   readonly tenantsPerChunk?: number;
   /** Told, once the whole file has parsed, the SHA-256 (hex) of exactly the bytes parsed; undefined when the read failed. */
   readonly revision?: (digest: string | undefined) => void;
-  /** With tenantsPerChunk: validate the tenants on the reading thread too, under these rules. */
+  /**
+   * Validate the tenants on the reading thread too, under these rules: for
+   * a build without a previous snapshot only (a first load), since a
+   * prepared tenant crosses without its text.
+   */
   readonly validation?: WorkerValidation;
 }
 
@@ -101,16 +112,13 @@ export function readWhitelistFileInWorker(path: string, options: WorkerReadOptio
     }
     let worker: Worker;
     const { validation } = options;
-    const task: WorkerTask =
-      tenantsPerChunk === undefined
-        ? { path }
-        : validation === undefined
-          ? { path, tenantsPerChunk }
-          : {
-              path,
-              tenantsPerChunk,
-              validation: { pattern: validation.oinPattern.source, flags: validation.oinPattern.flags, certificatesConfigured: validation.certificatesConfigured },
-            };
+    const task: WorkerTask = {
+      path,
+      ...(tenantsPerChunk === undefined ? {} : { tenantsPerChunk }),
+      ...(validation === undefined
+        ? {}
+        : { validation: { pattern: validation.oinPattern.source, flags: validation.oinPattern.flags, certificatesConfigured: validation.certificatesConfigured } }),
+    };
     try {
       worker = startWorker(task, maxHeapMb);
     } catch (error) {

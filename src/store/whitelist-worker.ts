@@ -33,7 +33,7 @@ try {
   // The tenants are packed from their text as the parser reports them, and
   // dropped from the document meanwhile. Its strings die with this thread:
   // no need to copy them off the text.
-  const packer = tenantsPerChunk === undefined ? new TenantPacker() : new TenantPacker(send, tenantsPerChunk, await preparation());
+  const packer = new TenantPacker(tenantsPerChunk === undefined ? undefined : send, tenantsPerChunk, await preparation());
   // The revoked tokens as their texts too: 100,000 cloned entries took the main thread 110-140 ms in one piece.
   const revoked = new TextPacker('revokedTokens');
   let bytes: Buffer | undefined;
