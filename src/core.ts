@@ -128,13 +128,13 @@ export async function startCore(settings: Settings, options: CoreOptions): Promi
   const metrics = new Metrics({ tenantLabels: settings.metricsTenantLabels });
   const tokenCache = new VerifiedTokenCache(TOKEN_CACHE_ENTRIES);
   const source = options.source ?? (await createSource(settings, logger, options.fileOptions));
-  const { certificatesConfigured } = validationRules(settings);
+  const rules = validationRules(settings);
   // A revocation is forgotten only once its token is past expiry by more than the tolerance tokens get.
   const clockToleranceMs = settings.clockToleranceSeconds * 1000;
   const build = (document: unknown, previous: Snapshot | undefined): Promise<Snapshot> =>
-    buildSnapshot(document, { oinPattern: settings.oinPattern, certificatesConfigured, clockToleranceMs, ...(previous ? { previous } : {}) });
+    buildSnapshot(document, { ...rules, clockToleranceMs, ...(previous ? { previous } : {}) });
   const apply = (current: Snapshot, changes: ChangeSet): Promise<Snapshot> =>
-    applyChanges(current, changes, { oinPattern: settings.oinPattern, certificatesConfigured, clockToleranceMs });
+    applyChanges(current, changes, { ...rules, clockToleranceMs });
   // Without our own TLS listener, the core watches the CA bundle and CRLs; a bad one stops start-up, naming the file.
   let tlsCounters: TlsCounters | undefined;
   const ownCas =
