@@ -132,7 +132,6 @@ function assemble(tenants: TenantRow[], cidrs: CidrRow[], keys: KeyRow[], revoke
   return live.length === 0 ? { tenants: out } : { tenants: out, revokedTokens: revokedEntries(live) };
 }
 
-
 /** Every tenant, with all its rows, and the revoked tokens of tenants that exist. */
 export async function readAll(client: pg.ClientBase): Promise<WhitelistDocument> {
   const tenants = await client.query<TenantRow>(SELECT_TENANTS);
